@@ -1,0 +1,1 @@
+//! Criterion benches for vigil-core live in `benches/`; this library is empty.

@@ -1,0 +1,5 @@
+//! End-to-end tests: each starts a real binary built by `cargo build
+//! --workspace --bins` (`cargo xtask test` builds them first) and checks what
+//! a user would see.
+
+mod cli;

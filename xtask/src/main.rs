@@ -1,0 +1,79 @@
+//! `cargo xtask`: vigil's project automation, in plain Rust (no shell scripts).
+//!
+//! `main` only dispatches; each subcommand lives in its own module. Every
+//! subcommand echoes the commands it runs and exits non-zero on the first
+//! failure. The tidy checks are `#[test]`s in `tidy.rs`, so they run with
+//! `cargo test --workspace` like any other test.
+
+mod bench;
+mod ci;
+mod cmd;
+mod fuzz;
+mod manifest;
+mod suites;
+#[cfg(test)]
+mod tidy;
+
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+
+const USAGE: &str = "\
+cargo xtask: vigil's project automation
+
+USAGE:
+    cargo xtask <SUBCOMMAND>
+
+SUBCOMMANDS:
+    ci                   what CI runs: fmt check, clippy -D warnings, the full
+                         `cargo xtask test`, docs with -D warnings
+    test                 build the binaries, then run every test suite
+    bench [-- ARGS]      criterion benches (`cargo bench -p vigil-benches`);
+                         ARGS after `--` go to criterion
+    fuzz [--seconds N]   run every cargo-fuzz target in fuzz/ for N seconds
+                         each (default 60); needs nightly and cargo-fuzz
+    help                 print this message
+";
+
+/// Exit code for a command line we do not understand, as for most CLIs.
+const USAGE_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((subcommand, rest)) = args.split_first() else {
+        eprint!("{USAGE}");
+        return ExitCode::from(USAGE_ERROR);
+    };
+    let result = match subcommand.as_str() {
+        "ci" => no_arguments("ci", rest).and_then(|()| ci::run()),
+        "test" => no_arguments("test", rest).and_then(|()| suites::run()),
+        "bench" => bench::run(rest),
+        "fuzz" => fuzz::Options::parse(rest).and_then(|options| fuzz::run(&options)),
+        "help" | "-h" | "--help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => {
+            eprintln!("error: unknown subcommand `{other}`\n");
+            eprint!("{USAGE}");
+            return ExitCode::from(USAGE_ERROR);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn no_arguments(subcommand: &str, rest: &[String]) -> Result<()> {
+    if !rest.is_empty() {
+        bail!(
+            "`cargo xtask {subcommand}` takes no arguments, got `{}` (see `cargo xtask help`)",
+            rest.join(" ")
+        );
+    }
+    Ok(())
+}

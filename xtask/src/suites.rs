@@ -1,0 +1,41 @@
+//! `cargo xtask test`: the full test suite, as a list of named suites run in
+//! order, stopping at the first failure.
+//!
+//! Extension point: later issues append suites here (a Redis cluster suite, a
+//! browser suite). A suite must never skip silently. One that needs a system
+//! package (`redis-server`, a headless browser) looks for its binary first;
+//! when it is missing, it installs the package with `apt-get install -y <pkg>`
+//! only when running as root and `CI` (or an explicit opt-in such as
+//! `VIGIL_XTASK_INSTALL=1`) is set, and otherwise fails with the exact command
+//! that installs it. Write that helper next to the first suite that needs it.
+
+use anyhow::{Context, Result};
+
+use crate::cmd::{self, cargo};
+
+type Suite = (&'static str, fn() -> Result<()>);
+
+const SUITES: &[Suite] = &[
+    // The end-to-end tests in `tests/` start the real binaries, so they must
+    // exist (and be fresh) before `cargo test` runs.
+    ("build binaries", build_binaries),
+    ("workspace tests", workspace_tests),
+];
+
+pub(crate) fn run() -> Result<()> {
+    for &(name, suite) in SUITES {
+        eprintln!("==> test suite `{name}`");
+        suite().with_context(|| format!("test suite `{name}` failed"))?;
+    }
+    Ok(())
+}
+
+fn build_binaries() -> Result<()> {
+    cmd::run(cargo().args(["build", "--workspace", "--bins", "--locked"]))
+}
+
+/// `--no-fail-fast`: one failing test binary must not hide the others'
+/// results (the tidy tests in particular).
+fn workspace_tests() -> Result<()> {
+    cmd::run(cargo().args(["test", "--workspace", "--locked", "--no-fail-fast"]))
+}
