@@ -40,11 +40,17 @@ const CRATES: &[&str] = &["vigil-core", "vigil-ws", "vigil-server", "vigil-loadg
 const RUST_DIRS: &[&str] = &["crates", "xtask", "benches", "tests", "fuzz/fuzz_targets"];
 
 /// Words vigil-core's sources and tests must not contain: it reads no clock,
-/// never sleeps, and names no runtime, transport or randomness crate.
+/// never sleeps, spawns or does IO, and names no runtime, transport or
+/// randomness crate.
 const CORE_BANNED: &[&str] = &[
     "Instant::now",
     "SystemTime::now",
+    "elapsed()",
     "thread::sleep",
+    "thread::spawn",
+    "std::net",
+    "std::fs",
+    "std::process",
     "tokio",
     "hyper",
     "fastwebsockets",

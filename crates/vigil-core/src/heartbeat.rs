@@ -24,6 +24,8 @@ pub const MAX_STALL_GRACES: u8 = 3;
 /// Close code sent when the peer's close frame carried a code that must not
 /// appear on the wire.
 const PROTOCOL_ERROR: u16 = 1002;
+/// Close code sent in place of an invalid one the caller asked for.
+const NORMAL_CLOSURE: u16 = 1000;
 
 /// The heartbeat of one connection.
 ///
@@ -49,6 +51,12 @@ const PROTOCOL_ERROR: u16 = 1002;
 ///
 /// The machine owns no heap memory and holds no copy of its [`Config`]: the
 /// caller passes the shared configuration to every call that needs it.
+///
+/// # Panics
+///
+/// Deadlines are `now` plus at most two days of configured durations; a
+/// `now` so close to the end of the platform's `Instant` range that this
+/// overflows panics. `now` comes from the caller's clock, never from a peer.
 #[derive(Debug, Clone)]
 pub struct Heartbeat {
     /// The latest `now` seen; earlier values are clamped to it.
@@ -67,11 +75,12 @@ pub struct Heartbeat {
     pending: Pending,
     /// The code of the close frame we owe or sent; 0 means none.
     close_code: u16,
-    /// Kill deadlines deferred since the peer was last heard from.
+    /// Deadlines deferred for stalls of ours since the peer was last heard from.
     stall_graces: u8,
     /// Whether the latest ping is still unanswered (its pong gives an RTT).
     ping_outstanding: bool,
-    /// Whether the caller was last told [`Action::Suspect`].
+    /// Whether the caller was last told [`Action::Suspect`] (and not since
+    /// [`Action::Recovered`]); `poll_action` reports any difference.
     reported_suspect: bool,
 }
 
@@ -98,9 +107,8 @@ struct Pending(u8);
 impl Pending {
     const PONG: u8 = 1;
     const PING: u8 = 1 << 1;
-    const LIVENESS: u8 = 1 << 2;
-    const CLOSE: u8 = 1 << 3;
-    const FINISHED: u8 = 1 << 4;
+    const CLOSE: u8 = 1 << 2;
+    const FINISHED: u8 = 1 << 3;
 
     fn set(&mut self, bit: u8) {
         self.0 |= bit;
@@ -188,10 +196,30 @@ impl Heartbeat {
 
     /// A timer armed from [`poll_timeout`](Self::poll_timeout) fired at
     /// `now`. Early or repeated calls do nothing.
+    ///
+    /// A call more than [`Config::stall_threshold`] after the deadline the
+    /// machine asked for means this process was stalled (CPU starvation,
+    /// swap, SIGSTOP): the peer's answer may be sitting unread in its socket,
+    /// so while a ping or our close is outstanding nobody is judged on this
+    /// call; the deadline moves [`Config::stall_grace`] ahead instead, at
+    /// most [`MAX_STALL_GRACES`] times per silence.
     pub fn handle_timeout(&mut self, now: Instant, config: &Config) {
         let now = self.advance_clock(now);
-        // A call far past its deadline may cross several; every branch
-        // either moves the deadline past `now` or ends the connection.
+        if self.poll_timeout().is_none_or(|deadline| deadline > now) {
+            return;
+        }
+        let stalled = now - self.deadline > config.stall_threshold();
+        let judging = matches!(
+            self.phase,
+            Phase::AwaitingPong | Phase::Suspect | Phase::Closing
+        );
+        if stalled && judging && self.stall_graces < MAX_STALL_GRACES {
+            self.stall_graces += 1;
+            self.deadline = now + config.stall_grace();
+            return;
+        }
+        // A call past its deadline may cross several; every branch either
+        // moves the deadline past `now` or ends the connection.
         while self.deadline <= now {
             match self.phase {
                 Phase::Dead(_) => return,
@@ -199,12 +227,9 @@ impl Heartbeat {
                 Phase::AwaitingPong => {
                     self.phase = Phase::Suspect;
                     self.deadline = self.ping_sent_at + config.timeout();
-                    self.pending.set(Pending::LIVENESS);
                 }
-                Phase::Suspect => {
-                    self.kill_unless_stalled(now, config, EndReason::HeartbeatTimeout)
-                }
-                Phase::Closing => self.kill_unless_stalled(now, config, EndReason::CloseTimeout),
+                Phase::Suspect => self.finish(EndReason::HeartbeatTimeout),
+                Phase::Closing => self.finish(EndReason::CloseTimeout),
             }
         }
     }
@@ -223,9 +248,16 @@ impl Heartbeat {
         }
     }
 
-    /// Starts the close handshake with `code` (the caller picks a code
-    /// valid on the wire). Does nothing once closing or dead.
+    /// Starts the close handshake with `code`. A code that must not appear
+    /// on the wire (see [`is_valid_close_code`]) is replaced by 1000, and
+    /// [`EndReason::ClosedLocally`] reports the code actually sent. Does
+    /// nothing once closing or dead.
     pub fn close(&mut self, now: Instant, config: &Config, code: u16) {
+        let code = if is_valid_close_code(code) {
+            code
+        } else {
+            NORMAL_CLOSURE
+        };
         let now = self.advance_clock(now);
         match self.phase {
             Phase::Closing | Phase::Dead(_) => {}
@@ -249,7 +281,7 @@ impl Heartbeat {
         if self.pending.take(Pending::PING) {
             return Some(Action::SendPing { id: self.ping_id });
         }
-        if self.pending.take(Pending::LIVENESS) {
+        if let Phase::Idle | Phase::AwaitingPong | Phase::Suspect = self.phase {
             let suspect = self.phase == Phase::Suspect;
             if suspect != self.reported_suspect {
                 self.reported_suspect = suspect;
@@ -317,9 +349,6 @@ impl Heartbeat {
     fn heard_from_peer(&mut self, now: Instant, config: &Config) {
         self.last_seen = now;
         self.stall_graces = 0;
-        if self.phase == Phase::Suspect {
-            self.pending.set(Pending::LIVENESS);
-        }
         self.phase = Phase::Idle;
         self.deadline = now + config.jittered_interval(self.rng.next_u64());
     }
@@ -343,22 +372,9 @@ impl Heartbeat {
         self.deadline = now + config.suspect_after();
     }
 
-    /// At a kill deadline: if we are handling it far later than asked, this
-    /// process was stalled and the peer's answer may be sitting unread in
-    /// its socket, so defer; otherwise end the connection.
-    fn kill_unless_stalled(&mut self, now: Instant, config: &Config, reason: EndReason) {
-        let lateness = now - self.deadline;
-        if lateness > config.stall_threshold() && self.stall_graces < MAX_STALL_GRACES {
-            self.stall_graces += 1;
-            self.deadline = now + config.stall_grace();
-        } else {
-            self.finish(reason);
-        }
-    }
-
     fn finish(&mut self, reason: EndReason) {
         self.phase = Phase::Dead(reason);
-        self.pending.clear(Pending::PING | Pending::LIVENESS);
+        self.pending.clear(Pending::PING);
         self.pending.set(Pending::FINISHED);
     }
 }

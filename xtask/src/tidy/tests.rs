@@ -64,7 +64,7 @@ cc = "1"
 }
 
 #[test]
-fn core_source_rejects_clocks_sleeps_and_runtimes() {
+fn core_source_rejects_clocks_sleeps_io_spawns_and_runtimes() {
     let text = "\
 //! doc
 let t = std::time::Instant::now();
@@ -74,6 +74,11 @@ use tokio_util::codec;
 use hyper::body;
 fastwebsockets::Frame::close();
 let x = rand::random();
+let waited = start.elapsed();
+std::thread::spawn(work);
+let socket = std::net::TcpStream::connect(addr);
+let file = std::fs::read(path);
+std::process::exit(1);
 ";
     let problems = check_core_source("crates/vigil-core/src/a.rs", text);
     let lines: Vec<&str> = problems
@@ -82,7 +87,7 @@ let x = rand::random();
         .collect();
     assert_eq!(
         lines,
-        (2..=8)
+        (2..=13)
             .map(|line| format!("crates/vigil-core/src/a.rs:{line}"))
             .collect::<Vec<_>>()
     );

@@ -426,9 +426,3 @@ fn a_nan_factor_is_rejected() {
     assert!(matches!(error, BackoffConfigError::InvalidFactor { factor } if factor.is_nan()));
     assert!(error.to_string().contains("got NaN"), "{error}");
 }
-
-#[test]
-fn the_error_is_a_std_error() {
-    let error: Box<dyn std::error::Error> = Box::new(BackoffConfigError::ZeroBase);
-    assert!(error.source().is_none());
-}

@@ -126,9 +126,16 @@ pub struct ConfigBuilder {
     jitter: f64,
     any_frame_is_alive: bool,
     close_timeout: Duration,
-    stall_threshold: Duration,
-    stall_grace: Duration,
+    /// `None`: derived from the timeout at build time.
+    stall_threshold: Option<Duration>,
+    /// `None`: derived from the timeout at build time.
+    stall_grace: Option<Duration>,
 }
+
+/// The stall threshold when none is set: 1 s, or the timeout if shorter.
+const DEFAULT_STALL_THRESHOLD: Duration = Duration::from_secs(1);
+/// The stall grace when none is set: 2 s, or half the timeout if shorter.
+const DEFAULT_STALL_GRACE: Duration = Duration::from_secs(2);
 
 impl Default for ConfigBuilder {
     fn default() -> Self {
@@ -138,8 +145,10 @@ impl Default for ConfigBuilder {
 
 impl ConfigBuilder {
     /// The defaults: interval 20 s (under common 60 s proxy idle timeouts),
-    /// timeout 10 s, jitter 0.1, any frame counts, close timeout 5 s, stall
-    /// threshold 1 s, stall grace 2 s.
+    /// timeout 10 s, jitter 0.1, any frame counts, close timeout 5 s. Unless
+    /// set, the stall threshold is 1 s and the stall grace 2 s, each capped
+    /// so that it fits the timeout (threshold at most the timeout, grace at
+    /// most half of it), so any valid timeout builds with the defaults.
     pub fn new() -> Self {
         Self {
             interval: Duration::from_secs(20),
@@ -147,8 +156,8 @@ impl ConfigBuilder {
             jitter: 0.1,
             any_frame_is_alive: true,
             close_timeout: Duration::from_secs(5),
-            stall_threshold: Duration::from_secs(1),
-            stall_grace: Duration::from_secs(2),
+            stall_threshold: None,
+            stall_grace: None,
         }
     }
 
@@ -184,24 +193,30 @@ impl ConfigBuilder {
 
     /// Lateness of a kill deadline that counts as a stall of this process.
     pub fn stall_threshold(mut self, stall_threshold: Duration) -> Self {
-        self.stall_threshold = stall_threshold;
+        self.stall_threshold = Some(stall_threshold);
         self
     }
 
     /// Extra time granted to a peer after a stall of this process.
     pub fn stall_grace(mut self, stall_grace: Duration) -> Self {
-        self.stall_grace = stall_grace;
+        self.stall_grace = Some(stall_grace);
         self
     }
 
     /// Checks every setting and their combinations.
     pub fn build(self) -> Result<Config, ConfigError> {
+        let stall_threshold = self
+            .stall_threshold
+            .unwrap_or(DEFAULT_STALL_THRESHOLD.min(self.timeout));
+        let stall_grace = self
+            .stall_grace
+            .unwrap_or(DEFAULT_STALL_GRACE.min(self.timeout / 2));
         let durations = [
             ("interval", self.interval),
             ("timeout", self.timeout),
             ("close_timeout", self.close_timeout),
-            ("stall_threshold", self.stall_threshold),
-            ("stall_grace", self.stall_grace),
+            ("stall_threshold", stall_threshold),
+            ("stall_grace", stall_grace),
         ];
         for (setting, value) in durations {
             if value.is_zero() {
@@ -226,15 +241,15 @@ impl ConfigBuilder {
                 jitter: self.jitter,
             });
         }
-        if self.stall_threshold > self.timeout {
+        if stall_threshold > self.timeout {
             return Err(ConfigError::StallThresholdOverTimeout {
-                stall_threshold: self.stall_threshold,
+                stall_threshold,
                 timeout: self.timeout,
             });
         }
-        if self.stall_grace >= self.timeout {
+        if stall_grace >= self.timeout {
             return Err(ConfigError::StallGraceNotUnderTimeout {
-                stall_grace: self.stall_grace,
+                stall_grace,
                 timeout: self.timeout,
             });
         }
@@ -249,8 +264,8 @@ impl ConfigBuilder {
             jitter_span_nanos: jitter_span_nanos.min(interval_nanos / 2),
             any_frame_is_alive: self.any_frame_is_alive,
             close_timeout: self.close_timeout,
-            stall_threshold: self.stall_threshold,
-            stall_grace: self.stall_grace,
+            stall_threshold,
+            stall_grace,
         })
     }
 }

@@ -8,7 +8,7 @@ use crate::origin;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::Duration;
-use vigil_core::heartbeat::{Action, Config, Frame, Heartbeat, ping_payload};
+use vigil_core::heartbeat::{Action, Config, EndReason, Frame, Heartbeat, ping_payload};
 
 struct CountingAllocator;
 
@@ -58,29 +58,31 @@ fn the_counter_sees_allocations() {
 
 #[test]
 fn a_long_run_of_many_connections_allocates_nothing() {
-    const CONNECTIONS: usize = 1_000;
+    const CONNECTIONS: u64 = 1_000;
     let config = Config::default();
     let start = origin();
-    let mut connections: Vec<Heartbeat> = (0..CONNECTIONS as u64)
-        .map(|seed| Heartbeat::new(start, &config, seed))
-        .collect();
+    let mut connections: Vec<Heartbeat> = Vec::with_capacity(CONNECTIONS as usize);
     let before = allocations_on_this_thread();
+    connections.extend((0..CONNECTIONS).map(|seed| Heartbeat::new(start, &config, seed)));
 
+    let (mut pings, mut suspects, mut timeouts, mut closes) = (0u64, 0u64, 0u64, 0u64);
     let mut now = start;
-    let mut actions = 0u64;
     for step in 0..2_000u64 {
         now += Duration::from_millis(250);
         for (index, heartbeat) in connections.iter_mut().enumerate() {
-            // A third of the peers talk, a third only answer pings, the rest
-            // answer every other ping; every 97th connection closes at step 1500.
-            if index % 97 == 0 && step == 1_500 {
-                heartbeat.close(now, &config, 1000);
-            }
-            if index % 3 == 0 && step % 8 == 0 {
+            // A third of the peers talk every 2 s and are never pinged; a
+            // third answer every ping; the rest answer only even pings, so
+            // they turn suspect and die. Every 5th also pings us, and every
+            // 97th is closed by us at step 1500.
+            let kind = index % 3;
+            if kind == 0 && step % 8 == 0 {
                 heartbeat.handle_frame(now, &config, Frame::Data);
             }
-            if step % 40 == 0 {
+            if index % 5 == 0 && step % 40 == 0 {
                 heartbeat.handle_frame(now, &config, Frame::Ping);
+            }
+            if index % 97 == 0 && step == 1_500 {
+                heartbeat.close(now, &config, 1000);
             }
             if heartbeat
                 .poll_timeout()
@@ -89,11 +91,17 @@ fn a_long_run_of_many_connections_allocates_nothing() {
                 heartbeat.handle_timeout(now, &config);
             }
             while let Some(action) = heartbeat.poll_action() {
-                actions += 1;
-                if let Action::SendPing { id } = action
-                    && (index % 3 == 1 || id % 2 == 0)
-                {
-                    heartbeat.handle_frame(now, &config, Frame::Pong(&ping_payload(id)));
+                match action {
+                    Action::SendPing { id } => {
+                        pings += 1;
+                        if kind == 1 || id % 2 == 0 {
+                            heartbeat.handle_frame(now, &config, Frame::Pong(&ping_payload(id)));
+                        }
+                    }
+                    Action::Suspect => suspects += 1,
+                    Action::Finished(EndReason::HeartbeatTimeout) => timeouts += 1,
+                    Action::SendClose { .. } => closes += 1,
+                    _ => {}
                 }
             }
             std::hint::black_box(heartbeat.state());
@@ -101,10 +109,11 @@ fn a_long_run_of_many_connections_allocates_nothing() {
     }
 
     let allocated = allocations_on_this_thread() - before;
-    assert!(
-        actions > 10_000,
-        "the run must exercise the machine: {actions} actions"
-    );
+    // The run must reach every path it claims to audit.
+    assert!(pings > 1_000, "{pings} pings");
+    assert!(suspects > 100, "{suspects} suspects");
+    assert!(timeouts > 100, "{timeouts} heartbeat timeouts");
+    assert!(closes > 0, "{closes} closes");
     assert_eq!(
         allocated, 0,
         "{allocated} allocations in the heartbeat machine"

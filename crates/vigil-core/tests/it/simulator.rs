@@ -23,7 +23,8 @@ pub(crate) struct Link {
     pub(crate) jitter: Duration,
     /// Probability that a transmission is lost. WebSockets run over TCP, so
     /// a lost segment is not gone: it arrives after a retransmission timeout
-    /// (200 ms, doubling for each further loss), delaying what follows it.
+    /// (200 ms, doubling for each further loss). Each message is delayed on
+    /// its own (no head-of-line blocking), which also reorders messages.
     pub(crate) loss: f64,
 }
 

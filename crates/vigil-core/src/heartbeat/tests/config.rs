@@ -1,6 +1,6 @@
 //! Configuration validation: every refused setting names itself and why.
 
-use crate::heartbeat::{Config, ConfigError, MAX_DURATION};
+use crate::heartbeat::{Config, ConfigError, MAX_DURATION, MIN_TIMEOUT};
 use std::time::Duration;
 
 #[track_caller]
@@ -75,6 +75,19 @@ fn jitter_must_be_a_fraction_up_to_one_half() {
     }
     assert!(Config::builder().jitter(0.5).build().is_ok());
     assert!(Config::builder().jitter(0.0).build().is_ok());
+}
+
+#[test]
+fn the_shortest_timeout_builds_with_stall_settings_derived_from_it() {
+    let config = Config::builder()
+        .timeout(MIN_TIMEOUT)
+        .build()
+        .expect("the minimum timeout is valid");
+    assert_eq!(config.stall_threshold(), MIN_TIMEOUT);
+    assert_eq!(config.stall_grace(), MIN_TIMEOUT / 2);
+    let default = Config::default();
+    assert_eq!(default.stall_threshold(), Duration::from_secs(1));
+    assert_eq!(default.stall_grace(), Duration::from_secs(2));
 }
 
 #[test]
