@@ -6,6 +6,7 @@
 //! `cargo test --workspace` like any other test.
 
 mod bench;
+mod bench_idle;
 mod ci;
 mod cmd;
 mod fuzz;
@@ -32,6 +33,13 @@ SUBCOMMANDS:
                          ARGS after `--` go to criterion
     fuzz [--seconds N]   run every cargo-fuzz target in fuzz/ for N seconds
                          each (default 60); needs nightly and cargo-fuzz
+    bench-idle [--server naive|vigil|both] [--connections N] [--interval-ms MS]
+               [--heartbeats K] [--quick]
+                         memory and CPU per idle heartbeating connection of
+                         the naive baseline and the vigil-ws bench servers
+                         (default both, 19000 connections, 5000 ms, 20
+                         heartbeats; --quick: 2000 connections, 3 heartbeats);
+                         writes target/bench-idle/<server>.json
     help                 print this message
 ";
 
@@ -49,6 +57,9 @@ fn main() -> ExitCode {
         "test" => no_arguments("test", rest).and_then(|()| suites::run()),
         "bench" => bench::run(rest),
         "fuzz" => fuzz::Options::parse(rest).and_then(|options| fuzz::run(&options)),
+        "bench-idle" => {
+            bench_idle::Options::parse(rest).and_then(|options| bench_idle::run(&options))
+        }
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

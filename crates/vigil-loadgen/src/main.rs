@@ -1,16 +1,41 @@
-//! vigil-loadgen: opens thousands of real WebSocket clients (healthy, silent,
-//! slow-reading, flapping, half-open) against a loopback vigil server and
-//! reports one JSON document.
+//! vigil-loadgen: opens thousands of real WebSocket clients against a loopback
+//! server and prints one JSON report on stdout.
 //!
-//! The harness arrives with issue #5. Until then the binary says so and exits
-//! with an error instead of printing a report it did not measure.
+//! Kinds of client (`--kind`): `healthy` (idle, answers every ping). Issue #5
+//! adds misbehaving kinds (silent, slow reader, half-open) in `client.rs`.
+//! `cargo xtask bench-idle` drives it; `--help` has the command line.
+
+mod cli;
+mod client;
+mod handshake;
+mod report;
+mod run;
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    eprintln!(
-        "vigil-loadgen {}: the load harness is not built yet (issue #5); no measurement was made",
-        env!("CARGO_PKG_VERSION")
-    );
-    ExitCode::from(2)
+    let options = match cli::Options::parse(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("vigil-loadgen: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = match run::main(options) {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("vigil-loadgen: error: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match serde_json::to_string_pretty(&report) {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("vigil-loadgen: cannot encode the report: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }

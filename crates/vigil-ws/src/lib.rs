@@ -1,6 +1,31 @@
-//! vigil-ws drives vigil-core's heartbeat machine over real WebSockets (tokio,
-//! hyper 1, fastwebsockets): server upgrade, the per-connection driver and a
-//! reconnecting client connector.
+//! vigil-ws drives vigil-core's heartbeat machine over real WebSockets
+//! (tokio, hyper 1, fastwebsockets), for embedders and for the vigil server.
 //!
-//! This crate is filled by issue #3. Until then it exposes nothing, so no
-//! caller can mistake it for a working transport.
+//! - [`WsServer`] takes upgraded connections from your hyper or axum
+//!   service ([`WsServer::upgrade`]) and runs them on shard threads: every
+//!   connection is pinged when silent, closed when dead within
+//!   `interval + timeout`, protected against slow consumers and bad frames,
+//!   and reported to your [`Handler`] with a [`CloseReason`].
+//! - [`Connector`] is the client side: it heartbeats its server, reconnects
+//!   with jittered exponential backoff and calls a resume hook.
+//!
+//! An idle connection costs its socket, its heartbeat machine and a timer
+//! wheel entry: no task, no timer, no channel and no buffer of its own.
+
+mod apptext;
+mod client;
+pub mod codec;
+mod config;
+mod error;
+mod handler;
+mod metrics;
+mod server;
+mod shard;
+pub mod upgrade;
+
+pub use client::{Connector, ConnectorHandle, ResumeHook};
+pub use config::{HeartbeatMode, WsConfig};
+pub use error::Error;
+pub use handler::{CloseReason, ConnId, Connection, Handler, Liveness, Message, SendError};
+pub use metrics::{CLOSE_LABELS, Metrics};
+pub use server::WsServer;

@@ -1,1 +1,0 @@
-//! Criterion benches for vigil-core live in `benches/`; this library is empty.

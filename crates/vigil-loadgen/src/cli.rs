@@ -1,0 +1,246 @@
+//! The command line: which clients to run, against what, for how long.
+//! Hand-parsed (`--flag value` or `--flag=value`) to keep dependencies few.
+
+use std::{
+    net::{Ipv4Addr, SocketAddrV4},
+    path::PathBuf,
+    time::Duration,
+};
+
+use anyhow::{Context, Result, bail};
+
+pub(crate) const USAGE: &str = "\
+vigil-loadgen: real WebSocket clients against a loopback server, one JSON report
+
+USAGE:
+    vigil-loadgen --url ws://127.0.0.1:PORT/PATH [OPTIONS]
+
+OPTIONS:
+    --kind KIND                what the clients do (default healthy); kinds:
+                                 healthy  stay idle, answer every ping with a
+                                          pong echoing its payload
+    --connections N            clients to open, 1..=19500 per process (default 100)
+    --sources N                spread clients over source addresses 127.0.0.2 ..
+                               127.0.0.(N+1), 1..=250 (default 4)
+    --rate R                   open R connections per second (default 1000)
+    --hold S                   after the ramp, stay connected S seconds,
+                               1..=21600 (default 60)
+    --until-pings K            end the hold early once every open connection has
+                               received K pings
+    --ready-file PATH          write PATH (one JSON line: attempted, established,
+                               failed) once every connection attempt has ended
+    --status-file PATH         every second, replace PATH with one JSON line of
+                               progress (elapsed_ms, attempted, established,
+                               failed, open, closed_by_server, min_pings,
+                               pings_total)
+    --handshake-timeout-ms MS  connect + upgrade deadline (default 10000)
+
+The report (one JSON document on stdout) is printed when the hold ends, on
+SIGINT or SIGTERM too. One process holds at most 20,000 open files here: for
+more than 19,500 connections run several processes.
+";
+
+/// Files a process may hold here (hard limit, cannot be raised); keep a
+/// margin for stdio, the runtime and the report files.
+pub(crate) const MAX_CONNECTIONS: u32 = 19_500;
+const MAX_SOURCES: u8 = 250;
+const MAX_HOLD_SECONDS: u64 = 6 * 3600;
+const MAX_RATE: f64 = 100_000.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Healthy,
+}
+
+impl Kind {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Kind::Healthy => "healthy",
+        }
+    }
+}
+
+/// A `ws://` URL on an IPv4 loopback address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Target {
+    pub(crate) addr: SocketAddrV4,
+    /// `Host` header value, as written in the URL.
+    pub(crate) host: String,
+    /// Path and query, starting with `/`.
+    pub(crate) path: String,
+}
+
+impl Target {
+    pub(crate) fn parse(url: &str) -> Result<Target> {
+        let Some(rest) = url.strip_prefix("ws://") else {
+            bail!("`{url}`: expected a ws:// URL (TLS is not supported)");
+        };
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(at) => (&rest[..at], rest[at..].to_owned()),
+            None => (rest, "/".to_owned()),
+        };
+        let path = if path.starts_with('?') {
+            format!("/{path}")
+        } else {
+            path
+        };
+        let (host, port) = match authority.rsplit_once(':') {
+            // `[::1]:80` is IPv6: left whole, it fails the IPv4 parse below.
+            Some((host, port)) if !authority.starts_with('[') => {
+                let port: u16 = port
+                    .parse()
+                    .with_context(|| format!("`{url}`: invalid port `{port}`"))?;
+                (host, port)
+            }
+            _ => (authority, 80),
+        };
+        let ip = match host {
+            "localhost" => Ipv4Addr::LOCALHOST,
+            host => host.parse::<Ipv4Addr>().map_err(|_| {
+                anyhow::anyhow!(
+                    "`{url}`: the host must be an IPv4 loopback address such as 127.0.0.1 \
+                     (clients bind to 127.0.0.2, 127.0.0.3, ...), got `{host}`"
+                )
+            })?,
+        };
+        if !ip.is_loopback() {
+            bail!(
+                "`{url}`: vigil-loadgen only targets loopback (127.0.0.0/8): \
+                 this machine has no other network"
+            );
+        }
+        Ok(Target {
+            addr: SocketAddrV4::new(ip, port),
+            host: authority.to_owned(),
+            path,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Options {
+    pub(crate) kind: Kind,
+    pub(crate) target: Target,
+    pub(crate) connections: u32,
+    pub(crate) sources: u8,
+    pub(crate) rate: f64,
+    pub(crate) hold: Duration,
+    pub(crate) until_pings: Option<u32>,
+    pub(crate) ready_file: Option<PathBuf>,
+    pub(crate) status_file: Option<PathBuf>,
+    pub(crate) handshake_timeout: Duration,
+}
+
+impl Options {
+    /// Parses the arguments after the program name; `--help` is an error
+    /// whose message is the usage.
+    pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Options> {
+        let mut kind = Kind::Healthy;
+        let mut url = None;
+        let mut connections = 100;
+        let mut sources = 4;
+        let mut rate = 1000.0;
+        let mut hold = Duration::from_secs(60);
+        let mut until_pings = None;
+        let mut ready_file = None;
+        let mut status_file = None;
+        let mut handshake_timeout = Duration::from_secs(10);
+        let mut args = args.into_iter();
+        while let Some(word) = args.next() {
+            if word == "--help" || word == "-h" {
+                bail!("{USAGE}");
+            }
+            let (flag, inline) = match word.split_once('=') {
+                Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
+                None => (word, None),
+            };
+            let Some(value) = inline.or_else(|| args.next()) else {
+                bail!("`{flag}` needs a value (see --help)");
+            };
+            let context = || format!("invalid value `{value}` for `{flag}`");
+            match flag.as_str() {
+                "--kind" => {
+                    kind = match value.as_str() {
+                        "healthy" => Kind::Healthy,
+                        other => bail!("unknown --kind `{other}` (known: healthy)"),
+                    }
+                }
+                "--url" => url = Some(Target::parse(&value)?),
+                "--connections" => {
+                    connections = value.parse().with_context(context)?;
+                    if connections == 0 {
+                        bail!("`--connections` must be at least 1");
+                    }
+                    if connections > MAX_CONNECTIONS {
+                        bail!(
+                            "`--connections {connections}`: one process holds at most \
+                             {MAX_CONNECTIONS} connections (20,000 open files per process here, \
+                             a hard limit); run several vigil-loadgen processes instead"
+                        );
+                    }
+                }
+                "--sources" => {
+                    sources = value.parse().with_context(context)?;
+                    if !(1..=MAX_SOURCES).contains(&sources) {
+                        bail!("`--sources` must be 1..={MAX_SOURCES}, got {sources}");
+                    }
+                }
+                "--rate" => {
+                    rate = value.parse().with_context(context)?;
+                    if !(1.0..=MAX_RATE).contains(&rate) {
+                        bail!("`--rate` must be 1..={MAX_RATE} per second, got {value}");
+                    }
+                }
+                "--hold" => {
+                    let seconds: u64 = value.parse().with_context(context)?;
+                    if !(1..=MAX_HOLD_SECONDS).contains(&seconds) {
+                        bail!("`--hold` must be 1..={MAX_HOLD_SECONDS} seconds, got {seconds}");
+                    }
+                    hold = Duration::from_secs(seconds);
+                }
+                "--until-pings" => {
+                    let k: u32 = value.parse().with_context(context)?;
+                    if k == 0 {
+                        bail!("`--until-pings` must be at least 1");
+                    }
+                    until_pings = Some(k);
+                }
+                "--ready-file" => ready_file = Some(PathBuf::from(value)),
+                "--status-file" => status_file = Some(PathBuf::from(value)),
+                "--handshake-timeout-ms" => {
+                    let ms: u64 = value.parse().with_context(context)?;
+                    if !(1..=600_000).contains(&ms) {
+                        bail!("`--handshake-timeout-ms` must be 1..=600000, got {ms}");
+                    }
+                    handshake_timeout = Duration::from_millis(ms);
+                }
+                _ => bail!("unknown option `{flag}` (see --help)"),
+            }
+        }
+        let Some(target) = url else {
+            bail!("`--url ws://127.0.0.1:PORT/PATH` is required (see --help)");
+        };
+        Ok(Options {
+            kind,
+            target,
+            connections,
+            sources,
+            rate,
+            hold,
+            until_pings,
+            ready_file,
+            status_file,
+            handshake_timeout,
+        })
+    }
+
+    /// Source address of connection `index`: round-robin over the sources.
+    pub(crate) fn source(&self, index: u32) -> Ipv4Addr {
+        let offset = u8::try_from(index % u32::from(self.sources))
+            .expect("index % sources < sources, which is a u8");
+        Ipv4Addr::new(127, 0, 0, 2 + offset)
+    }
+}
+
+#[cfg(test)]
+mod tests;

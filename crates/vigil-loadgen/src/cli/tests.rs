@@ -1,0 +1,126 @@
+//! Command-line parsing: URLs, bounds and refusals.
+
+use std::{
+    net::{Ipv4Addr, SocketAddrV4},
+    time::Duration,
+};
+
+use super::{Kind, Options, Target};
+
+fn parse(words: &[&str]) -> anyhow::Result<Options> {
+    Options::parse(words.iter().map(|w| (*w).to_owned()))
+}
+
+#[track_caller]
+fn check_url(url: &str, addr: SocketAddrV4, host: &str, path: &str) {
+    assert_eq!(
+        Target::parse(url).unwrap(),
+        Target {
+            addr,
+            host: host.to_owned(),
+            path: path.to_owned()
+        }
+    );
+}
+
+#[test]
+fn urls() {
+    let local = |port| SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+    check_url(
+        "ws://127.0.0.1:9001/ws",
+        local(9001),
+        "127.0.0.1:9001",
+        "/ws",
+    );
+    check_url("ws://127.0.0.1:9001", local(9001), "127.0.0.1:9001", "/");
+    check_url("ws://localhost/a?b=c", local(80), "localhost", "/a?b=c");
+    check_url("ws://127.0.0.1:1?x", local(1), "127.0.0.1:1", "/?x");
+    check_url(
+        "ws://127.1.2.3:5/",
+        SocketAddrV4::new(Ipv4Addr::new(127, 1, 2, 3), 5),
+        "127.1.2.3:5",
+        "/",
+    );
+}
+
+#[test]
+fn url_refusals() {
+    for (url, expected) in [
+        ("ws://10.1.2.3:80/", "only targets loopback"),
+        ("ws://example.com/", "IPv4 loopback address"),
+        ("ws://[::1]:80/", "IPv4 loopback address"),
+        ("wss://127.0.0.1/", "expected a ws:// URL"),
+        ("ws://127.0.0.1:99999/", "invalid port"),
+    ] {
+        let error = format!("{:#}", Target::parse(url).unwrap_err());
+        assert!(error.contains(expected), "{url}: {error}");
+    }
+}
+
+#[test]
+fn defaults_and_flags() {
+    let options = parse(&["--url", "ws://127.0.0.1:9001/"]).unwrap();
+    assert_eq!(options.kind, Kind::Healthy);
+    assert_eq!(options.connections, 100);
+    assert_eq!(options.until_pings, None);
+    let options = parse(&[
+        "--url=ws://127.0.0.1:9001/",
+        "--kind",
+        "healthy",
+        "--connections",
+        "19500",
+        "--sources=3",
+        "--rate",
+        "2500.5",
+        "--hold",
+        "30",
+        "--until-pings",
+        "4",
+        "--ready-file",
+        "/tmp/r",
+        "--handshake-timeout-ms",
+        "500",
+    ])
+    .unwrap();
+    assert_eq!(options.connections, 19_500);
+    assert_eq!(options.sources, 3);
+    assert!((options.rate - 2500.5).abs() < f64::EPSILON);
+    assert_eq!(options.hold, Duration::from_secs(30));
+    assert_eq!(options.until_pings, Some(4));
+    assert_eq!(options.handshake_timeout, Duration::from_millis(500));
+    let sources: Vec<Ipv4Addr> = (0..4).map(|i| options.source(i)).collect();
+    assert_eq!(
+        sources,
+        [
+            Ipv4Addr::new(127, 0, 0, 2),
+            Ipv4Addr::new(127, 0, 0, 3),
+            Ipv4Addr::new(127, 0, 0, 4),
+            Ipv4Addr::new(127, 0, 0, 2),
+        ]
+    );
+}
+
+#[test]
+fn refusals() {
+    let url = "--url=ws://127.0.0.1:1/";
+    for (words, expected) in [
+        (
+            &[url, "--connections", "19501"][..],
+            "run several vigil-loadgen processes",
+        ),
+        (&[url, "--connections", "0"], "at least 1"),
+        (&[url, "--sources", "0"], "`--sources` must be"),
+        (&[url, "--rate", "0"], "`--rate` must be"),
+        (&[url, "--rate", "NaN"], "`--rate` must be"),
+        (&[url, "--hold", "0"], "`--hold` must be"),
+        (&[url, "--until-pings", "0"], "at least 1"),
+        (&[url, "--kind", "silent"], "unknown --kind `silent`"),
+        (&[url, "--bogus", "1"], "unknown option `--bogus`"),
+        (&[url, "--hold"], "needs a value"),
+        (&["--connections", "5"], "`--url"),
+        (&["--help"], "USAGE"),
+    ] {
+        let error = format!("{:#}", parse(words).unwrap_err());
+        assert!(error.contains(expected), "{words:?}: {error}");
+    }
+}

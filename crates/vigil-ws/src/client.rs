@@ -1,0 +1,302 @@
+//! [`Connector`]: a client connection that heartbeats its server, notices a
+//! dead or half-open server by itself, reconnects with vigil-core's backoff
+//! (random first delay, exponential growth with full jitter, cap, reset
+//! after a stable period) and calls a resume hook after every reconnect.
+
+use crate::Error;
+use crate::config::WsConfig;
+use crate::handler::{CloseReason, Connection, Handler, Message};
+use crate::server::WsServer;
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper::Request;
+use hyper::header::{CONNECTION, HOST, UPGRADE};
+use parking_lot::Mutex;
+use std::future::Future;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+use vigil_core::backoff::{Backoff, BackoffConfig};
+
+/// How long the TCP connect and the opening handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A hook run on every reconnect (not the first connect), on the shard
+/// thread, before any message of the new connection is delivered: resend
+/// subscriptions there.
+pub type ResumeHook = Arc<dyn Fn(&Connection) + Send + Sync>;
+
+/// Builds a reconnecting client connection.
+pub struct Connector {
+    url: String,
+    config: WsConfig,
+    backoff: BackoffConfig,
+    resume: Option<ResumeHook>,
+    seed: u64,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connector {
+    /// A connector for `url` (`ws://host:port/path`), heartbeating with
+    /// `config.heartbeat` and reconnecting per `backoff`.
+    pub fn new(url: impl Into<String>, config: WsConfig, backoff: BackoffConfig) -> Self {
+        Self {
+            url: url.into(),
+            config,
+            backoff,
+            resume: None,
+            seed: std::hash::BuildHasher::hash_one(
+                &std::collections::hash_map::RandomState::new(),
+                0,
+            ),
+        }
+    }
+
+    /// Runs `hook` after each reconnect.
+    pub fn on_resume(mut self, hook: ResumeHook) -> Self {
+        self.resume = Some(hook);
+        self
+    }
+
+    /// Seeds the backoff jitter (tests and simulations); random by default.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Connects and keeps reconnecting until the handle is stopped. Must be
+    /// called inside a tokio runtime.
+    pub fn spawn(self, handler: Arc<dyn Handler>) -> Result<ConnectorHandle, Error> {
+        let target = Target::parse(&self.url)?;
+        let state = Arc::new(State {
+            current: watch::channel(None).0,
+            closed: Notify::new(),
+            last_close: Mutex::new(None),
+            connects: AtomicU64::new(0),
+            resume: self.resume,
+            inner: handler,
+        });
+        let mut config = self.config;
+        config.shards = 1;
+        config.send_hello = false;
+        let shard = WsServer::start_with_role(
+            config,
+            Arc::clone(&state) as Arc<dyn Handler>,
+            "vigil-ws-client",
+        )?;
+        let task = tokio::spawn(run(
+            target,
+            self.backoff,
+            self.seed,
+            shard.clone(),
+            Arc::clone(&state),
+        ));
+        Ok(ConnectorHandle { state, shard, task })
+    }
+}
+
+/// Controls a running [`Connector`].
+pub struct ConnectorHandle {
+    state: Arc<State>,
+    shard: WsServer,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for ConnectorHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectorHandle")
+            .field("connects", &self.connects())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConnectorHandle {
+    /// The live connection, if connected.
+    pub fn connection(&self) -> Option<Connection> {
+        self.state.current.borrow().clone()
+    }
+
+    /// Successful connects so far (the first one included).
+    pub fn connects(&self) -> u64 {
+        self.state.connects.load(Ordering::Relaxed)
+    }
+
+    /// Why the previous connection ended.
+    pub fn last_close(&self) -> Option<CloseReason> {
+        *self.state.last_close.lock()
+    }
+
+    /// Waits until connected (at most `timeout`).
+    ///
+    /// Cancel safety: cancel-safe.
+    pub async fn connected(&self, timeout: Duration) -> Option<Connection> {
+        let mut current = self.state.current.subscribe();
+        let found = tokio::time::timeout(timeout, current.wait_for(Option::is_some)).await;
+        found.ok()?.ok().and_then(|connection| connection.clone())
+    }
+
+    /// Stops reconnecting and closes the connection with 1000.
+    pub async fn stop(self) {
+        self.task.abort();
+        self.shard.shutdown(Duration::from_secs(2)).await;
+    }
+}
+
+struct State {
+    current: watch::Sender<Option<Connection>>,
+    closed: Notify,
+    last_close: Mutex<Option<CloseReason>>,
+    connects: AtomicU64,
+    resume: Option<ResumeHook>,
+    inner: Arc<dyn Handler>,
+}
+
+impl Handler for State {
+    fn on_open(&self, conn: &Connection) {
+        let previous = self.connects.fetch_add(1, Ordering::Relaxed);
+        self.current.send_replace(Some(conn.clone()));
+        self.inner.on_open(conn);
+        if previous > 0
+            && let Some(resume) = &self.resume
+        {
+            resume(conn);
+        }
+    }
+
+    fn on_message(&self, conn: &Connection, message: Message) {
+        self.inner.on_message(conn, message);
+    }
+
+    fn on_liveness(&self, conn: &Connection, suspect: bool) {
+        self.inner.on_liveness(conn, suspect);
+    }
+
+    fn on_close(&self, conn: &Connection, reason: CloseReason) {
+        self.current.send_replace(None);
+        *self.last_close.lock() = Some(reason);
+        self.inner.on_close(conn, reason);
+        self.closed.notify_one();
+    }
+}
+
+async fn run(
+    target: Target,
+    backoff: BackoffConfig,
+    seed: u64,
+    shard: WsServer,
+    state: Arc<State>,
+) {
+    let mut policy = Backoff::new(seed);
+    let mut first = true;
+    loop {
+        if !first {
+            tokio::time::sleep(policy.next_delay(&backoff)).await;
+        }
+        first = false;
+        let Ok(Ok((stream, leftover))) =
+            tokio::time::timeout(HANDSHAKE_TIMEOUT, target.connect()).await
+        else {
+            continue;
+        };
+        let closed = state.closed.notified();
+        tokio::pin!(closed);
+        closed.as_mut().enable();
+        if shard.adopt_client(stream, leftover).is_err() {
+            return; // shut down
+        }
+        policy.handle_connected(tokio::time::Instant::now().into_std());
+        closed.await;
+        policy.handle_disconnected(tokio::time::Instant::now().into_std(), &backoff);
+    }
+}
+
+/// Where to connect: `ws://host:port/path`.
+#[derive(Debug, Clone)]
+struct Target {
+    url: String,
+    authority: String,
+    path: String,
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Self, Error> {
+        let bad = |reason| Error::Url {
+            url: url.to_owned(),
+            reason,
+        };
+        let rest = url
+            .strip_prefix("ws://")
+            .ok_or_else(|| bad("only ws:// is supported (terminate TLS in front)"))?;
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        if authority.is_empty() {
+            return Err(bad("missing host"));
+        }
+        let authority = if authority.contains(':') {
+            authority.to_owned()
+        } else {
+            format!("{authority}:80")
+        };
+        let path = if path.is_empty() { "/" } else { path };
+        Ok(Self {
+            url: url.to_owned(),
+            authority,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Opens the TCP connection and performs the opening handshake; returns
+    /// the raw socket and any bytes read past the handshake.
+    async fn connect(&self) -> Result<(std::net::TcpStream, Bytes), Error> {
+        let connect_error = |source: Box<dyn std::error::Error + Send + Sync>| Error::Connect {
+            url: self.url.clone(),
+            source,
+        };
+        let socket = tokio::net::TcpStream::connect(&self.authority)
+            .await
+            .map_err(|e| connect_error(e.into()))?;
+        let request = Request::builder()
+            .method("GET")
+            .uri(&self.path)
+            .header(HOST, &self.authority)
+            .header(UPGRADE, "websocket")
+            .header(CONNECTION, "upgrade")
+            .header(
+                "Sec-WebSocket-Key",
+                fastwebsockets::handshake::generate_key(),
+            )
+            .header("Sec-WebSocket-Version", "13")
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| connect_error(e.into()))?;
+        let (websocket, _) = fastwebsockets::handshake::client(&SpawnExecutor, request, socket)
+            .await
+            .map_err(|e| connect_error(e.into()))?;
+        let upgraded = websocket.into_inner().into_inner();
+        let parts = upgraded
+            .downcast::<hyper_util::rt::TokioIo<tokio::net::TcpStream>>()
+            .map_err(|_| Error::NotTcp)?;
+        let leftover = Bytes::copy_from_slice(&parts.read_buf);
+        Ok((parts.io.into_inner().into_std()?, leftover))
+    }
+}
+
+/// Runs hyper's client connection task on the current tokio runtime.
+struct SpawnExecutor;
+
+impl<F> hyper::rt::Executor<F> for SpawnExecutor
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, future: F) {
+        tokio::spawn(future);
+    }
+}

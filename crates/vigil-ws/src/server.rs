@@ -1,0 +1,210 @@
+//! [`WsServer`]: starts the connection shards and takes in upgraded
+//! connections from any hyper (or axum) server, or raw accepted sockets.
+
+use crate::Error;
+use crate::codec::Role;
+use crate::config::WsConfig;
+use crate::handler::{ConnId, Handler};
+use crate::shard::{Command, ShardHandle, ShardShared};
+use crate::upgrade::{self, UpgradeError};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use parking_lot::Mutex;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// The WebSocket side of a server: heartbeats, framing and connection
+/// state for every upgraded connection, on its own shard threads.
+///
+/// Embed it in a hyper service: validate and authenticate the request
+/// yourself (headers, Origin, token), then return what
+/// [`upgrade`](Self::upgrade) gives you. The hyper connection must be
+/// served `with_upgrades()` over a `TokioIo<TcpStream>`.
+#[derive(Clone)]
+pub struct WsServer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Arc<WsConfig>,
+    shards: Vec<Arc<ShardShared>>,
+    handles: Mutex<Vec<ShardHandle>>,
+    next_id: AtomicU64,
+    next_shard: AtomicUsize,
+}
+
+impl std::fmt::Debug for WsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsServer")
+            .field("shards", &self.inner.shards.len())
+            .field("connections", &self.connections())
+            .finish()
+    }
+}
+
+impl WsServer {
+    /// Starts `config.shards` shard threads calling `handler`.
+    pub fn start(config: WsConfig, handler: Arc<dyn Handler>) -> Result<Self, Error> {
+        Self::start_with_role(config, handler, "vigil-ws-shard")
+    }
+
+    pub(crate) fn start_with_role(
+        config: WsConfig,
+        handler: Arc<dyn Handler>,
+        name: &str,
+    ) -> Result<Self, Error> {
+        config.validate()?;
+        let config = Arc::new(config);
+        let entropy = RandomState::new();
+        let mut handles = Vec::with_capacity(config.shards);
+        for index in 0..config.shards {
+            let seed = entropy.hash_one(index);
+            handles.push(ShardHandle::spawn(
+                format!("{name}-{index}"),
+                Arc::clone(&config),
+                Arc::clone(&handler),
+                seed,
+            )?);
+        }
+        let shards = handles
+            .iter()
+            .map(|handle| Arc::clone(&handle.shared))
+            .collect();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                shards,
+                handles: Mutex::new(handles),
+                next_id: AtomicU64::new(1),
+                next_shard: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    /// The transport settings.
+    pub fn config(&self) -> &WsConfig {
+        &self.inner.config
+    }
+
+    /// Counters over all shards since the start.
+    pub fn metrics(&self) -> crate::Metrics {
+        let mut total = crate::Metrics {
+            connections: self.connections() as u64,
+            ..crate::Metrics::default()
+        };
+        for shard in &self.inner.shards {
+            shard.metrics.add_to(&mut total);
+        }
+        total
+    }
+
+    /// Live connections over all shards.
+    pub fn connections(&self) -> usize {
+        self.inner
+            .shards
+            .iter()
+            .map(|shard| shard.connections())
+            .sum()
+    }
+
+    /// Validates `request` as a WebSocket handshake and answers it: on
+    /// success a `101` response to return from your service, and the id the
+    /// connection will have (its `on_open` follows once hyper hands the
+    /// socket over). On failure, return `error.into_response()`.
+    ///
+    /// Must be called inside a tokio runtime: a short task waits for hyper
+    /// to release the socket.
+    pub fn upgrade<B>(
+        &self,
+        request: &mut Request<B>,
+        protocol: Option<&str>,
+    ) -> Result<(Response<Full<Bytes>>, ConnId), UpgradeError> {
+        let response = upgrade::accept(request, protocol)?;
+        let id = self.next_id();
+        let on_upgrade = hyper::upgrade::on(request);
+        let server = self.clone();
+        tokio::spawn(async move {
+            let Ok(upgraded) = on_upgrade.await else {
+                return; // the client went away during the handshake
+            };
+            let Ok(parts) = upgraded.downcast::<TokioIo<tokio::net::TcpStream>>() else {
+                return; // not a plain TCP stream: nothing we can drive
+            };
+            // Copy the few bytes hyper read ahead so its buffer is freed.
+            let leftover = Bytes::copy_from_slice(&parts.read_buf);
+            if let Ok(stream) = parts.io.into_inner().into_std() {
+                let _ = server.hand_over(stream, leftover, id, Role::Server);
+            }
+        });
+        Ok((response, id))
+    }
+
+    /// Takes over a socket whose handshake is already done (e.g. by your own
+    /// code), with any bytes already read past the handshake.
+    pub fn adopt(&self, stream: tokio::net::TcpStream, leftover: Bytes) -> Result<ConnId, Error> {
+        let id = self.next_id();
+        self.hand_over(stream.into_std()?, leftover, id, Role::Server)?;
+        Ok(id)
+    }
+
+    pub(crate) fn adopt_client(
+        &self,
+        stream: std::net::TcpStream,
+        leftover: Bytes,
+    ) -> Result<ConnId, Error> {
+        let id = self.next_id();
+        self.hand_over(stream, leftover, id, Role::Client)?;
+        Ok(id)
+    }
+
+    fn next_id(&self) -> ConnId {
+        ConnId(self.inner.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    fn hand_over(
+        &self,
+        stream: std::net::TcpStream,
+        leftover: Bytes,
+        id: ConnId,
+        role: Role,
+    ) -> Result<(), Error> {
+        // The least loaded of two shards picked round-robin keeps them even.
+        let shards = &self.inner.shards;
+        let first = self.inner.next_shard.fetch_add(1, Ordering::Relaxed) % shards.len();
+        let second = (first + 1) % shards.len();
+        let shard = if shards[second].connections() < shards[first].connections() {
+            &shards[second]
+        } else {
+            &shards[first]
+        };
+        shard
+            .push_command(Command::Adopt {
+                stream,
+                leftover,
+                id,
+                role,
+            })
+            .map_err(|_| Error::ShutDown)
+    }
+
+    /// Closes every connection with 1001 ("going away", reconnect later),
+    /// waits up to `deadline` for the close handshakes, then stops the
+    /// shards. Connections handed over afterwards are refused.
+    pub async fn shutdown(&self, deadline: Duration) {
+        for shard in &self.inner.shards {
+            let _ = shard.push_command(Command::Shutdown);
+        }
+        let mut handles = std::mem::take(&mut *self.inner.handles.lock());
+        let joined = tokio::task::spawn_blocking(move || {
+            for handle in &mut handles {
+                handle.join();
+            }
+        });
+        let _ = tokio::time::timeout(deadline, joined).await;
+    }
+}

@@ -1,0 +1,95 @@
+//! Slow readers are closed without hurting anyone else, and pongs never wait
+//! behind large messages.
+
+use crate::support::*;
+use std::time::Duration;
+use vigil_ws::CloseReason;
+
+#[tokio::test]
+async fn a_slow_reader_is_closed_and_others_keep_a_low_rtt() {
+    let server = TestServer::start(fast_config()).await;
+    let healthy = GoodClient::connect(server.addr).await;
+    let healthy_id = server.recorder.opened(0, Duration::from_secs(5)).await;
+    let mut slow = RawClient::connect(server.addr).await;
+    let slow_id = server.recorder.opened(1, Duration::from_secs(5)).await;
+    // 64 MiB towards a client that never reads: its socket buffers fill,
+    // then its bounded queue, and it is closed.
+    slow.send(&frame(fin(TEXT), b"flood:1024:65536", true))
+        .await;
+    let reason = server
+        .recorder
+        .closed(slow_id, Duration::from_secs(15))
+        .await;
+    assert!(
+        matches!(
+            reason,
+            CloseReason::SlowConsumer | CloseReason::WriteTimeout
+        ),
+        "{reason:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!healthy.is_closed());
+    let liveness = server
+        .recorder
+        .connection(healthy_id)
+        .expect("open")
+        .liveness()
+        .await
+        .expect("still alive");
+    let rtt = liveness.srtt.expect("measured");
+    assert!(rtt < Duration::from_millis(500), "bystander RTT {rtt:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn pings_and_pongs_are_not_stuck_behind_large_messages() {
+    let config = vigil_ws::WsConfig {
+        max_queued_bytes: 32 << 20,
+        ..fast_config()
+    };
+    let server = TestServer::start(config).await;
+    let mut client = RawClient::connect_with_receive_buffer(server.addr, 64 << 10).await;
+    let id = server.recorder.opened(0, Duration::from_secs(5)).await;
+    // The server sends 16 MiB, more than the kernel buffers hold; the
+    // client reads 1 MiB per 200 ms and answers pings as soon as it sees
+    // them. The server's pings must overtake the data still queued.
+    client
+        .send(&frame(fin(TEXT), b"flood:16:1048576", true))
+        .await;
+    let mut pings_seen_mid_transfer = 0;
+    let mut data = 0usize;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while data < 16 << 20 && tokio::time::Instant::now() < deadline {
+        let Some((first, payload)) = client.read_frame(Duration::from_secs(3)).await else {
+            break;
+        };
+        match first & 0x0F {
+            PING => {
+                if data > 0 {
+                    pings_seen_mid_transfer += 1;
+                }
+                client.send(&frame(fin(PONG), &payload, true)).await;
+            }
+            BINARY | CONTINUATION => {
+                data += payload.len();
+                if data % (1 << 20) < payload.len() {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(data, 16 << 20, "all data arrived");
+    assert!(
+        pings_seen_mid_transfer >= 1,
+        "no ping interleaved with the large messages"
+    );
+    let events = server.recorder.events();
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::Close(c, _) if *c == id)),
+        "{events:?}"
+    );
+    server.stop().await;
+}

@@ -1,0 +1,10 @@
+//! Integration tests of vigil-ws over real loopback sockets: heartbeats,
+//! protocol errors, backpressure, half-open peers, starvation and the
+//! reconnecting client. Time bounds are generous: the machine is shared.
+
+mod backpressure;
+mod half_open;
+mod heartbeat;
+mod protocol;
+mod reconnect;
+mod support;
