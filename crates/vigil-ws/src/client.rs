@@ -144,10 +144,17 @@ impl ConnectorHandle {
         found.ok()?.ok().and_then(|connection| connection.clone())
     }
 
-    /// Stops reconnecting and closes the connection with 1000.
+    /// Stops reconnecting and closes the connection with 1001 (going away).
+    /// Dropping the handle does the same without waiting.
     pub async fn stop(self) {
         self.task.abort();
         self.shard.shutdown(Duration::from_secs(2)).await;
+    }
+}
+
+impl Drop for ConnectorHandle {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -210,8 +217,16 @@ async fn run(
         let closed = state.closed.notified();
         tokio::pin!(closed);
         closed.as_mut().enable();
+        let mut current = state.current.subscribe();
         if shard.adopt_client(stream, leftover).is_err() {
             return; // shut down
+        }
+        // The shard opens the connection at once unless it could not take
+        // the socket; then it is gone and we try again.
+        let wait = tokio::time::timeout(HANDSHAKE_TIMEOUT, current.wait_for(Option::is_some));
+        // (Only a bool survives the statement: the watch guard is not Send.)
+        if !matches!(wait.await, Ok(Ok(_))) {
+            continue;
         }
         policy.handle_connected(tokio::time::Instant::now().into_std());
         closed.await;
@@ -263,22 +278,30 @@ impl Target {
         let socket = tokio::net::TcpStream::connect(&self.authority)
             .await
             .map_err(|e| connect_error(e.into()))?;
+        let key = fastwebsockets::handshake::generate_key();
         let request = Request::builder()
             .method("GET")
             .uri(&self.path)
             .header(HOST, &self.authority)
             .header(UPGRADE, "websocket")
             .header(CONNECTION, "upgrade")
-            .header(
-                "Sec-WebSocket-Key",
-                fastwebsockets::handshake::generate_key(),
-            )
+            .header("Sec-WebSocket-Key", &key)
             .header("Sec-WebSocket-Version", "13")
             .body(Empty::<Bytes>::new())
             .map_err(|e| connect_error(e.into()))?;
-        let (websocket, _) = fastwebsockets::handshake::client(&SpawnExecutor, request, socket)
-            .await
-            .map_err(|e| connect_error(e.into()))?;
+        let (websocket, response) =
+            fastwebsockets::handshake::client(&SpawnExecutor, request, socket)
+                .await
+                .map_err(|e| connect_error(e.into()))?;
+        let accept = response
+            .headers()
+            .get("sec-websocket-accept")
+            .map(|v| v.as_bytes());
+        if accept != Some(crate::upgrade::accept_key(key.as_bytes()).as_bytes()) {
+            return Err(connect_error(
+                "the server's Sec-WebSocket-Accept does not match our key".into(),
+            ));
+        }
         let upgraded = websocket.into_inner().into_inner();
         let parts = upgraded
             .downcast::<hyper_util::rt::TokioIo<tokio::net::TcpStream>>()

@@ -32,8 +32,8 @@ pub(crate) enum Inbound<'a> {
     Pong(&'a [u8]),
     /// A close frame: its code, if any (validity is the heartbeat's call).
     Close(Option<u16>),
-    /// A frame of a fragmented message that is not complete yet: it still
-    /// proves the peer is alive.
+    /// A frame of a fragmented message that is not complete yet, or another
+    /// `PROGRESS_BYTES` of a long frame: it proves the peer is alive.
     Fragment,
 }
 
@@ -68,6 +68,11 @@ const TOO_BIG: ProtocolError = ProtocolError {
     code: 1009,
     reason: "message exceeds the size limit",
 };
+
+/// Bytes of one incomplete frame that count as a sign of life: every time
+/// this much more of a long frame has arrived, the peer is alive, though the
+/// frame is not complete (browsers send large messages as a single frame).
+pub(crate) const PROGRESS_BYTES: usize = 16 << 10;
 
 /// Per-connection decoding state: 8 bytes while nothing is half-received.
 #[derive(Debug, Default)]
@@ -128,9 +133,13 @@ impl Decoder {
             Some(state) if !state.frame.is_empty() => {
                 // Finish the incomplete frame first, then go on in place.
                 let mut frame = std::mem::take(&mut state.frame);
+                let before = frame.len();
                 let consumed = complete_frame(&mut frame, input, role, max_message)?;
                 match consumed {
                     None => {
+                        if made_progress(before, frame.len()) {
+                            deliver(Inbound::Fragment);
+                        }
                         state.frame = frame;
                         Ok(input.len())
                     }
@@ -155,7 +164,11 @@ impl Decoder {
         }?;
         if let Some(mut state) = partial {
             if result < input.len() {
+                let before = state.frame.len();
                 state.frame.extend_from_slice(&input[result..]);
+                if made_progress(before, state.frame.len()) {
+                    deliver(Inbound::Fragment);
+                }
             }
             if !state.frame.is_empty() || state.message.is_some() {
                 self.partial = Some(state);
@@ -163,6 +176,13 @@ impl Decoder {
         }
         Ok(())
     }
+}
+
+/// Whether a partial frame that grew from `before` to `after` bytes crossed
+/// a multiple of [`PROGRESS_BYTES`]: a long frame arriving at a useful rate
+/// is life; a trickle (less than that between two reads of it) is not.
+fn made_progress(before: usize, after: usize) -> bool {
+    after / PROGRESS_BYTES > before / PROGRESS_BYTES
 }
 
 /// Appends to `frame` the bytes of `input` that complete it; returns how many

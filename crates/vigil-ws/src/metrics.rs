@@ -78,6 +78,10 @@ pub struct Metrics {
     pub messages_sent: u64,
     /// Connections closed, per reason, indexed like [`CLOSE_LABELS`].
     pub closes: [u64; CLOSE_LABELS.len()],
+    /// Upgraded connections that could not be taken over because hyper
+    /// handed back something other than a plain `TokioIo<TcpStream>` (e.g.
+    /// hyper-util's auto builder, as used by `axum::serve`); each was closed.
+    pub upgrades_refused: u64,
 }
 
 impl Metrics {

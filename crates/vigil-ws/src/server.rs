@@ -36,6 +36,17 @@ struct Inner {
     handles: Mutex<Vec<ShardHandle>>,
     next_id: AtomicU64,
     next_shard: AtomicUsize,
+    upgrades_refused: AtomicU64,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle is gone: let the shards close their connections
+        // and end their threads instead of running forever.
+        for shard in &self.shards {
+            let _ = shard.push_command(Command::Shutdown);
+        }
+    }
 }
 
 impl std::fmt::Debug for WsServer {
@@ -82,6 +93,7 @@ impl WsServer {
                 handles: Mutex::new(handles),
                 next_id: AtomicU64::new(1),
                 next_shard: AtomicUsize::new(0),
+                upgrades_refused: AtomicU64::new(0),
             }),
         })
     }
@@ -95,6 +107,7 @@ impl WsServer {
     pub fn metrics(&self) -> crate::Metrics {
         let mut total = crate::Metrics {
             connections: self.connections() as u64,
+            upgrades_refused: self.inner.upgrades_refused.load(Ordering::Relaxed),
             ..crate::Metrics::default()
         };
         for shard in &self.inner.shards {
@@ -118,7 +131,12 @@ impl WsServer {
     /// socket over). On failure, return `error.into_response()`.
     ///
     /// Must be called inside a tokio runtime: a short task waits for hyper
-    /// to release the socket.
+    /// to release the socket. Serve the connection with
+    /// `hyper::server::conn::http1` over `TokioIo<TcpStream>` (for axum,
+    /// wrap the router in `hyper_util::service::TowerToHyperService`):
+    /// hyper-util's auto builder (what `axum::serve` uses) wraps the socket
+    /// in a type vigil-ws cannot take over; such connections are closed and
+    /// counted in [`Metrics::upgrades_refused`](crate::Metrics).
     pub fn upgrade<B>(
         &self,
         request: &mut Request<B>,
@@ -133,7 +151,13 @@ impl WsServer {
                 return; // the client went away during the handshake
             };
             let Ok(parts) = upgraded.downcast::<TokioIo<tokio::net::TcpStream>>() else {
-                return; // not a plain TCP stream: nothing we can drive
+                // Not a plain TCP stream: nothing we can drive. Dropping it
+                // closes the connection; the metric says why.
+                server
+                    .inner
+                    .upgrades_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                return;
             };
             // Copy the few bytes hyper read ahead so its buffer is freed.
             let leftover = Bytes::copy_from_slice(&parts.read_buf);

@@ -4,7 +4,7 @@
 //! Every event follows the same order: apply the input to the heartbeat
 //! machine, drain all of its actions, then the shard re-arms the timer.
 
-use super::outbound::Outbound;
+use super::outbound::{Lane, Outbound};
 use super::wheel::UNARMED;
 use super::{Scratch, SlotRef, waker};
 use crate::apptext;
@@ -130,7 +130,7 @@ impl Conn {
         scratch.handler.on_open(&handle);
         if self.role == Role::Server && scratch.config.send_hello {
             let hello = apptext::hello(&scratch.config);
-            self.write_frame(now, scratch, OpCode::Text, hello.as_bytes());
+            self.write_frame(now, scratch, OpCode::Text, hello.as_bytes(), None);
         }
         if !leftover.is_empty() {
             let mut bytes = leftover.to_vec();
@@ -174,20 +174,25 @@ impl Conn {
             return;
         }
         scratch.shared.metrics.message_sent();
+        // A peer is a slow consumer when what already waits for it, plus
+        // this, exceeds the bound; one large message to a peer that keeps
+        // up is fine (the write deadline still guards it).
         let queued = self.outbound.as_ref().map_or(0, |out| out.queued_bytes());
-        if queued + payload.len() > scratch.config.max_queued_bytes {
+        if queued > 0 && queued + payload.len() > scratch.config.max_queued_bytes {
             self.start_close(now, scratch, LocalCause::SlowConsumer, 1008);
             return;
         }
         if self.outbound.is_none() && payload.len() <= scratch.config.fragment_size {
             let opcode = if text { OpCode::Text } else { OpCode::Binary };
-            self.write_frame(now, scratch, opcode, &payload);
+            self.write_frame(now, scratch, opcode, &payload, None);
         } else {
             self.outbound
                 .get_or_insert_with(|| Box::new(Outbound::new(now)))
                 .push_data(payload, text);
             self.flush(now, scratch);
         }
+        // A failed write ends the connection now, not at its next timer.
+        self.after_input(now, scratch);
     }
 
     pub(crate) fn close_by_app(
@@ -313,9 +318,21 @@ impl Conn {
                     let len = ping.len;
                     if ping.app_text {
                         let text = apptext::pong(&payload[..len]);
-                        self.write_frame(now, scratch, OpCode::Text, text.as_bytes());
+                        self.write_frame(
+                            now,
+                            scratch,
+                            OpCode::Text,
+                            text.as_bytes(),
+                            Some(Lane::Heartbeat),
+                        );
                     } else {
-                        self.write_frame(now, scratch, OpCode::Pong, &payload[..len]);
+                        self.write_frame(
+                            now,
+                            scratch,
+                            OpCode::Pong,
+                            &payload[..len],
+                            Some(Lane::Pong),
+                        );
                     }
                 }
                 Action::SendClose { code } => {
@@ -329,7 +346,7 @@ impl Conn {
                     let mask = self.mask(scratch);
                     scratch.write_buf.clear();
                     codec::encode_close(&mut scratch.write_buf, code, reason, mask);
-                    self.write_scratch(now, scratch);
+                    self.write_scratch(now, scratch, Lane::Control, true);
                 }
                 Action::Suspect | Action::Recovered => {
                     let handle = self.handle(scratch);
@@ -365,38 +382,59 @@ impl Conn {
     fn send_ping(&mut self, now: Instant, scratch: &mut Scratch, id: u64) {
         match scratch.config.mode {
             HeartbeatMode::Protocol => {
-                self.write_frame(now, scratch, OpCode::Ping, &ping_payload(id));
+                self.write_frame(
+                    now,
+                    scratch,
+                    OpCode::Ping,
+                    &ping_payload(id),
+                    Some(Lane::Control),
+                );
             }
             HeartbeatMode::AppText => {
                 let text = apptext::ping(id);
-                self.write_frame(now, scratch, OpCode::Text, text.as_bytes());
+                self.write_frame(
+                    now,
+                    scratch,
+                    OpCode::Text,
+                    text.as_bytes(),
+                    Some(Lane::Heartbeat),
+                );
             }
         }
     }
 
-    /// Encodes one frame and writes it, or queues it behind what waits:
-    /// control frames ahead of queued data, data frames after it.
-    fn write_frame(&mut self, now: Instant, scratch: &mut Scratch, opcode: OpCode, payload: &[u8]) {
-        let control = matches!(opcode, OpCode::Ping | OpCode::Pong | OpCode::Close);
-        if !control && let Some(out) = &mut self.outbound {
+    /// Encodes one frame and writes it now if nothing waits; otherwise
+    /// queues it in `lane` (heartbeats and control frames ahead of data) or,
+    /// for `None`, behind the data already waiting.
+    fn write_frame(
+        &mut self,
+        now: Instant,
+        scratch: &mut Scratch,
+        opcode: OpCode,
+        payload: &[u8],
+        lane: Option<Lane>,
+    ) {
+        if lane.is_none()
+            && let Some(out) = &mut self.outbound
+        {
             out.push_data(Bytes::copy_from_slice(payload), opcode == OpCode::Text);
             return self.flush(now, scratch);
         }
         let mask = self.mask(scratch);
         scratch.write_buf.clear();
         codec::encode(&mut scratch.write_buf, true, opcode, payload, mask);
-        self.write_scratch(now, scratch);
+        self.write_scratch(now, scratch, lane.unwrap_or(Lane::Control), false);
     }
 
-    /// Writes the control frame or whole data frame in `scratch.write_buf`
-    /// now if nothing waits, else queues it ahead of waiting data.
-    fn write_scratch(&mut self, now: Instant, scratch: &mut Scratch) {
+    /// Writes the whole frame in `scratch.write_buf` now if nothing waits,
+    /// else queues it in `lane`; `close` marks our close frame.
+    fn write_scratch(&mut self, now: Instant, scratch: &mut Scratch, lane: Lane, close: bool) {
         if self.ended.is_some() {
             return;
         }
         let frame = &scratch.write_buf;
         if let Some(out) = &mut self.outbound {
-            out.push_control(frame);
+            out.push_frame(lane, frame, close);
             return self.flush(now, scratch);
         }
         let mut written = 0;
@@ -423,31 +461,41 @@ impl Conn {
     fn flush(&mut self, now: Instant, scratch: &mut Scratch) {
         let fragment_size = scratch.config.fragment_size;
         let client = self.role == Role::Client;
-        loop {
+        let mut data_progress = false;
+        let failed = loop {
             let Some(out) = &mut self.outbound else {
-                return;
+                break false;
             };
             let rng = &mut scratch.rng;
             let mut mask = || client.then(|| (rng.next_u64() as u32).to_ne_bytes());
             let bytes = out.next_bytes(fragment_size, &mut mask);
             if bytes.is_empty() {
                 self.outbound = None; // nothing waits: free the queue
-                return;
+                break false;
             }
             match self.stream.try_write(bytes) {
-                Ok(count) => out.advance(count, now),
+                Ok(count) => {
+                    data_progress |= count > 0 && out.has_data();
+                    out.advance(count, now);
+                }
                 Err(error) if error.kind() == ErrorKind::Interrupted => {}
                 Err(error) if error.kind() == ErrorKind::WouldBlock => {
                     if !self.register_write(scratch) {
-                        return;
+                        break false;
                     }
                 }
-                Err(_) => {
-                    self.heartbeat.handle_transport_end(now);
-                    self.after_input(now, scratch);
-                    return;
-                }
+                Err(_) => break true,
             }
+        };
+        if failed {
+            self.heartbeat.handle_transport_end(now);
+            self.after_input(now, scratch);
+        } else if data_progress && scratch.config.mode == HeartbeatMode::AppText {
+            // A browser cannot answer our text pings while a large message
+            // to it is still going out (they cannot go inside a fragmented
+            // message); its TCP acknowledging that message is its life.
+            self.heartbeat
+                .handle_frame(now, &scratch.config.heartbeat, Frame::Data);
         }
     }
 }
@@ -501,6 +549,9 @@ impl InboundSink<'_> {
     }
 
     fn deliver(&mut self, message: Message) {
+        if matches!(self.heartbeat.state(), State::Dead(_)) {
+            return; // data after the peer's close frame is not a message
+        }
         self.heartbeat
             .handle_frame(self.now, &self.config.heartbeat, Frame::Data);
         self.metrics.message_received();

@@ -236,7 +236,10 @@ impl Shard {
                 None => notified.await,
             }
         }
+        // Refuse new commands first, then drop the ones that raced in:
+        // sockets close, liveness queries answer `None`.
         self.scratch.shared.stopped.store(true, Ordering::Release);
+        drop(std::mem::take(&mut *self.scratch.shared.commands.lock()));
     }
 
     fn now() -> std::time::Instant {

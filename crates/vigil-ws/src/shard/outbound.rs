@@ -1,9 +1,12 @@
 //! Bytes waiting for a peer whose socket buffer is full. Allocated only while
 //! something waits: an idle connection has none.
 //!
-//! Control frames jump ahead of queued data at the next frame boundary, and
-//! data messages are cut into fragments when they are written, so a ping,
-//! pong or close never waits behind a whole large message.
+//! Four lanes, written in this order whenever a frame has gone out whole:
+//! control frames (ping, the latest pong, close) at the next frame boundary;
+//! application-level heartbeat text frames at the next message boundary
+//! (they cannot go inside a fragmented message); then data messages, cut
+//! into fragments as they are written. Once a close frame is queued, no
+//! data follows it (RFC 6455 section 5.5.1).
 
 use crate::codec;
 use bytes::Bytes;
@@ -11,17 +14,31 @@ use fastwebsockets::OpCode;
 use std::collections::VecDeque;
 use std::time::Instant;
 
+/// Which lane a pre-encoded frame belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    /// A ping or a close: kept in order.
+    Control,
+    /// A pong: only the latest one waits (RFC 6455 section 5.5.3).
+    Pong,
+    /// A whole application-level heartbeat text frame.
+    Heartbeat,
+}
+
 #[derive(Debug)]
 pub(crate) struct Outbound {
     /// The frame being written and how much of it has gone out.
     current: Vec<u8>,
     written: usize,
-    /// Encoded control frames, written before any further data.
     control: Vec<u8>,
+    pong: Vec<u8>,
+    heartbeat: Vec<u8>,
     /// Messages not yet fully framed: payload, text or not, bytes framed.
     data: VecDeque<(Bytes, bool, usize)>,
     /// Payload bytes still queued (the slow-consumer bound).
     queued: usize,
+    /// A close frame is queued or sent: data is dropped from now on.
+    closing: bool,
     /// Since when no write has made progress.
     pub(crate) stalled_since: Instant,
 }
@@ -32,8 +49,11 @@ impl Outbound {
             current: Vec::new(),
             written: 0,
             control: Vec::new(),
+            pong: Vec::new(),
+            heartbeat: Vec::new(),
             data: VecDeque::new(),
             queued: 0,
+            closing: false,
             stalled_since: now,
         }
     }
@@ -45,17 +65,45 @@ impl Outbound {
         self.written = 0;
     }
 
-    pub(crate) fn push_control(&mut self, frame: &[u8]) {
-        self.control.extend_from_slice(frame);
+    /// Queues an encoded frame in `lane`.
+    pub(crate) fn push_frame(&mut self, lane: Lane, frame: &[u8], close: bool) {
+        match lane {
+            Lane::Control => self.control.extend_from_slice(frame),
+            Lane::Pong => {
+                self.pong.clear();
+                self.pong.extend_from_slice(frame);
+            }
+            Lane::Heartbeat => self.heartbeat.extend_from_slice(frame),
+        }
+        if close {
+            // Nothing may follow our close frame: drop the data not yet framed.
+            self.closing = true;
+            self.data.clear();
+            self.heartbeat.clear();
+            self.queued = 0;
+        }
     }
 
     pub(crate) fn push_data(&mut self, payload: Bytes, text: bool) {
+        if self.closing {
+            return;
+        }
         self.queued += payload.len();
         self.data.push_back((payload, text, 0));
     }
 
+    /// Bytes waiting, all lanes (the slow-consumer bound).
     pub(crate) fn queued_bytes(&self) -> usize {
         self.queued + self.current.len() - self.written
+            + self.control.len()
+            + self.pong.len()
+            + self.heartbeat.len()
+    }
+
+    /// Whether a data message is part-way out (only control frames may go
+    /// before its next fragment).
+    fn mid_message(&self) -> bool {
+        self.data.front().is_some_and(|(_, _, framed)| *framed > 0)
     }
 
     /// The bytes to write next, framing the next fragment if needed; empty
@@ -70,6 +118,12 @@ impl Outbound {
             self.written = 0;
             if !self.control.is_empty() {
                 std::mem::swap(&mut self.current, &mut self.control);
+                // A pong may ride along: both are control frames.
+                self.current.append(&mut self.pong);
+            } else if !self.pong.is_empty() {
+                std::mem::swap(&mut self.current, &mut self.pong);
+            } else if !self.heartbeat.is_empty() && !self.mid_message() {
+                std::mem::swap(&mut self.current, &mut self.heartbeat);
             } else if let Some((payload, text, framed)) = self.data.front_mut() {
                 let first = *framed == 0;
                 let end = payload.len().min(*framed + fragment_size);
@@ -103,4 +157,12 @@ impl Outbound {
             self.stalled_since = now;
         }
     }
+
+    /// Whether data is still waiting to be written (for progress-as-life).
+    pub(crate) fn has_data(&self) -> bool {
+        !self.data.is_empty()
+    }
 }
+
+#[cfg(test)]
+mod tests;

@@ -93,3 +93,104 @@ async fn pings_and_pongs_are_not_stuck_behind_large_messages() {
     );
     server.stop().await;
 }
+
+/// Reads data frames from `client` for up to `limit` bytes, 1 MiB per 200 ms,
+/// answering protocol and app-level pings; returns (data frames as
+/// (first byte, length), whether a ping arrived inside a fragmented message).
+async fn read_slowly(client: &mut RawClient, limit: usize) -> (Vec<(u8, usize)>, bool) {
+    let mut frames = Vec::new();
+    let mut data = 0usize;
+    let mut in_message = false;
+    let mut ping_inside_message = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while data < limit && tokio::time::Instant::now() < deadline {
+        let Some((first, payload)) = client.read_frame(Duration::from_secs(3)).await else {
+            break;
+        };
+        match first & 0x0F {
+            PING => {
+                ping_inside_message |= in_message;
+                client.send(&frame(fin(PONG), &payload, true)).await;
+            }
+            TEXT if payload.starts_with(br#"{"type":"ping","id":"#) => {
+                let id = &payload[br#"{"type":"ping","id":"#.len()..];
+                let pong = [&br#"{"type":"pong","id":"#[..], id].concat();
+                client.send(&frame(fin(TEXT), &pong, true)).await;
+            }
+            BINARY | CONTINUATION => {
+                in_message = first & 0x80 == 0;
+                frames.push((first, payload.len()));
+                data += payload.len();
+                if data % (1 << 20) < payload.len() {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            _ => {}
+        }
+    }
+    (frames, ping_inside_message)
+}
+
+#[tokio::test]
+async fn one_large_message_is_cut_into_fragments_with_pings_between_them() {
+    let config = vigil_ws::WsConfig {
+        max_queued_bytes: 32 << 20,
+        ..fast_config()
+    };
+    let fragment_size = config.fragment_size;
+    let server = TestServer::start(config).await;
+    let mut client = RawClient::connect_with_receive_buffer(server.addr, 64 << 10).await;
+    let id = server.recorder.opened(0, Duration::from_secs(5)).await;
+    client
+        .send(&frame(fin(TEXT), b"flood:1:16777216", true))
+        .await;
+    let (frames, ping_inside) = read_slowly(&mut client, 16 << 20).await;
+    let total: usize = frames.iter().map(|(_, len)| len).sum();
+    assert_eq!(total, 16 << 20);
+    assert!(
+        frames.iter().all(|(_, len)| *len <= fragment_size),
+        "a frame over {fragment_size} B"
+    );
+    assert_eq!(
+        frames.iter().filter(|(first, _)| first & 0x80 != 0).count(),
+        1,
+        "one message"
+    );
+    assert!(ping_inside, "no ping between the fragments of the message");
+    let events = server.recorder.events();
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::Close(c, _) if *c == id)),
+        "{events:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_browser_receiving_a_large_backlog_is_not_closed() {
+    // App-level pings cannot go inside a fragmented message; the message's
+    // own progress keeps the reading client alive.
+    let config = vigil_ws::WsConfig {
+        mode: vigil_ws::HeartbeatMode::AppText,
+        max_queued_bytes: 32 << 20,
+        ..fast_config()
+    };
+    let server = TestServer::start(config).await;
+    let mut client = RawClient::connect_with_receive_buffer(server.addr, 64 << 10).await;
+    let id = server.recorder.opened(0, Duration::from_secs(5)).await;
+    client
+        .send(&frame(fin(TEXT), b"flood:1:16777216", true))
+        .await;
+    let (frames, _) = read_slowly(&mut client, 16 << 20).await;
+    let total: usize = frames.iter().map(|(_, len)| len).sum();
+    assert_eq!(total, 16 << 20, "the whole backlog arrived");
+    let events = server.recorder.events();
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::Close(c, _) if *c == id)),
+        "{events:?}"
+    );
+    server.stop().await;
+}

@@ -133,7 +133,15 @@ async fn app_level_pings_keep_a_browser_style_client_alive() {
 
 #[tokio::test]
 async fn a_message_trickled_byte_by_byte_while_timers_fire_arrives_whole() {
-    let server = TestServer::start(fast_config()).await;
+    // Ping after 1 s of silence, but 3 s to answer: the ping timer fires in
+    // the middle of the trickle and the trickle ends well before the kill.
+    let mut config = fast_config();
+    config.heartbeat = vigil_core::heartbeat::Config::builder()
+        .interval(Duration::from_secs(1))
+        .timeout(Duration::from_secs(3))
+        .build()
+        .expect("valid");
+    let server = TestServer::start(config).await;
     let mut client = RawClient::connect(server.addr).await;
     let id = server.recorder.opened(0, Duration::from_secs(5)).await;
     let text = "byte by byte ✓ ".repeat(3);
@@ -167,34 +175,50 @@ async fn a_message_trickled_byte_by_byte_while_timers_fire_arrives_whole() {
 async fn a_stalled_server_does_not_disconnect_healthy_clients_whose_pongs_wait() {
     // One shard: blocking it blocks every connection, like a starved runtime.
     let server = TestServer::start(fast_config()).await;
-    let healthy: Vec<GoodClient> = futures_join(server.addr, 20).await;
+    // Healthy peers that answer each ping after 300 ms: whenever the stall
+    // starts, about a quarter of them have a ping outstanding, and their
+    // pongs then wait in the socket while the server is stalled.
+    let mut peers = Vec::new();
+    for _ in 0..24 {
+        peers.push(DelayedPonger::connect(server.addr, Duration::from_millis(300)).await);
+    }
     let mut staller = RawClient::connect(server.addr).await;
-    server.recorder.opened(20, Duration::from_secs(5)).await;
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
-    // Block the shard for 4 s: longer than interval + timeout.
-    staller.send(&frame(fin(TEXT), b"stall:4000", true)).await;
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    server.recorder.opened(24, Duration::from_secs(5)).await;
+    // Pings are in flight (the peers' first ones went out after ~1 s); the
+    // staller itself answers none, so it must act before its own 2 s end.
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    // Block the shard for 3.5 s: far past every outstanding kill deadline.
+    let stalled_at = tokio::time::Instant::now();
+    staller.send(&frame(fin(TEXT), b"stall:3500", true)).await;
+    server
+        .recorder
+        .wait_for(Duration::from_secs(10), |events| {
+            events
+                .iter()
+                .any(
+                    |e| matches!(e, Event::Message(_, Message::Text(t)) if &t[..] == b"stall:3500"),
+                )
+                .then_some(())
+        })
+        .await;
+    assert!(
+        stalled_at.elapsed() >= Duration::from_millis(3_400),
+        "the shard really stalled"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await; // several heartbeats after the stall
     let closed: Vec<_> = server
         .recorder
         .events()
         .into_iter()
         .filter(|e| matches!(e, Event::Close(..)))
         .collect();
-    // The staller itself answers no pings and may be closed; nobody else.
-    let healthy_closed = healthy.iter().filter(|c| c.is_closed()).count();
+    let healthy_closed = peers.iter().filter(|peer| peer.is_closed()).count();
+    // The staller answers no pings and may be closed; nobody else.
     assert_eq!(
         healthy_closed, 0,
-        "healthy clients closed after a stall: {closed:?}"
+        "healthy peers closed after a stall: {closed:?}"
     );
     server.stop().await;
-}
-
-async fn futures_join(addr: std::net::SocketAddr, count: usize) -> Vec<GoodClient> {
-    let mut clients = Vec::with_capacity(count);
-    for _ in 0..count {
-        clients.push(GoodClient::connect(addr).await);
-    }
-    clients
 }
 
 #[tokio::test]
@@ -256,6 +280,36 @@ async fn a_pong_queued_behind_a_large_upload_does_not_get_the_peer_closed() {
         })
         .await;
     assert_eq!(size, count * chunk.len());
+    let events = server.recorder.events();
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Close(..))),
+        "{events:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_single_large_frame_uploaded_at_a_steady_rate_keeps_the_peer_alive() {
+    // Browsers send a large message as one frame. 768 KiB over ~3.5 s
+    // (longer than interval + timeout) is life; only a trickle is not.
+    let server = TestServer::start(fast_config()).await;
+    let mut client = RawClient::connect(server.addr).await;
+    let id = server.recorder.opened(0, Duration::from_secs(5)).await;
+    let wire = frame(fin(BINARY), &vec![b'u'; 768 << 10], true);
+    for piece in wire.chunks(16 << 10) {
+        client.send(piece).await;
+        tokio::time::sleep(Duration::from_millis(70)).await;
+    }
+    let size = server
+        .recorder
+        .wait_for(Duration::from_secs(5), |events| {
+            events.iter().find_map(|e| match e {
+                Event::Message(from, Message::Binary(data)) if *from == id => Some(data.len()),
+                _ => None,
+            })
+        })
+        .await;
+    assert_eq!(size, 768 << 10);
     let events = server.recorder.events();
     assert!(
         !events.iter().any(|e| matches!(e, Event::Close(..))),

@@ -2,7 +2,9 @@
 //! protocol errors, backpressure, half-open peers, starvation and the
 //! reconnecting client. Time bounds are generous: the machine is shared.
 
+mod axum;
 mod backpressure;
+mod close;
 mod half_open;
 mod heartbeat;
 mod protocol;

@@ -55,18 +55,27 @@ async fn clients_reconnect_after_a_restart_with_jittered_delays_and_resume() {
         .opened(CLIENTS - 1, Duration::from_secs(15))
         .await;
     // The client side runs its hook right after the server accepted it.
-    for _ in 0..100 {
-        if resumed.lock().len() >= CLIENTS {
+    for _ in 0..200 {
+        let mut distinct: Vec<usize> = resumed.lock().iter().map(|(index, _)| *index).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.len() >= CLIENTS {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let connects: Vec<u64> = connectors.iter().map(|c| c.connects()).collect();
+    let closes: Vec<_> = connectors.iter().map(|c| c.last_close()).collect();
 
     let resumed = resumed.lock().clone();
     let mut clients: Vec<usize> = resumed.iter().map(|(index, _)| *index).collect();
     clients.sort_unstable();
     clients.dedup();
-    assert_eq!(clients.len(), CLIENTS, "every resume hook ran: {resumed:?}");
+    assert_eq!(
+        clients.len(),
+        CLIENTS,
+        "every resume hook ran: {resumed:?}; connects {connects:?}; last closes {closes:?}"
+    );
     // Each resumed client's rejoin message reaches the new server.
     server
         .recorder

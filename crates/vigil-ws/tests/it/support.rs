@@ -452,6 +452,46 @@ impl Drop for GoodClient {
     }
 }
 
+/// A client that answers every protocol ping after `delay`, as a healthy
+/// but slow (or far away) peer does.
+pub(crate) struct DelayedPonger {
+    closed: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DelayedPonger {
+    pub(crate) async fn connect(addr: SocketAddr, delay: Duration) -> Self {
+        let mut client = RawClient::connect(addr).await;
+        let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&closed);
+        let task = tokio::spawn(async move {
+            // Bounded by the test: the task is aborted on drop.
+            while let Some((first, payload)) = client.read_frame(Duration::from_secs(60)).await {
+                match first & 0x0F {
+                    PING => {
+                        tokio::time::sleep(delay).await;
+                        client.send(&frame(fin(PONG), &payload, true)).await;
+                    }
+                    CLOSE => break,
+                    _ => {}
+                }
+            }
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        Self { closed, task }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for DelayedPonger {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 struct Spawn;
 
 impl<F> hyper::rt::Executor<F> for Spawn
