@@ -32,6 +32,9 @@ use crate::cmd::{self, cargo, project_root};
 
 /// Intervals in the measured window.
 const WINDOW: u32 = 4;
+/// The window lasts at least this long, whatever the interval: CPU time is
+/// read in 10 ms ticks and samples come once a second.
+const MIN_WINDOW: Duration = Duration::from_secs(20);
 /// One loadgen process holds at most this many connections (20,000 files).
 const MAX_CONNECTIONS: u32 = 19_000;
 const RATE: u32 = 2000;
@@ -126,9 +129,23 @@ impl Options {
     }
 
     /// The loadgen ends by itself once every connection has this many pings:
-    /// two more than the window can bring, so it outlives the window.
+    /// at least 10 s more than the window can bring, so it outlives it.
     fn until_pings(&self) -> u32 {
-        self.heartbeats + WINDOW + 2
+        self.heartbeats + self.window_intervals() + self.intervals_in(MIN_WINDOW / 2).max(2)
+    }
+
+    /// How many intervals fit in `span`, rounded up.
+    fn intervals_in(&self, span: Duration) -> u32 {
+        let needed = span
+            .as_millis()
+            .div_ceil(u128::from(self.interval_ms.max(1)));
+        u32::try_from(needed).unwrap_or(u32::MAX)
+    }
+
+    /// Intervals in the measured window: `WINDOW`, or more for short
+    /// intervals so the window lasts `MIN_WINDOW`.
+    fn window_intervals(&self) -> u32 {
+        WINDOW.max(self.intervals_in(MIN_WINDOW))
     }
 
     fn ramp(&self) -> Duration {
@@ -156,7 +173,7 @@ impl Options {
     fn server_lifetime(&self) -> Duration {
         self.ready_timeout()
             + self.heartbeats_timeout()
-            + self.interval() * WINDOW
+            + self.interval() * self.window_intervals()
             + self.exit_timeout()
             + Duration::from_secs(120)
     }
@@ -186,11 +203,12 @@ pub(crate) fn run(options: &Options) -> Result<()> {
     let mut rows = Vec::new();
     for &server in &options.servers {
         eprintln!(
-            "==> bench-idle {}: {} connections, ping every {} ms, {} heartbeats, then a {WINDOW}-interval window",
+            "==> bench-idle {}: {} connections, ping every {} ms, {} heartbeats, then a {}-interval window",
             server.name(),
             options.connections,
             options.interval_ms,
-            options.heartbeats
+            options.heartbeats,
+            options.window_intervals()
         );
         let measured = measure(server, options, &release, &out)
             .with_context(|| format!("bench-idle of the {} server failed", server.name()))?;
@@ -291,9 +309,9 @@ fn measure(server: Server, options: &Options, release: &Path, out: &Path) -> Res
     let noise_start = Noise::read(loadgen.id());
     eprintln!(
         "==> window of {} s",
-        (options.interval() * WINDOW).as_secs_f64()
+        (options.interval() * options.window_intervals()).as_secs_f64()
     );
-    let window_end = Instant::now() + options.interval() * WINDOW;
+    let window_end = Instant::now() + options.interval() * options.window_intervals();
     while Instant::now() < window_end {
         server_child.check_alive()?;
         loadgen.check_alive()?;

@@ -6,7 +6,7 @@ use std::{fs, process::Command, time::Duration};
 
 use anyhow::{Context, Result, bail};
 
-use super::{Options, Server, WINDOW};
+use super::{Options, Server};
 
 /// Everything one server's run produced.
 #[derive(Debug)]
@@ -208,7 +208,7 @@ impl Measured {
         format!(
             "{{\n  \"server\": \"{}\",\n  \"binary\": \"{}\",\n  \"connections\": {},\n  \
              \"interval_ms\": {},\n  \"heartbeats_before_window\": {},\n  \
-             \"window_intervals\": {WINDOW},\n  \
+             \"window_intervals\": {},\n  \
              \"heap_per_connection_bytes\": {:.1},\n  \"rss_per_connection_kib\": {:.3},\n  \
              \"cpu_per_heartbeat_us\": {:.2},\n  \"heartbeats_per_s\": {:.1},\n  \
              \"server_cpu_percent\": {:.2},\n  \"allocations_per_heartbeat\": {:.3},\n  \
@@ -220,6 +220,7 @@ impl Measured {
             f.connections,
             options.interval_ms,
             options.heartbeats,
+            options.window_intervals(),
             f.heap_per_connection_bytes,
             f.rss_per_connection_kib,
             f.cpu_per_heartbeat_us,
