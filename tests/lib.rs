@@ -4,6 +4,12 @@
 //! The binaries are built by `cargo build --workspace --bins` (which `cargo
 //! xtask test` runs first); a missing binary is a failure, never a skip.
 
+mod process;
+mod ws_client;
+
+pub use process::ServerProcess;
+pub use ws_client::WsClient;
+
 use std::{
     env,
     io::Read,

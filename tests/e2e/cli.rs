@@ -1,5 +1,5 @@
-//! The `vigil` command line while the server is not built (issue #4): it
-//! answers `--version` and `--help`, and otherwise refuses to pretend.
+//! The `vigil` command line: version, help, and the configurations it
+//! refuses before serving anything.
 
 use vigil_e2e::{run, vigil_bin};
 
@@ -15,33 +15,48 @@ fn version_prints_the_crate_version() {
 }
 
 #[test]
-fn help_prints_usage() {
+fn help_documents_every_option_with_its_default() {
     let output = run(&vigil_bin(), &["--help"]);
     assert!(output.status.success(), "{output:?}");
-    assert!(output.stdout.contains("USAGE:"), "{output:?}");
-    assert!(output.stdout.contains("--version"), "{output:?}");
+    for option in [
+        "--listen",
+        "--heartbeat-interval",
+        "--heartbeat-timeout",
+        "--leave-grace",
+        "--max-connections",
+    ] {
+        assert!(
+            output.stdout.contains(option),
+            "{option} missing: {output:?}"
+        );
+    }
+    assert!(output.stdout.contains("127.0.0.1:8080"), "{output:?}");
 }
 
 #[test]
-fn no_arguments_exits_2_naming_issue_4() {
-    let output = run(&vigil_bin(), &[]);
+fn a_public_address_without_auth_is_refused_with_the_way_out() {
+    let output = run(&vigil_bin(), &["--listen", "0.0.0.0:0"]);
     assert_eq!(output.status.code(), Some(2), "{output:?}");
-    assert!(output.stderr.contains("issue #4"), "{output:?}");
     assert!(
-        output
-            .stderr
-            .contains("interval 20s, timeout 10s, jitter 0.1"),
+        output.stderr.contains("--allow-insecure-public"),
         "{output:?}"
     );
-    assert_eq!(output.stdout, "", "{output:?}");
 }
 
 #[test]
-fn unknown_arguments_do_not_start_anything() {
-    let output = run(&vigil_bin(), &["--listen", "127.0.0.1:8080"]);
+fn an_impossible_heartbeat_is_refused_with_vigil_cores_message() {
+    let output = run(&vigil_bin(), &["--heartbeat-timeout", "200ms"]);
     assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(output.stderr.contains("under the 1s minimum"), "{output:?}");
+}
+
+#[test]
+fn a_jwt_secret_is_refused_until_token_checks_exist() {
+    let output = run(&vigil_bin(), &["--jwt-secret", "s3cret"]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(output.stderr.contains("not implemented yet"), "{output:?}");
     assert!(
-        output.stderr.contains("not built yet (issue #4)"),
-        "{output:?}"
+        !output.stderr.contains("s3cret"),
+        "the secret must not be logged: {output:?}"
     );
 }

@@ -3,3 +3,4 @@
 //! a user would see.
 
 mod cli;
+mod session;

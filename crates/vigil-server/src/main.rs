@@ -1,64 +1,176 @@
-//! `vigil`: the server binary (channels, presence, HTTP API, dashboard over
-//! vigil-ws).
+//! `vigil`: the server binary. WebSocket clients join channels and see who
+//! is online; vigil-ws keeps every connection honest underneath.
 //!
-//! The server arrives with issue #4. Until then the binary answers `--version`
-//! and `--help`, and otherwise says plainly that nothing is served, exiting
-//! with an error instead of pretending to listen. Flags move to clap then.
+//! Today it serves `/ws` (the JSON protocol of docs/PROTOCOL.md: join,
+//! leave, publish, presence, last will), `/healthz` and `/readyz`, with
+//! anonymous connections on loopback. Auth, the HTTP API, metrics and the
+//! dashboard are the rest of issue #4.
 
+mod config;
+mod http;
+mod hub;
+mod protocol;
+mod session;
+
+use anyhow::{Context, Result};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use vigil_core::heartbeat::Config as HeartbeatConfig;
+use vigil_core::presence::PresenceConfig;
+use vigil_ws::{WsConfig, WsServer};
 
-use vigil_core::heartbeat;
-
-/// The exit code for "nothing was done": no server runs yet.
-const NOT_BUILT: u8 = 2;
-
-fn usage() -> String {
-    format!(
-        "\
-vigil {version}: keeps WebSocket connections honest (heartbeats, presence)
-
-USAGE:
-    vigil [OPTIONS]
-
-OPTIONS:
-    -h, --help       print this message
-    -V, --version    print the version
-
-The server itself is not built yet (issue #4): without --help or --version,
-vigil exits with code {NOT_BUILT}.
-",
-        version = env!("CARGO_PKG_VERSION")
-    )
-}
+/// How long the accept loop waits after an error (out of file descriptors)
+/// before trying again, so it does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        ["-V" | "--version"] => {
-            println!("vigil {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
+    let command = match config::parse(std::env::args_os(), |key| std::env::var(key).ok()) {
+        Ok(command) => command,
+        // --help, --version and malformed command lines: clap's own output.
+        Err(config::ConfigError::Usage(error)) => error.exit(),
+        Err(error) => {
+            eprintln!("vigil: {error}");
+            return ExitCode::from(2);
         }
-        ["-h" | "--help"] => {
-            print!("{}", usage());
-            ExitCode::SUCCESS
+    };
+    let settings = match command {
+        config::Command::Serve(settings) => settings,
+        config::Command::CheckConfig { path } => {
+            return match config::check_config_file(&path) {
+                Ok(_) => {
+                    println!("{}: ok", path.display());
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("{error}");
+                    ExitCode::from(2)
+                }
+            };
         }
-        _ => {
-            let config = heartbeat::Config::default();
-            eprintln!(
-                "vigil {}: the server is not built yet (issue #4); nothing is listening.\n\
-                 vigil-core's heartbeat defaults: interval {:?}, timeout {:?}, jitter {}.\n\
-                 Run `vigil --help` for usage.",
-                env!("CARGO_PKG_VERSION"),
-                config.interval(),
-                config.timeout(),
-                config.jitter(),
-            );
-            ExitCode::from(NOT_BUILT)
+    };
+    init_logs(settings.log_json);
+    match serve(settings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            ExitCode::FAILURE
         }
+    }
+}
+
+fn init_logs(json: bool) {
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal());
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn serve(settings: config::Settings) -> Result<()> {
+    // Never pretend: a secret would suggest clients are authenticated, and
+    // token checks are not built yet, so refuse rather than serve openly.
+    anyhow::ensure!(
+        settings.jwt_secret.is_none(),
+        "JWT authentication is not implemented yet (issue #4): unset VIGIL_JWT_SECRET / --jwt-secret \
+         and serve on loopback, where anonymous connections are allowed"
+    );
+    let heartbeat = HeartbeatConfig::builder()
+        .interval(settings.heartbeat_interval)
+        .timeout(settings.heartbeat_timeout)
+        .jitter(settings.heartbeat_jitter)
+        .build()
+        .context("invalid heartbeat settings")?;
+    let ws_config = WsConfig {
+        heartbeat,
+        max_message_size: settings.max_message_bytes,
+        send_hello: false, // the welcome message advertises the heartbeat
+        ..WsConfig::default()
+    };
+    let presence = PresenceConfig::builder()
+        .leave_grace(settings.leave_grace)
+        .build()
+        .context("invalid presence settings")?;
+    let hub = Arc::new(hub::Hub::new(
+        presence,
+        settings.max_channels_per_connection,
+    ));
+    let sessions = Arc::new(session::Sessions::new(Arc::clone(&hub), &ws_config));
+    let ws = WsServer::start(ws_config, sessions).context("cannot start the WebSocket shards")?;
+    let app = Arc::new(http::App {
+        ws: ws.clone(),
+        max_connections: settings.max_connections,
+        ready: AtomicBool::new(true),
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot build the HTTP runtime")?;
+    runtime.block_on(async move {
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        tracing::info!(address = %listener.local_addr()?, "vigil listening; WebSocket endpoint /ws");
+        tokio::spawn(Arc::clone(&hub).run_timers());
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
+        let mut reported_accept_error = false;
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = &mut shutdown => break,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    if !reported_accept_error {
+                        tracing::warn!(%error, "accept failed (out of file descriptors?); backing off");
+                        reported_accept_error = true;
+                    }
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            };
+            reported_accept_error = false;
+            let app = Arc::clone(&app);
+            tokio::spawn(async move {
+                let service = service_fn(move |request| http::route(Arc::clone(&app), request));
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+        tracing::info!("shutting down: closing connections with 1001");
+        app.ready.store(false, Ordering::Release);
+        drop(listener);
+        ws.shutdown(settings.shutdown_deadline).await;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
     }
 }

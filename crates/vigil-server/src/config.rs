@@ -1,0 +1,272 @@
+//! The server's settings: one surface of command-line flags, `VIGIL_*`
+//! environment variables and an optional TOML file, merged in that order of
+//! precedence over the defaults, then validated together so that every
+//! problem is reported at once.
+//!
+//! Each setting has one name spelled three ways ([`Key`]): `heartbeat_interval`
+//! in the file, `--heartbeat-interval` on the command line and
+//! `VIGIL_HEARTBEAT_INTERVAL` in the environment. The environment is read
+//! through an injected lookup, never directly, so tests stay hermetic.
+//!
+//! Call order for the binary: [`parse`] the arguments, then either serve the
+//! returned [`Settings`] or, for `vigil check-config FILE`, call
+//! [`check_config_file`] and print its error. A [`ConfigError::Usage`]
+//! carries clap's `--help`, `--version` and usage errors: `error.exit()`
+//! prints each where it belongs with the right exit code.
+
+mod cli;
+mod error;
+mod key;
+mod layer;
+mod value;
+
+#[cfg(test)]
+mod tests;
+
+use std::ffi::OsString;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use vigil_core::heartbeat;
+use vigil_core::presence::PresenceConfig;
+
+pub(crate) use error::ConfigError;
+pub(crate) use key::{Key, Origin, Source};
+use layer::Partial;
+use value::format_duration;
+
+/// The machine allows 20,000 open files per process; 100 stay free for the
+/// listener, logs, the config file and the runtime.
+const MAX_CONNECTIONS_LIMIT: usize = 19_900;
+/// A message is held whole before it is handled, by every connection at once.
+const MAX_MESSAGE_BYTES_LIMIT: usize = 16 << 20;
+/// Beyond this a client is more likely misbehaving than busy.
+const MAX_CHANNELS_LIMIT: usize = 10_000;
+/// Orchestrators kill a process long before an hour of draining.
+const MAX_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(60 * 60);
+
+/// Everything the server is configured with, validated.
+///
+/// [`Default`] gives the documented defaults, which [`parse`] starts from.
+/// `Debug` never shows the JWT secret.
+#[derive(Clone, PartialEq)]
+pub(crate) struct Settings {
+    /// Address and port to listen on (port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// Allow a non-loopback `listen` without auth configured.
+    pub allow_insecure_public: bool,
+    /// HS256 secret; its presence means auth is configured.
+    pub jwt_secret: Option<String>,
+    /// Silence allowed before a ping.
+    pub heartbeat_interval: Duration,
+    /// Wait for any frame after a ping.
+    pub heartbeat_timeout: Duration,
+    /// Fraction of the interval by which pings are spread.
+    pub heartbeat_jitter: f64,
+    /// How long a user's presence outlives their last connection.
+    pub leave_grace: Duration,
+    /// Open WebSocket connections at once.
+    pub max_connections: usize,
+    /// Largest inbound message, whole.
+    pub max_message_bytes: usize,
+    /// Channels one connection may join.
+    pub max_channels_per_connection: usize,
+    /// How long shutdown waits for close handshakes.
+    pub shutdown_deadline: Duration,
+    /// Logs as JSON lines instead of human-readable text.
+    pub log_json: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+            allow_insecure_public: false,
+            jwt_secret: None,
+            heartbeat_interval: Duration::from_secs(20),
+            heartbeat_timeout: Duration::from_secs(10),
+            heartbeat_jitter: 0.1,
+            leave_grace: Duration::from_secs(5),
+            max_connections: 19_000,
+            max_message_bytes: 64 << 10,
+            max_channels_per_connection: 100,
+            shutdown_deadline: Duration::from_secs(10),
+            log_json: false,
+        }
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Written out so that the secret can never reach a log line.
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("allow_insecure_public", &self.allow_insecure_public)
+            .field(
+                "jwt_secret",
+                &self.jwt_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("heartbeat_timeout", &self.heartbeat_timeout)
+            .field("heartbeat_jitter", &self.heartbeat_jitter)
+            .field("leave_grace", &self.leave_grace)
+            .field("max_connections", &self.max_connections)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field(
+                "max_channels_per_connection",
+                &self.max_channels_per_connection,
+            )
+            .field("shutdown_deadline", &self.shutdown_deadline)
+            .field("log_json", &self.log_json)
+            .finish()
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Command {
+    /// Run the server with these settings.
+    Serve(Settings),
+    /// `vigil check-config FILE`: validate the file with
+    /// [`check_config_file`] and exit.
+    CheckConfig {
+        /// The TOML file to check.
+        path: PathBuf,
+    },
+}
+
+/// The variable naming the config file, like `--config`.
+pub(crate) const CONFIG_ENV: &str = "VIGIL_CONFIG";
+
+/// Reads the command line (`args` starts with the program name, as
+/// `std::env::args_os()` does) and the environment through `env` (in the
+/// binary: `|name| std::env::var(name).ok()`), plus the TOML file named by
+/// `--config` or `VIGIL_CONFIG` when there is one.
+///
+/// Precedence: flag, then `VIGIL_*` variable, then file, then default. Every
+/// problem found is reported, together in [`ConfigError::Several`] when there
+/// are more than one. `--help`, `--version` and malformed command lines come
+/// back at once as [`ConfigError::Usage`].
+pub(crate) fn parse(
+    args: impl IntoIterator<Item = OsString>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Command, ConfigError> {
+    let cli = cli::Cli::from_args(args)?;
+    if let Some(cli::Subcommand::CheckConfig { file }) = cli.command {
+        return Ok(Command::CheckConfig { path: file });
+    }
+    let mut problems = Vec::new();
+    let flags = Partial::from_text(Source::Cli, cli.values(), &mut problems);
+    let environment = Partial::from_text(
+        Source::Env,
+        Key::ALL
+            .into_iter()
+            .filter_map(|key| env(key.env()).map(|value| (key, value))),
+        &mut problems,
+    );
+    let file = match cli.config.or_else(|| env(CONFIG_ENV).map(PathBuf::from)) {
+        Some(path) => Partial::from_file(&path, &mut problems),
+        None => Partial::default(),
+    };
+    let settings = flags.over(environment).over(file).finish(&mut problems);
+    match ConfigError::from_problems(problems) {
+        None => Ok(Command::Serve(settings)),
+        Some(error) => Err(error),
+    }
+}
+
+/// Validates a TOML config file on its own, over the defaults (no flags, no
+/// environment): the settings `vigil --config FILE` would run with in an
+/// empty environment. Every problem is reported: each unknown key, each bad
+/// or out-of-range value, and the combinations that are refused.
+pub(crate) fn check_config_file(path: &Path) -> Result<Settings, ConfigError> {
+    let mut problems = Vec::new();
+    let settings = Partial::from_file(path, &mut problems).finish(&mut problems);
+    match ConfigError::from_problems(problems) {
+        None => Ok(settings),
+        Some(error) => Err(error),
+    }
+}
+
+/// Checks the merged settings; `partial` says where each value came from
+/// and which keys had a value refused in some layer. Those keys are not
+/// judged again: their fallback value would only add noise to the report.
+fn validate(settings: &Settings, partial: &Partial, problems: &mut Vec<ConfigError>) {
+    let failed = |keys: &[Key]| keys.iter().any(|&key| partial.failed(key));
+    if !failed(&[
+        Key::HeartbeatInterval,
+        Key::HeartbeatTimeout,
+        Key::HeartbeatJitter,
+    ]) {
+        let built = heartbeat::Config::builder()
+            .interval(settings.heartbeat_interval)
+            .timeout(settings.heartbeat_timeout)
+            .jitter(settings.heartbeat_jitter)
+            .build();
+        if let Err(error) = built {
+            problems.push(ConfigError::Heartbeat(error));
+        }
+    }
+    if !failed(&[Key::LeaveGrace]) {
+        let built = PresenceConfig::builder()
+            .leave_grace(settings.leave_grace)
+            .build();
+        if let Err(error) = built {
+            problems.push(ConfigError::Presence(error));
+        }
+    }
+    if !failed(&[Key::MaxConnections])
+        && !(1..=MAX_CONNECTIONS_LIMIT).contains(&settings.max_connections)
+    {
+        problems.push(ConfigError::MaxConnections {
+            origin: partial.origin(Key::MaxConnections),
+            value: settings.max_connections,
+        });
+    }
+    let mut out_of_range = |key: Key, value: String, allowed: String| {
+        if !failed(&[key]) {
+            problems.push(ConfigError::OutOfRange {
+                origin: partial.origin(key),
+                value,
+                allowed,
+            });
+        }
+    };
+    if !(1..=MAX_MESSAGE_BYTES_LIMIT).contains(&settings.max_message_bytes) {
+        out_of_range(
+            Key::MaxMessageBytes,
+            settings.max_message_bytes.to_string(),
+            format!(
+                "1..={MAX_MESSAGE_BYTES_LIMIT} (16 MiB): each connection may hold a whole message"
+            ),
+        );
+    }
+    if !(1..=MAX_CHANNELS_LIMIT).contains(&settings.max_channels_per_connection) {
+        out_of_range(
+            Key::MaxChannelsPerConnection,
+            settings.max_channels_per_connection.to_string(),
+            format!("1..={MAX_CHANNELS_LIMIT}"),
+        );
+    }
+    if settings.shutdown_deadline.is_zero() || settings.shutdown_deadline > MAX_SHUTDOWN_DEADLINE {
+        out_of_range(
+            Key::ShutdownDeadline,
+            format_duration(settings.shutdown_deadline),
+            format!(
+                "1ms..={}: clients need time to close, and no orchestrator waits longer",
+                format_duration(MAX_SHUTDOWN_DEADLINE)
+            ),
+        );
+    }
+    if !failed(&[Key::Listen, Key::JwtSecret, Key::AllowInsecurePublic])
+        && !settings.listen.ip().is_loopback()
+        && settings.jwt_secret.is_none()
+        && !settings.allow_insecure_public
+    {
+        problems.push(ConfigError::AnonymousPublic {
+            listen: settings.listen,
+        });
+    }
+}

@@ -1,0 +1,163 @@
+//! The command line (clap). Values stay text here so that flags, variables
+//! and the file share one parser and one set of error messages; `--help`
+//! gets each option's variable and default appended from [`Key`] and
+//! [`Settings::default`], so the help cannot drift from the code.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{CommandFactory, FromArgMatches, Parser};
+
+use super::{CONFIG_ENV, Key, Settings, format_duration};
+
+/// vigil: a WebSocket server that keeps connections honest (heartbeats,
+/// presence)
+#[derive(Debug, Parser)]
+#[command(
+    name = "vigil",
+    version,
+    args_conflicts_with_subcommands = true,
+    disable_help_subcommand = true,
+    after_help = "Precedence: flag, then VIGIL_* variable, then --config file, then default. \
+                  File keys are the flag names in snake_case (heartbeat_interval = \"20s\"). \
+                  Durations are a whole number and a unit: ms, s, m or h (500ms, 20s, 1m)."
+)]
+pub(super) struct Cli {
+    #[command(subcommand)]
+    pub(super) command: Option<Subcommand>,
+
+    /// TOML file of settings, overridden by flags and VIGIL_* variables
+    #[arg(long, value_name = "FILE")]
+    pub(super) config: Option<PathBuf>,
+
+    /// Address and port to listen on; port 0 picks a free one
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+
+    /// Accept anonymous connections on a non-loopback address (no jwt_secret)
+    #[arg(long)]
+    allow_insecure_public: bool,
+
+    /// HS256 secret for client tokens; unset: anonymous connections, loopback only. Prefer the variable: arguments are visible to other users
+    #[arg(long, value_name = "SECRET")]
+    jwt_secret: Option<String>,
+
+    /// How long a connection may be silent before it is pinged
+    #[arg(long, value_name = "DURATION")]
+    heartbeat_interval: Option<String>,
+
+    /// How long after a ping any frame must arrive before the peer is dropped
+    #[arg(long, value_name = "DURATION")]
+    heartbeat_timeout: Option<String>,
+
+    /// Fraction of the interval (0.0..=0.5) by which pings are spread
+    #[arg(long, value_name = "FRACTION")]
+    heartbeat_jitter: Option<String>,
+
+    /// How long a user stays present after their last connection ends (hides page reloads)
+    #[arg(long, value_name = "DURATION")]
+    leave_grace: Option<String>,
+
+    /// Open WebSocket connections at once (1..=19900: 20,000 files per process)
+    #[arg(long, value_name = "N")]
+    max_connections: Option<String>,
+
+    /// Largest inbound message, whole, in bytes
+    #[arg(long, value_name = "BYTES")]
+    max_message_bytes: Option<String>,
+
+    /// Channels one connection may join
+    #[arg(long, value_name = "N")]
+    max_channels_per_connection: Option<String>,
+
+    /// How long shutdown waits for clients' close handshakes
+    #[arg(long, value_name = "DURATION")]
+    shutdown_deadline: Option<String>,
+
+    /// Log JSON lines instead of human-readable text
+    #[arg(long)]
+    log_json: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(super) enum Subcommand {
+    /// Validate a TOML config file and explain each problem, then exit
+    CheckConfig {
+        /// The file to check
+        file: PathBuf,
+    },
+}
+
+impl Cli {
+    /// Parses `args` (program name first), or answers `--help`/`--version`.
+    pub(super) fn from_args(args: impl IntoIterator<Item = OsString>) -> Result<Self, clap::Error> {
+        let matches = command().try_get_matches_from(args)?;
+        Self::from_arg_matches(&matches)
+    }
+
+    /// The flags given, as text. A boolean flag can only turn its setting
+    /// on; to turn off what a variable or file turned on, unset that.
+    pub(super) fn values(&self) -> Vec<(Key, String)> {
+        let flag = |on: bool| on.then(|| "true".to_owned());
+        [
+            (Key::Listen, self.listen.clone()),
+            (Key::AllowInsecurePublic, flag(self.allow_insecure_public)),
+            (Key::JwtSecret, self.jwt_secret.clone()),
+            (Key::HeartbeatInterval, self.heartbeat_interval.clone()),
+            (Key::HeartbeatTimeout, self.heartbeat_timeout.clone()),
+            (Key::HeartbeatJitter, self.heartbeat_jitter.clone()),
+            (Key::LeaveGrace, self.leave_grace.clone()),
+            (Key::MaxConnections, self.max_connections.clone()),
+            (Key::MaxMessageBytes, self.max_message_bytes.clone()),
+            (
+                Key::MaxChannelsPerConnection,
+                self.max_channels_per_connection.clone(),
+            ),
+            (Key::ShutdownDeadline, self.shutdown_deadline.clone()),
+            (Key::LogJson, flag(self.log_json)),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| value.map(|value| (key, value)))
+        .collect()
+    }
+}
+
+/// The clap command, each setting's help ending with its variable and
+/// default the way clap itself would write them.
+pub(super) fn command() -> clap::Command {
+    let defaults = Settings::default();
+    Cli::command().mut_args(|arg| {
+        let id = arg.get_id().as_str();
+        let suffix = if let Some(key) = Key::from_name(id) {
+            match default_text(&defaults, key) {
+                Some(default) => format!("[env: {}] [default: {default}]", key.env()),
+                None => format!("[env: {}]", key.env()),
+            }
+        } else if id == "config" {
+            format!("[env: {CONFIG_ENV}]")
+        } else {
+            return arg;
+        };
+        let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+        arg.help(format!("{help} {suffix}"))
+    })
+}
+
+/// A setting's default as it would be written on the command line; `None`
+/// for the secret, which has none.
+pub(super) fn default_text(defaults: &Settings, key: Key) -> Option<String> {
+    Some(match key {
+        Key::Listen => defaults.listen.to_string(),
+        Key::AllowInsecurePublic => defaults.allow_insecure_public.to_string(),
+        Key::JwtSecret => return None,
+        Key::HeartbeatInterval => format_duration(defaults.heartbeat_interval),
+        Key::HeartbeatTimeout => format_duration(defaults.heartbeat_timeout),
+        Key::HeartbeatJitter => defaults.heartbeat_jitter.to_string(),
+        Key::LeaveGrace => format_duration(defaults.leave_grace),
+        Key::MaxConnections => defaults.max_connections.to_string(),
+        Key::MaxMessageBytes => defaults.max_message_bytes.to_string(),
+        Key::MaxChannelsPerConnection => defaults.max_channels_per_connection.to_string(),
+        Key::ShutdownDeadline => format_duration(defaults.shutdown_deadline),
+        Key::LogJson => defaults.log_json.to_string(),
+    })
+}

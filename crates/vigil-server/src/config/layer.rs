@@ -1,0 +1,204 @@
+//! One layer of settings (flags, environment or file) holding only what it
+//! sets, and the merge of the layers over the defaults.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use super::value::{Problem, Raw, SettingValue};
+use super::{ConfigError, Key, Origin, Settings, Source, validate};
+
+/// What one layer sets, or after [`Partial::over`] several; `None` where it
+/// is silent.
+#[derive(Debug, Default)]
+pub(super) struct Partial {
+    listen: Option<SocketAddr>,
+    allow_insecure_public: Option<bool>,
+    jwt_secret: Option<String>,
+    heartbeat_interval: Option<Duration>,
+    heartbeat_timeout: Option<Duration>,
+    heartbeat_jitter: Option<f64>,
+    leave_grace: Option<Duration>,
+    max_connections: Option<usize>,
+    max_message_bytes: Option<usize>,
+    max_channels_per_connection: Option<usize>,
+    shutdown_deadline: Option<Duration>,
+    log_json: Option<bool>,
+    /// The layer each set value came from.
+    sources: BTreeMap<Key, Source>,
+    /// Keys given a value that was refused, in any layer merged in.
+    failed: BTreeSet<Key>,
+}
+
+impl Partial {
+    /// A layer of text values: flags or environment variables.
+    pub(super) fn from_text(
+        source: Source,
+        values: impl IntoIterator<Item = (Key, String)>,
+        problems: &mut Vec<ConfigError>,
+    ) -> Self {
+        let mut partial = Self::default();
+        for (key, text) in values {
+            let origin = Origin {
+                key,
+                source: source.clone(),
+            };
+            partial.set(origin, Raw::Text(&text), problems);
+        }
+        partial
+    }
+
+    /// The layer of a TOML file. Every unknown key and every bad value is a
+    /// problem of its own; the file's other settings still count.
+    pub(super) fn from_file(path: &Path, problems: &mut Vec<ConfigError>) -> Self {
+        let mut partial = Self::default();
+        let text = match fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(error) => {
+                problems.push(ConfigError::ReadFile {
+                    path: path.to_owned(),
+                    error,
+                });
+                return partial;
+            }
+        };
+        let table = match text.parse::<toml::Table>() {
+            Ok(table) => table,
+            Err(error) => {
+                problems.push(ConfigError::syntax(path, &text, &error));
+                return partial;
+            }
+        };
+        for (name, value) in &table {
+            match Key::from_name(name) {
+                Some(key) => {
+                    let origin = Origin {
+                        key,
+                        source: Source::File(path.to_owned()),
+                    };
+                    partial.set(origin, Raw::Toml(value), problems);
+                }
+                None => problems.push(ConfigError::UnknownKey {
+                    path: path.to_owned(),
+                    key: name.clone(),
+                    suggestion: Key::closest(name),
+                }),
+            }
+        }
+        partial
+    }
+
+    fn set(&mut self, origin: Origin, raw: Raw<'_>, problems: &mut Vec<ConfigError>) {
+        let key = origin.key;
+        let read = match key {
+            Key::Listen => read(&mut self.listen, raw),
+            Key::AllowInsecurePublic => read(&mut self.allow_insecure_public, raw),
+            Key::JwtSecret => read(&mut self.jwt_secret, raw),
+            Key::HeartbeatInterval => read(&mut self.heartbeat_interval, raw),
+            Key::HeartbeatTimeout => read(&mut self.heartbeat_timeout, raw),
+            Key::HeartbeatJitter => read(&mut self.heartbeat_jitter, raw),
+            Key::LeaveGrace => read(&mut self.leave_grace, raw),
+            Key::MaxConnections => read(&mut self.max_connections, raw),
+            Key::MaxMessageBytes => read(&mut self.max_message_bytes, raw),
+            Key::MaxChannelsPerConnection => read(&mut self.max_channels_per_connection, raw),
+            Key::ShutdownDeadline => read(&mut self.shutdown_deadline, raw),
+            Key::LogJson => read(&mut self.log_json, raw),
+        };
+        match read {
+            Ok(()) => {
+                self.sources.insert(key, origin.source);
+            }
+            Err((problem, expected)) => {
+                self.failed.insert(key);
+                let value = match raw {
+                    Raw::Text("") => raw.render(),
+                    _ if key == Key::JwtSecret => "<redacted>".to_owned(),
+                    _ => raw.render(),
+                };
+                problems.push(ConfigError::InvalidValue {
+                    origin,
+                    value,
+                    problem,
+                    expected,
+                });
+            }
+        }
+    }
+
+    /// This layer, with `lower`'s values where this one is silent.
+    pub(super) fn over(self, lower: Self) -> Self {
+        let mut sources = lower.sources;
+        sources.extend(self.sources);
+        let mut failed = lower.failed;
+        failed.extend(self.failed);
+        Self {
+            listen: self.listen.or(lower.listen),
+            allow_insecure_public: self.allow_insecure_public.or(lower.allow_insecure_public),
+            jwt_secret: self.jwt_secret.or(lower.jwt_secret),
+            heartbeat_interval: self.heartbeat_interval.or(lower.heartbeat_interval),
+            heartbeat_timeout: self.heartbeat_timeout.or(lower.heartbeat_timeout),
+            heartbeat_jitter: self.heartbeat_jitter.or(lower.heartbeat_jitter),
+            leave_grace: self.leave_grace.or(lower.leave_grace),
+            max_connections: self.max_connections.or(lower.max_connections),
+            max_message_bytes: self.max_message_bytes.or(lower.max_message_bytes),
+            max_channels_per_connection: self
+                .max_channels_per_connection
+                .or(lower.max_channels_per_connection),
+            shutdown_deadline: self.shutdown_deadline.or(lower.shutdown_deadline),
+            log_json: self.log_json.or(lower.log_json),
+            sources,
+            failed,
+        }
+    }
+
+    /// The settings, defaults filling the gaps, and their problems.
+    pub(super) fn finish(self, problems: &mut Vec<ConfigError>) -> Settings {
+        let default = Settings::default();
+        let settings = Settings {
+            listen: self.listen.unwrap_or(default.listen),
+            allow_insecure_public: self
+                .allow_insecure_public
+                .unwrap_or(default.allow_insecure_public),
+            jwt_secret: self.jwt_secret.clone().or(default.jwt_secret),
+            heartbeat_interval: self
+                .heartbeat_interval
+                .unwrap_or(default.heartbeat_interval),
+            heartbeat_timeout: self.heartbeat_timeout.unwrap_or(default.heartbeat_timeout),
+            heartbeat_jitter: self.heartbeat_jitter.unwrap_or(default.heartbeat_jitter),
+            leave_grace: self.leave_grace.unwrap_or(default.leave_grace),
+            max_connections: self.max_connections.unwrap_or(default.max_connections),
+            max_message_bytes: self.max_message_bytes.unwrap_or(default.max_message_bytes),
+            max_channels_per_connection: self
+                .max_channels_per_connection
+                .unwrap_or(default.max_channels_per_connection),
+            shutdown_deadline: self.shutdown_deadline.unwrap_or(default.shutdown_deadline),
+            log_json: self.log_json.unwrap_or(default.log_json),
+        };
+        validate(&settings, &self, problems);
+        settings
+    }
+
+    /// The setting and the layer its merged value came from.
+    pub(super) fn origin(&self, key: Key) -> Origin {
+        Origin {
+            key,
+            source: self.sources.get(&key).cloned().unwrap_or(Source::Default),
+        }
+    }
+
+    /// Whether some layer gave `key` a value that was refused.
+    pub(super) fn failed(&self, key: Key) -> bool {
+        self.failed.contains(&key)
+    }
+}
+
+/// Gives `raw` the slot's type; on failure, the problem and what is allowed.
+fn read<T: SettingValue>(
+    slot: &mut Option<T>,
+    raw: Raw<'_>,
+) -> Result<(), (Problem, &'static str)> {
+    *slot = Some(T::from_raw(raw).map_err(|problem| (problem, T::EXPECTED))?);
+    Ok(())
+}

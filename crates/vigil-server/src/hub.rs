@@ -1,0 +1,264 @@
+//! The hub: which connection joined which channel, presence per channel per
+//! user (vigil-core's table, with its leave grace and last wills), and the
+//! fan-out of presence diffs and channel messages to members.
+//!
+//! Presence is announced per user: several tabs of one user are one member,
+//! and a reload within the grace announces nothing.
+
+use crate::protocol::ErrorCode;
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::Notify;
+use vigil_core::presence::{ConnId, Departure, Event, Presence, PresenceConfig, Snapshot};
+use vigil_ws::Connection;
+
+/// The shared state of one server process.
+pub(crate) struct Hub {
+    state: Mutex<State>,
+    /// Wakes the presence timer task when a leave was scheduled.
+    timers: Notify,
+    max_channels: usize,
+}
+
+struct State {
+    presence: Presence,
+    /// Live connections: their handle and user.
+    conns: HashMap<u64, (Connection, Arc<str>)>,
+    /// Members of each channel, by connection, to fan out to.
+    members: HashMap<Arc<str>, BTreeMap<u64, Connection>>,
+}
+
+/// A request refused by the hub.
+pub(crate) type Refusal = (ErrorCode, String);
+
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+impl Hub {
+    pub(crate) fn new(presence: PresenceConfig, max_channels: usize) -> Self {
+        Self {
+            state: Mutex::new(State {
+                presence: Presence::new(presence),
+                conns: HashMap::new(),
+                members: HashMap::new(),
+            }),
+            timers: Notify::new(),
+            max_channels,
+        }
+    }
+
+    /// A connection of `user` is open.
+    pub(crate) fn open(&self, conn: &Connection, user: Arc<str>) {
+        let mut state = self.state.lock();
+        state
+            .presence
+            .connect(now(), ConnId(conn.id().0), Arc::clone(&user));
+        state.conns.insert(conn.id().0, (conn.clone(), user));
+    }
+
+    /// Joins `channel`; returns the members as the joiner should see them.
+    pub(crate) fn join(
+        &self,
+        conn: &Connection,
+        channel: &str,
+        meta: Option<&Value>,
+    ) -> Result<Value, Refusal> {
+        let mut state = self.state.lock();
+        let id = ConnId(conn.id().0);
+        let joined = state.presence.channels_of(id).count();
+        let already = state.presence.channels_of(id).any(|c| c == channel);
+        if !already && joined >= self.max_channels {
+            return Err((
+                ErrorCode::TooManyChannels,
+                format!(
+                    "a connection may join at most {} channels",
+                    self.max_channels
+                ),
+            ));
+        }
+        let channel: Arc<str> = Arc::from(channel);
+        let meta = meta.map(|m| Arc::from(m.to_string()));
+        state.presence.join(now(), id, Arc::clone(&channel), meta);
+        state
+            .members
+            .entry(Arc::clone(&channel))
+            .or_default()
+            .insert(id.0, conn.clone());
+        drain(&mut state);
+        Ok(snapshot_json(&channel, &state.presence.members(&channel)))
+    }
+
+    pub(crate) fn leave(&self, conn: &Connection, channel: &str) -> Result<(), Refusal> {
+        let mut state = self.state.lock();
+        let id = ConnId(conn.id().0);
+        if !state.presence.leave(now(), id, channel) {
+            return Err((ErrorCode::NotJoined, format!("not a member of {channel:?}")));
+        }
+        remove_member(&mut state, channel, id.0);
+        drain(&mut state);
+        Ok(())
+    }
+
+    /// Sends `data` from this connection to every member of `channel`.
+    pub(crate) fn publish(
+        &self,
+        conn: &Connection,
+        channel: &str,
+        data: &Value,
+    ) -> Result<usize, Refusal> {
+        let state = self.state.lock();
+        let Some(members) = state
+            .members
+            .get(channel)
+            .filter(|m| m.contains_key(&conn.id().0))
+        else {
+            return Err((
+                ErrorCode::NotJoined,
+                format!("join {channel:?} before publishing to it"),
+            ));
+        };
+        let from = state
+            .conns
+            .get(&conn.id().0)
+            .map(|(_, user)| Arc::clone(user));
+        let event =
+            json!({"type": "message", "channel": channel, "from": from.as_deref(), "data": data})
+                .to_string();
+        for member in members.values() {
+            let _ = member.send_text(event.clone());
+        }
+        Ok(members.len())
+    }
+
+    pub(crate) fn presence(&self, channel: &str) -> Value {
+        snapshot_json(channel, &self.state.lock().presence.members(channel))
+    }
+
+    /// Stores (or, with `null`, clears) the connection's last will.
+    pub(crate) fn set_will(&self, conn: &Connection, channel: &str, data: &Value) {
+        let will = (!data.is_null())
+            .then(|| Arc::from(json!({"channel": channel, "data": data}).to_string()));
+        self.state
+            .lock()
+            .presence
+            .set_last_will(ConnId(conn.id().0), will);
+    }
+
+    /// The connection ended; `abnormal` publishes its last will.
+    pub(crate) fn close(&self, conn: &Connection, abnormal: bool) {
+        let mut state = self.state.lock();
+        let id = conn.id().0;
+        let departure = if abnormal {
+            Departure::Abnormal
+        } else {
+            Departure::Clean
+        };
+        let channels: Vec<Arc<str>> = state
+            .presence
+            .channels_of(ConnId(id))
+            .map(Arc::from)
+            .collect();
+        for channel in channels {
+            remove_member(&mut state, &channel, id);
+        }
+        state.presence.disconnect(now(), ConnId(id), departure);
+        state.conns.remove(&id);
+        drain(&mut state);
+        drop(state);
+        self.timers.notify_one();
+    }
+
+    /// Drives the presence leave-grace timers; runs until the runtime ends.
+    pub(crate) async fn run_timers(self: Arc<Self>) {
+        loop {
+            let notified = self.timers.notified();
+            let deadline = self.state.lock().presence.poll_timeout();
+            match deadline {
+                Some(at) => {
+                    let _ = tokio::time::timeout_at(at.into(), notified).await;
+                }
+                None => notified.await,
+            }
+            let mut state = self.state.lock();
+            state.presence.handle_timeout(now());
+            drain(&mut state);
+        }
+    }
+}
+
+fn remove_member(state: &mut State, channel: &str, id: u64) {
+    if let Some(members) = state.members.get_mut(channel) {
+        members.remove(&id);
+        if members.is_empty() {
+            state.members.remove(channel);
+        }
+    }
+}
+
+/// Sends every presence event to the members concerned.
+fn drain(state: &mut State) {
+    while let Some(event) = state.presence.poll_event() {
+        match event {
+            Event::Diff {
+                channel,
+                version,
+                joins,
+                leaves,
+            } => {
+                let joins: Vec<Value> = joins
+                    .iter()
+                    .map(|m| json!({"user": &*m.user, "meta": parse_meta(m.meta.as_deref())}))
+                    .collect();
+                let leaves: Vec<&str> = leaves.iter().map(|u| &**u).collect();
+                let text = json!({"type": "presence", "channel": &*channel, "version": version,
+                                  "joins": joins, "leaves": leaves})
+                .to_string();
+                for member in state
+                    .members
+                    .get(&channel)
+                    .into_iter()
+                    .flat_map(|m| m.values())
+                {
+                    let _ = member.send_text(text.clone());
+                }
+            }
+            Event::LastWill { user, payload, .. } => {
+                let Ok(will) = serde_json::from_str::<Value>(&payload) else {
+                    continue;
+                };
+                let Some(channel) = will["channel"].as_str() else {
+                    continue;
+                };
+                let text = json!({"type": "message", "channel": channel, "from": &*user,
+                                  "data": will["data"], "will": true})
+                .to_string();
+                for member in state
+                    .members
+                    .get(channel)
+                    .into_iter()
+                    .flat_map(|m| m.values())
+                {
+                    let _ = member.send_text(text.clone());
+                }
+            }
+        }
+    }
+}
+
+fn parse_meta(meta: Option<&str>) -> Value {
+    meta.and_then(|m| serde_json::from_str(m).ok())
+        .unwrap_or(Value::Null)
+}
+
+fn snapshot_json(channel: &str, snapshot: &Snapshot) -> Value {
+    let members: Vec<Value> = snapshot
+        .members
+        .iter()
+        .map(|m| json!({"user": &*m.user, "meta": parse_meta(m.meta.as_deref())}))
+        .collect();
+    json!({"channel": channel, "version": snapshot.version, "members": members})
+}

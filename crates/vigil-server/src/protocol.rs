@@ -1,0 +1,144 @@
+//! The JSON protocol between the vigil server and its WebSocket clients
+//! (docs/PROTOCOL.md): what clients may ask, what the server says, and the
+//! stable error codes. Parsing never panics and every bad request gets a
+//! specific error that echoes the request's id.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Longest channel name accepted.
+pub(crate) const MAX_CHANNEL_LEN: usize = 128;
+
+/// A request from a client. Every request may carry an `id`, echoed in the
+/// reply or error.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum Request {
+    /// Join a channel, optionally with presence metadata (a display name,
+    /// a status): any JSON value, shown to the other members.
+    Join {
+        id: Option<Value>,
+        channel: String,
+        meta: Option<Value>,
+    },
+    /// Leave a channel.
+    Leave { id: Option<Value>, channel: String },
+    /// Send `data` to every member of a channel this connection joined.
+    Publish {
+        id: Option<Value>,
+        channel: String,
+        data: Value,
+    },
+    /// Who is in a channel now.
+    Presence { id: Option<Value>, channel: String },
+    /// Publish `data` to `channel` if this connection ends abnormally
+    /// (timeout, broken transport), never on a clean close. `data: null`
+    /// clears it.
+    SetWill {
+        id: Option<Value>,
+        channel: String,
+        data: Value,
+    },
+}
+
+impl Request {
+    pub(crate) fn id(&self) -> Option<&Value> {
+        match self {
+            Self::Join { id, .. }
+            | Self::Leave { id, .. }
+            | Self::Publish { id, .. }
+            | Self::Presence { id, .. }
+            | Self::SetWill { id, .. } => id.as_ref(),
+        }
+    }
+}
+
+/// Stable error codes, for programs; the message is for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ErrorCode {
+    /// Not JSON, or not an object.
+    MalformedJson,
+    /// An `op` the server does not know, or fields it does not expect.
+    UnknownOp,
+    /// Binary frames are not part of the protocol.
+    BinaryNotSupported,
+    /// The channel name is empty, too long or has forbidden characters.
+    InvalidChannel,
+    /// Joining one more channel would exceed the per-connection limit.
+    TooManyChannels,
+    /// Publishing to a channel this connection has not joined.
+    NotJoined,
+}
+
+/// Checks a channel name: 1 to 128 characters from `A-Z a-z 0-9 _ - . : /`.
+pub(crate) fn check_channel(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_CHANNEL_LEN {
+        return Err(format!(
+            "channel names are 1 to {MAX_CHANNEL_LEN} characters long; got {}",
+            name.len()
+        ));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | '/')))
+    {
+        return Err(format!(
+            "channel names use letters, digits and _ - . : / only; {bad:?} is not allowed"
+        ));
+    }
+    Ok(())
+}
+
+/// Parses a text frame into a request, or the error to answer with (and the
+/// id, when the frame was JSON enough to carry one).
+pub(crate) fn parse(text: &str) -> Result<Request, (ErrorCode, String, Option<Value>)> {
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        (
+            ErrorCode::MalformedJson,
+            format!("not valid JSON: {e}"),
+            None,
+        )
+    })?;
+    let id = value.get("id").cloned();
+    if !value.is_object() {
+        return Err((
+            ErrorCode::MalformedJson,
+            "a request is a JSON object".into(),
+            id,
+        ));
+    }
+    let request: Request = serde_json::from_value(value).map_err(|e| {
+        (
+            ErrorCode::UnknownOp,
+            format!("not a request this server understands: {e}"),
+            id.clone(),
+        )
+    })?;
+    match &request {
+        Request::Join { channel, .. }
+        | Request::Leave { channel, .. }
+        | Request::Publish { channel, .. }
+        | Request::Presence { channel, .. }
+        | Request::SetWill { channel, .. } => {
+            check_channel(channel)
+                .map_err(|message| (ErrorCode::InvalidChannel, message, id.clone()))?;
+        }
+    }
+    Ok(request)
+}
+
+/// An error event.
+pub(crate) fn error(id: Option<&Value>, code: ErrorCode, message: &str) -> String {
+    serde_json::json!({"type": "error", "id": id, "code": code, "message": message}).to_string()
+}
+
+/// A successful reply to request `id`, with extra fields.
+pub(crate) fn reply(id: Option<&Value>, mut fields: serde_json::Map<String, Value>) -> String {
+    fields.insert("type".into(), "reply".into());
+    fields.insert("id".into(), id.cloned().unwrap_or(Value::Null));
+    Value::Object(fields).to_string()
+}
+
+#[cfg(test)]
+mod tests;

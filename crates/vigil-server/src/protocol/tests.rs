@@ -1,0 +1,93 @@
+//! Every bad request gets its specific error code, with its id echoed.
+
+use super::*;
+
+#[track_caller]
+fn refused(text: &str, code: ErrorCode, id: Option<Value>) {
+    let (got, message, got_id) = parse(text).expect_err("must be refused");
+    assert_eq!(got, code, "{message}");
+    assert_eq!(got_id, id);
+    assert!(!message.is_empty());
+}
+
+#[test]
+fn requests_parse_with_their_ids() {
+    let join =
+        parse(r#"{"op":"join","channel":"room-1","meta":{"name":"Ann"},"id":7}"#).expect("valid");
+    assert_eq!(
+        join,
+        Request::Join {
+            id: Some(7.into()),
+            channel: "room-1".into(),
+            meta: Some(serde_json::json!({"name": "Ann"})),
+        }
+    );
+    assert_eq!(join.id(), Some(&Value::from(7)));
+    assert!(matches!(
+        parse(r#"{"op":"publish","channel":"a/b","data":[1,2]}"#),
+        Ok(Request::Publish { .. })
+    ));
+    assert!(matches!(
+        parse(r#"{"op":"presence","channel":"x"}"#),
+        Ok(Request::Presence { .. })
+    ));
+    assert!(matches!(
+        parse(r#"{"op":"leave","channel":"x","id":"a"}"#),
+        Ok(Request::Leave { .. })
+    ));
+    assert!(matches!(
+        parse(r#"{"op":"set_will","channel":"x","data":"gone"}"#),
+        Ok(Request::SetWill { .. })
+    ));
+}
+
+#[test]
+fn bad_requests_get_specific_errors() {
+    refused("{not json", ErrorCode::MalformedJson, None);
+    refused("[1,2]", ErrorCode::MalformedJson, None);
+    refused(
+        r#"{"op":"dance","id":3}"#,
+        ErrorCode::UnknownOp,
+        Some(3.into()),
+    );
+    refused(
+        r#"{"op":"join","id":4}"#,
+        ErrorCode::UnknownOp,
+        Some(4.into()),
+    );
+    refused(
+        r#"{"op":"join","channel":"a","extra":1,"id":5}"#,
+        ErrorCode::UnknownOp,
+        Some(5.into()),
+    );
+    refused(
+        r#"{"op":"join","channel":"","id":6}"#,
+        ErrorCode::InvalidChannel,
+        Some(6.into()),
+    );
+    refused(
+        r#"{"op":"join","channel":"a b","id":6}"#,
+        ErrorCode::InvalidChannel,
+        Some(6.into()),
+    );
+    let long = format!(
+        r#"{{"op":"join","channel":"{}"}}"#,
+        "x".repeat(MAX_CHANNEL_LEN + 1)
+    );
+    refused(&long, ErrorCode::InvalidChannel, None);
+}
+
+#[test]
+fn errors_and_replies_echo_the_id() {
+    let text = error(Some(&Value::from("q1")), ErrorCode::NotJoined, "join first");
+    let value: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(value["type"], "error");
+    assert_eq!(value["id"], "q1");
+    assert_eq!(value["code"], "not_joined");
+    let text = reply(Some(&Value::from(2)), serde_json::Map::new());
+    let value: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(
+        (value["type"].as_str(), value["id"].as_i64()),
+        (Some("reply"), Some(2))
+    );
+}

@@ -1,0 +1,117 @@
+//! What the server does with each WebSocket connection: greet it, answer its
+//! requests through the hub, and clean up after it. The vigil-ws handler.
+
+use crate::hub::Hub;
+use crate::protocol::{self, ErrorCode, Request};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use vigil_ws::{CloseReason, Connection, Handler, Message, WsConfig};
+
+/// Protocol errors a connection may make in a row before it is closed with
+/// 1008: one bad client must not keep the server busy answering it.
+const MAX_ERRORS_IN_A_ROW: u32 = 20;
+
+pub(crate) struct Sessions {
+    pub(crate) hub: Arc<Hub>,
+    /// The heartbeat advertised in the welcome message.
+    pub(crate) welcome: Value,
+    errors: parking_lot::Mutex<std::collections::HashMap<u64, u32>>,
+}
+
+impl Sessions {
+    pub(crate) fn new(hub: Arc<Hub>, ws: &WsConfig) -> Self {
+        let welcome = json!({
+            "interval_ms": ws.heartbeat.interval().as_millis() as u64,
+            "timeout_ms": ws.heartbeat.timeout().as_millis() as u64,
+            "mode": ws.mode.as_str(),
+        });
+        Self {
+            hub,
+            welcome,
+            errors: parking_lot::Mutex::default(),
+        }
+    }
+
+    /// The user of an anonymous connection.
+    fn user_of(conn: &Connection) -> Arc<str> {
+        Arc::from(format!("anon-{}", conn.id().0))
+    }
+
+    fn refuse(&self, conn: &Connection, id: Option<&Value>, code: ErrorCode, message: &str) {
+        let _ = conn.send_text(protocol::error(id, code, message));
+        let mut errors = self.errors.lock();
+        let count = errors.entry(conn.id().0).or_insert(0);
+        *count += 1;
+        if *count >= MAX_ERRORS_IN_A_ROW {
+            let _ = conn.close(1008, "too many invalid requests");
+        }
+    }
+
+    fn handle(
+        &self,
+        conn: &Connection,
+        request: &Request,
+    ) -> Result<Map<String, Value>, (ErrorCode, String)> {
+        let mut fields = Map::new();
+        match request {
+            Request::Join { channel, meta, .. } => {
+                fields.insert(
+                    "presence".into(),
+                    self.hub.join(conn, channel, meta.as_ref())?,
+                );
+            }
+            Request::Leave { channel, .. } => self.hub.leave(conn, channel)?,
+            Request::Publish { channel, data, .. } => {
+                let delivered = self.hub.publish(conn, channel, data)?;
+                fields.insert("delivered".into(), delivered.into());
+            }
+            Request::Presence { channel, .. } => {
+                fields.insert("presence".into(), self.hub.presence(channel));
+            }
+            Request::SetWill { channel, data, .. } => self.hub.set_will(conn, channel, data),
+        }
+        Ok(fields)
+    }
+}
+
+impl Handler for Sessions {
+    fn on_open(&self, conn: &Connection) {
+        let user = Self::user_of(conn);
+        self.hub.open(conn, Arc::clone(&user));
+        let welcome = json!({
+            "type": "welcome",
+            "connection": conn.id().0,
+            "user": &*user,
+            "heartbeat": self.welcome,
+            "version": env!("CARGO_PKG_VERSION"),
+        });
+        let _ = conn.send_text(welcome.to_string());
+    }
+
+    fn on_message(&self, conn: &Connection, message: Message) {
+        let Message::Text(text) = message else {
+            return self.refuse(
+                conn,
+                None,
+                ErrorCode::BinaryNotSupported,
+                "binary frames are not part of the protocol",
+            );
+        };
+        let text = std::str::from_utf8(&text).unwrap_or_default();
+        match protocol::parse(text) {
+            Err((code, message, id)) => self.refuse(conn, id.as_ref(), code, &message),
+            Ok(request) => match self.handle(conn, &request) {
+                Ok(fields) => {
+                    self.errors.lock().remove(&conn.id().0);
+                    let _ = conn.send_text(protocol::reply(request.id(), fields));
+                }
+                Err((code, message)) => self.refuse(conn, request.id(), code, &message),
+            },
+        }
+    }
+
+    fn on_close(&self, conn: &Connection, reason: CloseReason) {
+        self.errors.lock().remove(&conn.id().0);
+        self.hub.close(conn, reason.is_abnormal());
+    }
+}

@@ -1,0 +1,112 @@
+//! A real `vigil` process and real WebSocket clients: presence per user,
+//! channel messages, specific errors, last wills and graceful shutdown.
+
+use std::time::Duration;
+use vigil_e2e::{ServerProcess, WsClient};
+
+fn start(extra: &[&str]) -> ServerProcess {
+    let mut args = vec!["--listen", "127.0.0.1:0", "--leave-grace", "1s"];
+    args.extend_from_slice(extra);
+    ServerProcess::start(&args)
+}
+
+#[test]
+fn members_see_each_other_and_their_messages() {
+    let server = start(&[]);
+    let mut ann = WsClient::connect(server.addr());
+    let welcome = ann.next_json();
+    assert_eq!(welcome["type"], "welcome");
+    assert_eq!(welcome["heartbeat"]["interval_ms"], 20_000);
+    let ann_id = welcome["user"].as_str().expect("user").to_owned();
+    ann.send_json(r#"{"op":"join","channel":"room","meta":{"name":"Ann"},"id":1}"#);
+    let diff = ann.next_of("presence");
+    assert_eq!(diff["joins"][0]["user"], ann_id.as_str());
+    let reply = ann.next_of("reply");
+    assert_eq!(reply["id"], 1);
+
+    let mut bob = WsClient::connect(server.addr());
+    let bob_id = bob.next_json()["user"].as_str().expect("user").to_owned();
+    bob.send_json(r#"{"op":"join","channel":"room","id":"b1"}"#);
+    let seen_by_ann = ann.next_of("presence");
+    assert_eq!(seen_by_ann["joins"][0]["user"], bob_id.as_str());
+    assert!(seen_by_ann["version"].as_u64() > diff["version"].as_u64());
+    let reply = bob.next_of("reply");
+    assert_eq!(
+        reply["presence"]["members"].as_array().map(Vec::len),
+        Some(2)
+    );
+
+    bob.send_json(r#"{"op":"publish","channel":"room","data":{"text":"hi"},"id":2}"#);
+    let message = ann.next_of("message");
+    assert_eq!(message["from"], bob_id.as_str());
+    assert_eq!(message["data"]["text"], "hi");
+    assert_eq!(bob.next_of("reply")["delivered"], 2);
+}
+
+#[test]
+fn bad_requests_get_specific_errors_and_the_connection_stays_usable() {
+    let server = start(&[]);
+    let mut client = WsClient::connect(server.addr());
+    client.next_json(); // welcome
+    for (request, code) in [
+        ("{oops", "malformed_json"),
+        (r#"{"op":"dance","id":1}"#, "unknown_op"),
+        (
+            r#"{"op":"join","channel":"bad name!","id":2}"#,
+            "invalid_channel",
+        ),
+        (
+            r#"{"op":"publish","channel":"nowhere","data":1,"id":3}"#,
+            "not_joined",
+        ),
+    ] {
+        client.send_json(request);
+        let error = client.next_of("error");
+        assert_eq!(error["code"], code, "{request}");
+    }
+    client.send_binary(b"\x00\x01");
+    assert_eq!(client.next_of("error")["code"], "binary_not_supported");
+    client.send_json(r#"{"op":"presence","channel":"room","id":9}"#);
+    assert_eq!(client.next_of("reply")["id"], 9);
+}
+
+#[test]
+fn a_silent_client_is_dropped_its_will_published_and_its_leave_announced() {
+    let server = start(&["--heartbeat-interval", "1s", "--heartbeat-timeout", "1s"]);
+    let mut watcher = WsClient::connect(server.addr());
+    watcher.next_json();
+    watcher.send_json(r#"{"op":"join","channel":"room"}"#);
+    watcher.next_of("reply");
+    let mut doomed = WsClient::connect(server.addr());
+    let doomed_id = doomed.next_json()["user"]
+        .as_str()
+        .expect("user")
+        .to_owned();
+    doomed.send_json(r#"{"op":"join","channel":"room"}"#);
+    doomed.send_json(r#"{"op":"set_will","channel":"room","data":"gone","id":5}"#);
+    doomed.next_of("reply");
+    // From now on `doomed` neither reads nor writes (its socket stays open).
+    let will = watcher.next_of_within("message", Duration::from_secs(8));
+    assert_eq!(will["will"], true);
+    assert_eq!(will["from"], doomed_id.as_str());
+    assert_eq!(will["data"], "gone");
+    let leave = watcher.next_of_within("presence", Duration::from_secs(5));
+    assert_eq!(leave["leaves"][0], doomed_id.as_str());
+    drop(doomed);
+}
+
+#[test]
+fn sigterm_closes_clients_with_1001_and_exits_cleanly() {
+    let mut server = start(&[]);
+    let mut client = WsClient::connect(server.addr());
+    client.next_json();
+    server.terminate();
+    let (code, reason) = client
+        .next_close(Duration::from_secs(5))
+        .expect("a close frame");
+    assert_eq!(code, 1001);
+    assert!(reason.contains("reconnect"), "{reason}");
+    client.send_close(1001);
+    let status = server.wait(Duration::from_secs(15));
+    assert!(status.success(), "{status:?}");
+}

@@ -1,0 +1,93 @@
+//! A `vigil` server process for one test: started on a free loopback port
+//! (read back from its log), stopped with SIGTERM or killed when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::{DEADLINE, vigil_bin};
+
+/// A running `vigil`.
+#[derive(Debug)]
+pub struct ServerProcess {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl ServerProcess {
+    /// Starts `vigil args` and waits until it logs its listening address.
+    #[track_caller]
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(vigil_bin())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start vigil");
+        let stderr = child.stderr.take().expect("stderr was piped");
+        let (lines, found) = mpsc::channel();
+        thread::spawn(move || {
+            // Forwards every log line until the pipe closes with the process.
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[vigil] {line}");
+                let _ = lines.send(line);
+            }
+        });
+        let deadline = Instant::now() + DEADLINE;
+        let addr = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = found.recv_timeout(left) else {
+                let _ = child.kill();
+                panic!("vigil did not log a listening address within {DEADLINE:?}");
+            };
+            if let Some(addr) = line
+                .split("address=")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+            {
+                break addr.parse().expect("a socket address after address=");
+            }
+        };
+        Self { child, addr }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill(1) runs");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit (panics after `timeout`).
+    #[track_caller]
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting on our child") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "vigil still running after {timeout:?}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

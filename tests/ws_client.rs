@@ -1,0 +1,161 @@
+//! A small blocking WebSocket client for end-to-end tests: it writes masked
+//! frames by hand (so tests can send anything) and reads the server's.
+
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// How long a test waits for an expected event by default.
+const WAIT: Duration = Duration::from_secs(5);
+
+#[derive(Debug)]
+pub struct WsClient {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl WsClient {
+    #[track_caller]
+    pub fn connect(addr: SocketAddr) -> Self {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        let request = format!(
+            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).expect("handshake");
+        let mut client = Self {
+            stream,
+            buf: Vec::new(),
+        };
+        let deadline = Instant::now() + WAIT;
+        let end = loop {
+            if let Some(end) = client.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end;
+            }
+            assert!(client.fill(deadline), "no handshake response");
+        };
+        let head = String::from_utf8_lossy(&client.buf[..end]).into_owned();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        client.buf.drain(..end + 4);
+        client
+    }
+
+    fn send_frame(&mut self, first: u8, payload: &[u8]) {
+        let mut frame = vec![first];
+        match payload.len() {
+            n if n < 126 => frame.push(0x80 | n as u8),
+            n => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+        }
+        let key = [0x12, 0x34, 0x56, 0x78];
+        frame.extend_from_slice(&key);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+        self.stream.write_all(&frame).expect("write");
+    }
+
+    pub fn send_json(&mut self, text: &str) {
+        self.send_frame(0x81, text.as_bytes());
+    }
+
+    pub fn send_binary(&mut self, data: &[u8]) {
+        self.send_frame(0x82, data);
+    }
+
+    pub fn send_close(&mut self, code: u16) {
+        self.send_frame(0x88, &code.to_be_bytes());
+    }
+
+    /// Reads more bytes; false on EOF, error or deadline.
+    fn fill(&mut self, deadline: Instant) -> bool {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        self.stream.set_read_timeout(Some(left)).expect("timeout");
+        let mut chunk = [0u8; 65_536];
+        match self.stream.read(&mut chunk) {
+            Ok(n) if n > 0 => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The next frame (first byte, payload), answering pings on the way.
+    fn next_frame(&mut self, deadline: Instant) -> Option<(u8, Vec<u8>)> {
+        loop {
+            if self.buf.len() >= 2 {
+                let (len, head) = match self.buf[1] & 0x7F {
+                    126 if self.buf.len() >= 4 => (
+                        usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]])),
+                        4,
+                    ),
+                    126 => (usize::MAX, 0),
+                    127 => panic!("tests never get frames of 64 KiB or more"),
+                    n => (usize::from(n), 2),
+                };
+                if len != usize::MAX && self.buf.len() >= head + len {
+                    let first = self.buf[0];
+                    let payload = self.buf[head..head + len].to_vec();
+                    self.buf.drain(..head + len);
+                    if first & 0x0F == 0x9 {
+                        self.send_frame(0x8A, &payload);
+                        continue;
+                    }
+                    return Some((first, payload));
+                }
+            }
+            if !self.fill(deadline) {
+                return None;
+            }
+        }
+    }
+
+    /// The next text message as JSON.
+    #[track_caller]
+    pub fn next_json(&mut self) -> Value {
+        let deadline = Instant::now() + WAIT;
+        let (first, payload) = self.next_frame(deadline).expect("a message in time");
+        assert_eq!(first, 0x81, "expected a text frame");
+        serde_json::from_slice(&payload).expect("JSON")
+    }
+
+    /// The next event of `kind` (`"type"`), skipping others.
+    #[track_caller]
+    pub fn next_of(&mut self, kind: &str) -> Value {
+        self.next_of_within(kind, WAIT)
+    }
+
+    #[track_caller]
+    pub fn next_of_within(&mut self, kind: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (first, payload) = self
+                .next_frame(deadline)
+                .unwrap_or_else(|| panic!("no {kind:?} event within {timeout:?}"));
+            if first != 0x81 {
+                continue;
+            }
+            let value: Value = serde_json::from_slice(&payload).expect("JSON");
+            if value["type"] == kind {
+                return value;
+            }
+        }
+    }
+
+    /// Reads until a close frame: its code and reason.
+    pub fn next_close(&mut self, timeout: Duration) -> Option<(u16, String)> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (first, payload) = self.next_frame(deadline)?;
+            if first & 0x0F == 0x8 && payload.len() >= 2 {
+                let code = u16::from_be_bytes([payload[0], payload[1]]);
+                return Some((code, String::from_utf8_lossy(&payload[2..]).into_owned()));
+            }
+        }
+    }
+}
