@@ -8,6 +8,22 @@ mod process;
 mod ws_client;
 
 pub use process::ServerProcess;
+
+/// A plain HTTP/1.1 GET: the whole response (head and body) as text.
+#[track_caller]
+pub fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    response
+}
 pub use ws_client::WsClient;
 
 use std::{

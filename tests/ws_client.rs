@@ -18,10 +18,26 @@ pub struct WsClient {
 impl WsClient {
     #[track_caller]
     pub fn connect(addr: SocketAddr) -> Self {
+        Self::try_connect(addr, "/ws", &[])
+            .unwrap_or_else(|refusal| panic!("not upgraded: {refusal}"))
+    }
+
+    /// Connects to `path` with extra `headers`; a refusal returns the
+    /// response's head and what arrived of its body.
+    #[track_caller]
+    pub fn try_connect(
+        addr: SocketAddr,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Self, String> {
         let mut stream = TcpStream::connect(addr).expect("connect");
+        let extra: String = headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}\r\n"))
+            .collect();
         let request = format!(
-            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
         );
         stream.write_all(request.as_bytes()).expect("handshake");
         let mut client = Self {
@@ -36,9 +52,12 @@ impl WsClient {
             assert!(client.fill(deadline), "no handshake response");
         };
         let head = String::from_utf8_lossy(&client.buf[..end]).into_owned();
-        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        if !head.starts_with("HTTP/1.1 101") {
+            client.fill(Instant::now() + Duration::from_millis(300));
+            return Err(String::from_utf8_lossy(&client.buf).into_owned());
+        }
         client.buf.drain(..end + 4);
-        client
+        Ok(client)
     }
 
     fn send_frame(&mut self, first: u8, payload: &[u8]) {

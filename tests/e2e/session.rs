@@ -2,7 +2,7 @@
 //! channel messages, specific errors, last wills and graceful shutdown.
 
 use std::time::Duration;
-use vigil_e2e::{ServerProcess, WsClient};
+use vigil_e2e::{ServerProcess, WsClient, http_get};
 
 fn start(extra: &[&str]) -> ServerProcess {
     let mut args = vec!["--listen", "127.0.0.1:0", "--leave-grace", "1s"];
@@ -93,11 +93,24 @@ fn a_silent_client_is_dropped_its_will_published_and_its_leave_announced() {
     let leave = watcher.next_of_within("presence", Duration::from_secs(5));
     assert_eq!(leave["leaves"][0], doomed_id.as_str());
     drop(doomed);
+    let metrics = http_get(server.addr(), "/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(
+        metrics.contains("application/openmetrics-text"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("vigil_connections_closed_total{reason=\"heartbeat_timeout\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("vigil_connections 1"), "{metrics}");
 }
 
 #[test]
 fn sigterm_closes_clients_with_1001_and_exits_cleanly() {
     let mut server = start(&[]);
+    assert!(http_get(server.addr(), "/readyz").starts_with("HTTP/1.1 200"));
+    assert!(http_get(server.addr(), "/healthz").starts_with("HTTP/1.1 200"));
     let mut client = WsClient::connect(server.addr());
     client.next_json();
     server.terminate();
@@ -109,4 +122,57 @@ fn sigterm_closes_clients_with_1001_and_exits_cleanly() {
     client.send_close(1001);
     let status = server.wait(Duration::from_secs(15));
     assert!(status.success(), "{status:?}");
+}
+
+fn token(claims: serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(b"e2e-secret"),
+    )
+    .expect("encodes")
+}
+
+fn in_an_hour() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+        + 3600
+}
+
+#[test]
+fn with_a_secret_tokens_decide_who_connects_and_where() {
+    let server = ServerProcess::start(&["--listen", "127.0.0.1:0", "--jwt-secret", "e2e-secret"]);
+    let refusal = WsClient::try_connect(server.addr(), "/ws", &[]).expect_err("no token");
+    assert!(refusal.starts_with("HTTP/1.1 401"), "{refusal}");
+    assert!(refusal.contains("a token is required"), "{refusal}");
+    let expired = token(serde_json::json!({"sub": "ann", "exp": 1000}));
+    let refusal = WsClient::try_connect(server.addr(), &format!("/ws?token={expired}"), &[])
+        .expect_err("expired");
+    assert!(
+        refusal.starts_with("HTTP/1.1 401") && refusal.contains("expired"),
+        "{refusal}"
+    );
+    let cross = WsClient::try_connect(server.addr(), "/ws", &[("Origin", "https://evil.example")])
+        .expect_err("cross-site");
+    assert!(cross.starts_with("HTTP/1.1 403"), "{cross}");
+
+    let jwt = token(serde_json::json!({"sub": "ann", "exp": in_an_hour(), "channels": ["room-*"]}));
+    let protocols = format!("vigil, bearer.{jwt}");
+    let mut ann = WsClient::try_connect(
+        server.addr(),
+        "/ws",
+        &[("Sec-WebSocket-Protocol", &protocols)],
+    )
+    .expect("a valid token");
+    assert_eq!(ann.next_json()["user"], "ann");
+    ann.send_json(r#"{"op":"join","channel":"room-1","id":1}"#);
+    assert_eq!(ann.next_of("reply")["id"], 1);
+    ann.send_json(r#"{"op":"join","channel":"lobby","id":2}"#);
+    let error = ann.next_of("error");
+    assert_eq!(
+        (error["id"].as_i64(), error["code"].as_str()),
+        (Some(2), Some("forbidden_channel"))
+    );
 }

@@ -1,6 +1,10 @@
 //! The HTTP side of the server: health and readiness probes, and the
 //! WebSocket endpoint (with its connection limit), on hyper's http1.
 
+use crate::auth::{Auth, SUBPROTOCOL};
+use crate::hub::Hub;
+use crate::metrics::{self, ServerStats};
+use crate::session::Sessions;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -15,6 +19,9 @@ pub(crate) struct App {
     pub(crate) max_connections: usize,
     /// False once shutdown began: `/readyz` says so, `/ws` refuses.
     pub(crate) ready: AtomicBool,
+    pub(crate) auth: Auth,
+    pub(crate) sessions: Arc<Sessions>,
+    pub(crate) hub: Arc<Hub>,
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
@@ -35,6 +42,7 @@ pub(crate) async fn route(
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" if app.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n"),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
+        "/metrics" => metrics_page(&app),
         "/ws" if !app.ready.load(Ordering::Acquire) => text(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting down; reconnect to another server\n",
@@ -43,14 +51,49 @@ pub(crate) async fn route(
             StatusCode::SERVICE_UNAVAILABLE,
             "connection limit reached; try again later\n",
         ),
-        "/ws" => match app.ws.upgrade(&mut request, None) {
-            Ok((response, _)) => response,
-            Err(error) => error.into_response(),
-        },
+        "/ws" => upgrade(&app, &mut request),
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: try /ws, /healthz or /readyz\n",
+            "not found: try /ws, /healthz, /readyz or /metrics\n",
         ),
     };
     Ok(response)
+}
+
+/// The Prometheus (OpenMetrics) exposition of the server's counters.
+fn metrics_page(app: &App) -> Response<Full<Bytes>> {
+    let ws = app.ws.metrics();
+    let (channels, presence_members) = app.hub.counts();
+    let stats = ServerStats {
+        connections: ws.connections,
+        channels,
+        presence_members,
+        ready: app.ready.load(Ordering::Acquire),
+    };
+    let mut response = Response::new(Full::new(Bytes::from(metrics::render(&ws, &stats))));
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(metrics::CONTENT_TYPE),
+    );
+    response
+}
+
+/// Authenticates, then upgrades; refusals are 401 or 403 with the reason.
+fn upgrade(app: &App, request: &mut Request<Incoming>) -> Response<Full<Bytes>> {
+    let identity = match app.auth.identify(request) {
+        Ok(identity) => identity,
+        Err(refused) => {
+            let mut response = Response::new(Full::new(Bytes::from(format!("{refused}\n"))));
+            *response.status_mut() = refused.status();
+            return response;
+        }
+    };
+    let offered = vigil_ws::upgrade::offered_protocols(request).any(|p| p == SUBPROTOCOL);
+    match app.ws.upgrade(request, offered.then_some(SUBPROTOCOL)) {
+        Ok((response, id)) => {
+            app.sessions.expect(id.0, identity);
+            response
+        }
+        Err(error) => error.into_response(),
+    }
 }

@@ -134,6 +134,17 @@ impl Hub {
         Ok(members.len())
     }
 
+    /// Channels with members, and members (users) over all channels.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        let state = self.state.lock();
+        let members: usize = state
+            .presence
+            .channels()
+            .map(|c| state.presence.member_count(c))
+            .sum();
+        (state.presence.channel_count() as u64, members as u64)
+    }
+
     pub(crate) fn presence(&self, channel: &str) -> Value {
         snapshot_json(channel, &self.state.lock().presence.members(channel))
     }

@@ -6,9 +6,11 @@
 //! anonymous connections on loopback. Auth, the HTTP API, metrics and the
 //! dashboard are the rest of issue #4.
 
+mod auth;
 mod config;
 mod http;
 mod hub;
+mod metrics;
 mod protocol;
 mod session;
 
@@ -78,13 +80,6 @@ fn init_logs(json: bool) {
 }
 
 fn serve(settings: config::Settings) -> Result<()> {
-    // Never pretend: a secret would suggest clients are authenticated, and
-    // token checks are not built yet, so refuse rather than serve openly.
-    anyhow::ensure!(
-        settings.jwt_secret.is_none(),
-        "JWT authentication is not implemented yet (issue #4): unset VIGIL_JWT_SECRET / --jwt-secret \
-         and serve on loopback, where anonymous connections are allowed"
-    );
     let heartbeat = HeartbeatConfig::builder()
         .interval(settings.heartbeat_interval)
         .timeout(settings.heartbeat_timeout)
@@ -106,11 +101,18 @@ fn serve(settings: config::Settings) -> Result<()> {
         settings.max_channels_per_connection,
     ));
     let sessions = Arc::new(session::Sessions::new(Arc::clone(&hub), &ws_config));
-    let ws = WsServer::start(ws_config, sessions).context("cannot start the WebSocket shards")?;
+    let ws = WsServer::start(
+        ws_config,
+        Arc::clone(&sessions) as Arc<dyn vigil_ws::Handler>,
+    )
+    .context("cannot start the WebSocket shards")?;
     let app = Arc::new(http::App {
         ws: ws.clone(),
         max_connections: settings.max_connections,
         ready: AtomicBool::new(true),
+        auth: auth::Auth::new(settings.jwt_secret.as_deref()),
+        sessions,
+        hub: Arc::clone(&hub),
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

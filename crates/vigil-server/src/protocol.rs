@@ -69,6 +69,8 @@ pub(crate) enum ErrorCode {
     TooManyChannels,
     /// Publishing to a channel this connection has not joined.
     NotJoined,
+    /// The token does not allow this channel.
+    ForbiddenChannel,
 }
 
 /// Checks a channel name: 1 to 128 characters from `A-Z a-z 0-9 _ - . : /`.

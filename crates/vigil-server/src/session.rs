@@ -1,6 +1,7 @@
 //! What the server does with each WebSocket connection: greet it, answer its
 //! requests through the hub, and clean up after it. The vigil-ws handler.
 
+use crate::auth::Identity;
 use crate::hub::Hub;
 use crate::protocol::{self, ErrorCode, Request};
 use serde_json::{Map, Value, json};
@@ -16,7 +17,15 @@ pub(crate) struct Sessions {
     /// The heartbeat advertised in the welcome message.
     pub(crate) welcome: Value,
     errors: parking_lot::Mutex<std::collections::HashMap<u64, u32>>,
+    /// Identities decided at upgrade, until their connection opens.
+    pending: parking_lot::Mutex<std::collections::BTreeMap<u64, Identity>>,
+    /// Identities of open connections.
+    identities: parking_lot::Mutex<std::collections::HashMap<u64, Identity>>,
 }
+
+/// An identity still pending this many connection ids later belongs to an
+/// upgrade that never completed (the client left after the 101): dropped.
+const PENDING_HORIZON: u64 = 100_000;
 
 impl Sessions {
     pub(crate) fn new(hub: Arc<Hub>, ws: &WsConfig) -> Self {
@@ -29,12 +38,34 @@ impl Sessions {
             hub,
             welcome,
             errors: parking_lot::Mutex::default(),
+            pending: parking_lot::Mutex::default(),
+            identities: parking_lot::Mutex::default(),
         }
     }
 
-    /// The user of an anonymous connection.
-    fn user_of(conn: &Connection) -> Arc<str> {
-        Arc::from(format!("anon-{}", conn.id().0))
+    /// Remembers who connection `id` is, until it opens.
+    pub(crate) fn expect(&self, id: u64, identity: Identity) {
+        let mut pending = self.pending.lock();
+        pending.insert(id, identity);
+        // Ids only grow: anything this far behind will never open.
+        let keep = pending.split_off(&id.saturating_sub(PENDING_HORIZON));
+        *pending = keep;
+    }
+
+    fn allowed(&self, conn: &Connection, channel: &str) -> Result<(), (ErrorCode, String)> {
+        let allowed = self
+            .identities
+            .lock()
+            .get(&conn.id().0)
+            .is_none_or(|identity| identity.may_use(channel));
+        if allowed {
+            Ok(())
+        } else {
+            Err((
+                ErrorCode::ForbiddenChannel,
+                format!("your token does not allow channel {channel:?}"),
+            ))
+        }
     }
 
     fn refuse(&self, conn: &Connection, id: Option<&Value>, code: ErrorCode, message: &str) {
@@ -55,6 +86,7 @@ impl Sessions {
         let mut fields = Map::new();
         match request {
             Request::Join { channel, meta, .. } => {
+                self.allowed(conn, channel)?;
                 fields.insert(
                     "presence".into(),
                     self.hub.join(conn, channel, meta.as_ref())?,
@@ -62,6 +94,7 @@ impl Sessions {
             }
             Request::Leave { channel, .. } => self.hub.leave(conn, channel)?,
             Request::Publish { channel, data, .. } => {
+                self.allowed(conn, channel)?;
                 let delivered = self.hub.publish(conn, channel, data)?;
                 fields.insert("delivered".into(), delivered.into());
             }
@@ -76,7 +109,10 @@ impl Sessions {
 
 impl Handler for Sessions {
     fn on_open(&self, conn: &Connection) {
-        let user = Self::user_of(conn);
+        let id = conn.id().0;
+        let identity = self.pending.lock().remove(&id).unwrap_or_default();
+        let user = identity.user_for(id);
+        self.identities.lock().insert(id, identity);
         self.hub.open(conn, Arc::clone(&user));
         let welcome = json!({
             "type": "welcome",
@@ -112,6 +148,7 @@ impl Handler for Sessions {
 
     fn on_close(&self, conn: &Connection, reason: CloseReason) {
         self.errors.lock().remove(&conn.id().0);
+        self.identities.lock().remove(&conn.id().0);
         self.hub.close(conn, reason.is_abnormal());
     }
 }

@@ -1,0 +1,195 @@
+//! Who is connecting: an HS256 JWT (`sub` = user id, `exp` enforced, an
+//! optional `channels` claim of glob patterns), or an anonymous user when no
+//! secret is configured (the configuration allows that on loopback only).
+//! Also the Origin check that stops cross-site WebSocket hijacking.
+//!
+//! Every refusal happens before the upgrade, as an HTTP status with a reason.
+
+use hyper::Request;
+use hyper::header::{AUTHORIZATION, HOST, ORIGIN, SEC_WEBSOCKET_PROTOCOL};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// The subprotocol a browser offers next to `bearer.<token>`, and that the
+/// server selects (a browser fails a connection whose server selects none of
+/// the protocols it offered).
+pub(crate) const SUBPROTOCOL: &str = "vigil";
+
+/// The identity of a connection, decided before its upgrade.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Identity {
+    /// The token's `sub`; `None` for an anonymous connection, which is
+    /// named after its connection id.
+    pub(crate) user: Option<Arc<str>>,
+    /// Channels the token allows (`None`: all).
+    channels: Option<Vec<glob::Pattern>>,
+}
+
+impl Identity {
+    /// The user id: the token's subject, or `anon-<connection id>`.
+    pub(crate) fn user_for(&self, connection: u64) -> Arc<str> {
+        self.user
+            .clone()
+            .unwrap_or_else(|| Arc::from(format!("anon-{connection}")))
+    }
+
+    /// Whether this identity may join and publish to `channel`.
+    pub(crate) fn may_use(&self, channel: &str) -> bool {
+        self.channels
+            .as_ref()
+            .is_none_or(|patterns| patterns.iter().any(|p| p.matches(channel)))
+    }
+}
+
+/// Why a request was refused, as the HTTP answer will say it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Refused {
+    #[error(
+        "a token is required: pass ?token=, an `Authorization: Bearer` header, or the subprotocol `bearer.<token>` next to `vigil`"
+    )]
+    MissingToken,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token's signature is not valid for this server")]
+    BadSignature,
+    #[error("the token is not a valid HS256 JWT with `sub` and `exp`: {0}")]
+    Malformed(String),
+    #[error("cross-origin WebSocket connections are not allowed from {0}")]
+    Origin(String),
+}
+
+impl Refused {
+    pub(crate) fn status(&self) -> hyper::StatusCode {
+        match self {
+            Self::Origin(_) => hyper::StatusCode::FORBIDDEN,
+            _ => hyper::StatusCode::UNAUTHORIZED,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Claims {
+    sub: String,
+    #[serde(default)]
+    channels: Option<Vec<String>>,
+}
+
+/// Checks tokens against the configured secret, if any.
+pub(crate) struct Auth {
+    key: Option<(DecodingKey, Validation)>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("tokens_required", &self.key.is_some())
+            .finish()
+    }
+}
+
+impl Auth {
+    pub(crate) fn new(secret: Option<&str>) -> Self {
+        let key = secret.map(|secret| {
+            let mut validation = Validation::new(Algorithm::HS256);
+            validation.set_required_spec_claims(&["exp", "sub"]);
+            validation.leeway = 0;
+            (DecodingKey::from_secret(secret.as_bytes()), validation)
+        });
+        Self { key }
+    }
+
+    /// The identity of `request`, or why it may not connect.
+    pub(crate) fn identify<B>(&self, request: &Request<B>) -> Result<Identity, Refused> {
+        check_origin(request)?;
+        let Some((key, validation)) = &self.key else {
+            return Ok(Identity::default());
+        };
+        let token = token_of(request).ok_or(Refused::MissingToken)?;
+        let data = jsonwebtoken::decode::<Claims>(&token, key, validation).map_err(|e| match e
+            .kind()
+        {
+            ErrorKind::ExpiredSignature => Refused::Expired,
+            ErrorKind::InvalidSignature => Refused::BadSignature,
+            _ => Refused::Malformed(e.to_string()),
+        })?;
+        let channels = match data.claims.channels {
+            None => None,
+            Some(patterns) => Some(
+                patterns
+                    .iter()
+                    .map(|p| {
+                        glob::Pattern::new(p)
+                            .map_err(|e| Refused::Malformed(format!("channel pattern {p:?}: {e}")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
+        if data.claims.sub.is_empty() {
+            return Err(Refused::Malformed("`sub` is empty".into()));
+        }
+        Ok(Identity {
+            user: Some(Arc::from(data.claims.sub)),
+            channels,
+        })
+    }
+}
+
+/// The token from `?token=`, `Authorization: Bearer`, or the
+/// `bearer.<token>` subprotocol, in that order.
+fn token_of<B>(request: &Request<B>) -> Option<String> {
+    let from_query = request.uri().query().and_then(|query| {
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("token="))
+            .map(str::to_owned)
+    });
+    let from_header = || {
+        request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| t.trim().to_owned())
+    };
+    let from_protocol = || {
+        request
+            .headers()
+            .get_all(SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .find_map(|p| p.trim().strip_prefix("bearer."))
+            .map(str::to_owned)
+    };
+    from_query
+        .or_else(from_header)
+        .or_else(from_protocol)
+        .filter(|t| !t.is_empty())
+}
+
+/// A browser always sends `Origin`; it must name the host the client
+/// connected to. Requests without `Origin` (native clients) pass.
+fn check_origin<B>(request: &Request<B>) -> Result<(), Refused> {
+    let Some(origin) = request.headers().get(ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or_default();
+    let host = request
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let origin_host = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .unwrap_or_default();
+    if !host.is_empty() && origin_host.eq_ignore_ascii_case(host) {
+        Ok(())
+    } else {
+        Err(Refused::Origin(origin.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,143 @@
+//! Tokens and origins: who gets in, and the exact refusal for everyone else.
+
+use super::*;
+use jsonwebtoken::{EncodingKey, Header};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const SECRET: &str = "test-secret";
+
+fn token(secret: &str, claims: serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("encodes")
+}
+
+fn in_an_hour() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+        + 3600
+}
+
+fn request(uri: &str) -> hyper::http::request::Builder {
+    Request::builder().uri(uri).header(HOST, "127.0.0.1:8080")
+}
+
+#[test]
+fn without_a_secret_everyone_is_anonymous() {
+    let auth = Auth::new(None);
+    let identity = auth
+        .identify(&request("/ws").body(()).expect("valid"))
+        .expect("anonymous");
+    assert_eq!(&*identity.user_for(7), "anon-7");
+    assert!(identity.may_use("anything"));
+}
+
+#[test]
+fn a_valid_token_names_the_user_from_any_of_three_places() {
+    let auth = Auth::new(Some(SECRET));
+    let jwt = token(
+        SECRET,
+        serde_json::json!({"sub": "ann", "exp": in_an_hour()}),
+    );
+    let requests = [
+        request(&format!("/ws?x=1&token={jwt}")).body(()),
+        request("/ws")
+            .header(AUTHORIZATION, format!("Bearer {jwt}"))
+            .body(()),
+        request("/ws")
+            .header(SEC_WEBSOCKET_PROTOCOL, format!("vigil, bearer.{jwt}"))
+            .body(()),
+    ];
+    for request in requests {
+        let identity = auth.identify(&request.expect("valid")).expect("accepted");
+        assert_eq!(&*identity.user_for(1), "ann");
+    }
+}
+
+#[test]
+fn bad_tokens_are_refused_each_with_its_reason() {
+    let auth = Auth::new(Some(SECRET));
+    let cases = [
+        (None, Refused::MissingToken),
+        (
+            Some(token(
+                SECRET,
+                serde_json::json!({"sub": "ann", "exp": 1_000}),
+            )),
+            Refused::Expired,
+        ),
+        (
+            Some(token(
+                "other",
+                serde_json::json!({"sub": "ann", "exp": in_an_hour()}),
+            )),
+            Refused::BadSignature,
+        ),
+    ];
+    for (jwt, expected) in cases {
+        let uri = jwt.map_or("/ws".to_owned(), |t| format!("/ws?token={t}"));
+        let refused = auth
+            .identify(&request(&uri).body(()).expect("valid"))
+            .expect_err("refused");
+        assert_eq!(refused, expected);
+        assert_eq!(refused.status(), hyper::StatusCode::UNAUTHORIZED);
+    }
+    let no_sub = token(SECRET, serde_json::json!({"exp": in_an_hour()}));
+    let refused = auth
+        .identify(
+            &request(&format!("/ws?token={no_sub}"))
+                .body(())
+                .expect("valid"),
+        )
+        .expect_err("refused");
+    assert!(matches!(refused, Refused::Malformed(_)), "{refused:?}");
+    let garbage = auth
+        .identify(&request("/ws?token=abc").body(()).expect("valid"))
+        .expect_err("refused");
+    assert!(matches!(garbage, Refused::Malformed(_)), "{garbage:?}");
+}
+
+#[test]
+fn the_channels_claim_limits_channels_by_glob() {
+    let auth = Auth::new(Some(SECRET));
+    let jwt = token(
+        SECRET,
+        serde_json::json!({"sub": "bob", "exp": in_an_hour(), "channels": ["room-*", "team/eng"]}),
+    );
+    let identity = auth
+        .identify(
+            &request(&format!("/ws?token={jwt}"))
+                .body(())
+                .expect("valid"),
+        )
+        .expect("ok");
+    assert!(identity.may_use("room-1"));
+    assert!(identity.may_use("team/eng"));
+    assert!(!identity.may_use("team/ops"));
+    assert!(!identity.may_use("lobby"));
+}
+
+#[test]
+fn a_foreign_origin_is_forbidden_and_a_native_client_passes() {
+    let auth = Auth::new(None);
+    let cross = request("/ws")
+        .header(ORIGIN, "https://evil.example")
+        .body(())
+        .expect("valid");
+    let refused = auth.identify(&cross).expect_err("refused");
+    assert_eq!(refused.status(), hyper::StatusCode::FORBIDDEN);
+    let same = request("/ws")
+        .header(ORIGIN, "http://127.0.0.1:8080")
+        .body(())
+        .expect("valid");
+    assert!(auth.identify(&same).is_ok());
+    assert!(
+        auth.identify(&request("/ws").body(()).expect("valid"))
+            .is_ok()
+    );
+}
