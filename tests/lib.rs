@@ -12,12 +12,28 @@ pub use process::ServerProcess;
 /// A plain HTTP/1.1 GET: the whole response (head and body) as text.
 #[track_caller]
 pub fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    http_request(addr, "GET", path, None, "")
+}
+
+/// An HTTP/1.1 request with an optional bearer key and a body.
+#[track_caller]
+pub fn http_request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: &str,
+) -> String {
     use std::io::Write;
     let mut stream = std::net::TcpStream::connect(addr).expect("connect");
     stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    let auth = bearer
+        .map(|key| format!("Authorization: Bearer {key}\r\n"))
+        .unwrap_or_default();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+        body.len()
     )
     .expect("request");
     let mut response = String::new();

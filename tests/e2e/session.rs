@@ -2,7 +2,7 @@
 //! channel messages, specific errors, last wills and graceful shutdown.
 
 use std::time::Duration;
-use vigil_e2e::{ServerProcess, WsClient, http_get};
+use vigil_e2e::{ServerProcess, WsClient, http_get, http_request};
 
 fn start(extra: &[&str]) -> ServerProcess {
     let mut args = vec!["--listen", "127.0.0.1:0", "--leave-grace", "1s"];
@@ -174,5 +174,98 @@ fn with_a_secret_tokens_decide_who_connects_and_where() {
     assert_eq!(
         (error["id"].as_i64(), error["code"].as_str()),
         (Some(2), Some("forbidden_channel"))
+    );
+}
+
+#[test]
+fn the_http_api_publishes_reports_and_disconnects_with_its_key() {
+    let server = start(&["--api-key", "op-key"]);
+    let mut ann = WsClient::connect(server.addr());
+    let ann_id = ann.next_json()["user"].as_str().expect("user").to_owned();
+    ann.send_json(r#"{"op":"join","channel":"news"}"#);
+    ann.next_of("reply");
+
+    let denied = http_request(
+        server.addr(),
+        "GET",
+        &format!("/api/users/{ann_id}"),
+        Some("wrong"),
+        "",
+    );
+    assert!(denied.starts_with("HTTP/1.1 401"), "{denied}");
+    let user = http_request(
+        server.addr(),
+        "GET",
+        &format!("/api/users/{ann_id}"),
+        Some("op-key"),
+        "",
+    );
+    assert!(
+        user.starts_with("HTTP/1.1 200") && user.contains(r#""channels":["news"]"#),
+        "{user}"
+    );
+    let presence = http_request(
+        server.addr(),
+        "GET",
+        "/api/channels/news/presence",
+        Some("op-key"),
+        "",
+    );
+    assert!(presence.contains(&ann_id), "{presence}");
+
+    let published = http_request(
+        server.addr(),
+        "POST",
+        "/api/channels/news/publish",
+        Some("op-key"),
+        r#"{"data":"hello"}"#,
+    );
+    assert!(published.contains(r#""delivered":1"#), "{published}");
+    let message = ann.next_of("message");
+    assert_eq!(
+        (message["data"].as_str(), message["from"].is_null()),
+        (Some("hello"), true)
+    );
+    let bad = http_request(
+        server.addr(),
+        "POST",
+        "/api/channels/news/publish",
+        Some("op-key"),
+        "not json",
+    );
+    assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
+    let wrong_method = http_request(
+        server.addr(),
+        "GET",
+        "/api/channels/news/publish",
+        Some("op-key"),
+        "",
+    );
+    assert!(wrong_method.starts_with("HTTP/1.1 405"), "{wrong_method}");
+
+    let disconnected = http_request(
+        server.addr(),
+        "POST",
+        &format!("/api/users/{ann_id}/disconnect"),
+        Some("op-key"),
+        "",
+    );
+    assert!(
+        disconnected.contains(r#""disconnected":1"#),
+        "{disconnected}"
+    );
+    let (code, reason) = ann
+        .next_close(Duration::from_secs(5))
+        .expect("a close frame");
+    assert_eq!(code, 4001, "{reason}");
+}
+
+#[test]
+fn without_a_key_the_http_api_is_off() {
+    let server = start(&[]);
+    let off = http_request(server.addr(), "GET", "/api/users/anyone", Some("guess"), "");
+    assert!(
+        off.starts_with("HTTP/1.1 404") && off.contains("VIGIL_API_KEY"),
+        "{off}"
     );
 }

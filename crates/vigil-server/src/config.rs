@@ -59,6 +59,8 @@ pub(crate) struct Settings {
     pub allow_insecure_public: bool,
     /// HS256 secret; its presence means auth is configured.
     pub jwt_secret: Option<String>,
+    /// Key of the HTTP API; `None` turns the API off.
+    pub api_key: Option<String>,
     /// Silence allowed before a ping.
     pub heartbeat_interval: Duration,
     /// Wait for any frame after a ping.
@@ -85,6 +87,7 @@ impl Default for Settings {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
             allow_insecure_public: false,
             jwt_secret: None,
+            api_key: None,
             heartbeat_interval: Duration::from_secs(20),
             heartbeat_timeout: Duration::from_secs(10),
             heartbeat_jitter: 0.1,
@@ -108,6 +111,7 @@ impl fmt::Debug for Settings {
                 "jwt_secret",
                 &self.jwt_secret.as_ref().map(|_| "<redacted>"),
             )
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("heartbeat_timeout", &self.heartbeat_timeout)
             .field("heartbeat_jitter", &self.heartbeat_jitter)

@@ -22,6 +22,8 @@ pub(crate) struct App {
     pub(crate) auth: Auth,
     pub(crate) sessions: Arc<Sessions>,
     pub(crate) hub: Arc<Hub>,
+    pub(crate) api_key: Option<String>,
+    pub(crate) max_body: usize,
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
@@ -38,6 +40,11 @@ pub(crate) async fn route(
     app: Arc<App>,
     mut request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    if request.uri().path().starts_with("/api/") {
+        return Ok(
+            crate::api::handle(&app.hub, app.api_key.as_deref(), app.max_body, request).await,
+        );
+    }
     let response = match request.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" if app.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n"),

@@ -134,6 +134,35 @@ impl Hub {
         Ok(members.len())
     }
 
+    /// Sends `data` to every member of `channel` from the server itself (the
+    /// HTTP API); returns how many connections it went to.
+    pub(crate) fn publish_as_server(&self, channel: &str, data: &Value) -> usize {
+        let state = self.state.lock();
+        let Some(members) = state.members.get(channel) else {
+            return 0;
+        };
+        let event =
+            json!({"type": "message", "channel": channel, "from": null, "data": data}).to_string();
+        for member in members.values() {
+            let _ = member.send_text(event.clone());
+        }
+        members.len()
+    }
+
+    /// The open connections of `user` and the channels they joined.
+    pub(crate) fn user(&self, user: &str) -> (Vec<Connection>, Vec<String>) {
+        let state = self.state.lock();
+        let mut channels = std::collections::BTreeSet::new();
+        let mut conns = Vec::new();
+        for (id, (conn, owner)) in &state.conns {
+            if &**owner == user {
+                conns.push(conn.clone());
+                channels.extend(state.presence.channels_of(ConnId(*id)).map(str::to_owned));
+            }
+        }
+        (conns, channels.into_iter().collect())
+    }
+
     /// Channels with members, and members (users) over all channels.
     pub(crate) fn counts(&self) -> (u64, u64) {
         let state = self.state.lock();

@@ -6,6 +6,7 @@
 //! anonymous connections on loopback. Auth, the HTTP API, metrics and the
 //! dashboard are the rest of issue #4.
 
+mod api;
 mod auth;
 mod config;
 mod http;
@@ -113,6 +114,8 @@ fn serve(settings: config::Settings) -> Result<()> {
         auth: auth::Auth::new(settings.jwt_secret.as_deref()),
         sessions,
         hub: Arc::clone(&hub),
+        api_key: settings.api_key.clone(),
+        max_body: settings.max_message_bytes,
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

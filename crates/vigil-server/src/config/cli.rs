@@ -42,6 +42,10 @@ pub(super) struct Cli {
     #[arg(long, value_name = "SECRET")]
     jwt_secret: Option<String>,
 
+    /// Key for the HTTP API (`Authorization: Bearer KEY`); unset: the API is off. Prefer the variable
+    #[arg(long, value_name = "KEY")]
+    api_key: Option<String>,
+
     /// How long a connection may be silent before it is pinged
     #[arg(long, value_name = "DURATION")]
     heartbeat_interval: Option<String>,
@@ -103,6 +107,7 @@ impl Cli {
             (Key::Listen, self.listen.clone()),
             (Key::AllowInsecurePublic, flag(self.allow_insecure_public)),
             (Key::JwtSecret, self.jwt_secret.clone()),
+            (Key::ApiToken, self.api_key.clone()),
             (Key::HeartbeatInterval, self.heartbeat_interval.clone()),
             (Key::HeartbeatTimeout, self.heartbeat_timeout.clone()),
             (Key::HeartbeatJitter, self.heartbeat_jitter.clone()),
@@ -149,7 +154,7 @@ pub(super) fn default_text(defaults: &Settings, key: Key) -> Option<String> {
     Some(match key {
         Key::Listen => defaults.listen.to_string(),
         Key::AllowInsecurePublic => defaults.allow_insecure_public.to_string(),
-        Key::JwtSecret => return None,
+        Key::JwtSecret | Key::ApiToken => return None,
         Key::HeartbeatInterval => format_duration(defaults.heartbeat_interval),
         Key::HeartbeatTimeout => format_duration(defaults.heartbeat_timeout),
         Key::HeartbeatJitter => defaults.heartbeat_jitter.to_string(),

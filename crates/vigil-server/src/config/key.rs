@@ -11,6 +11,8 @@ pub(crate) enum Key {
     Listen,
     AllowInsecurePublic,
     JwtSecret,
+    /// `api_key` (a variant may not end in the enum's own name).
+    ApiToken,
     HeartbeatInterval,
     HeartbeatTimeout,
     HeartbeatJitter,
@@ -24,10 +26,11 @@ pub(crate) enum Key {
 
 impl Key {
     /// Every setting, in the order `--help` lists them.
-    pub(crate) const ALL: [Self; 12] = [
+    pub(crate) const ALL: [Self; 13] = [
         Self::Listen,
         Self::AllowInsecurePublic,
         Self::JwtSecret,
+        Self::ApiToken,
         Self::HeartbeatInterval,
         Self::HeartbeatTimeout,
         Self::HeartbeatJitter,
@@ -45,6 +48,7 @@ impl Key {
             Self::Listen => "listen",
             Self::AllowInsecurePublic => "allow_insecure_public",
             Self::JwtSecret => "jwt_secret",
+            Self::ApiToken => "api_key",
             Self::HeartbeatInterval => "heartbeat_interval",
             Self::HeartbeatTimeout => "heartbeat_timeout",
             Self::HeartbeatJitter => "heartbeat_jitter",
@@ -64,6 +68,7 @@ impl Key {
             Self::Listen => "VIGIL_LISTEN",
             Self::AllowInsecurePublic => "VIGIL_ALLOW_INSECURE_PUBLIC",
             Self::JwtSecret => "VIGIL_JWT_SECRET",
+            Self::ApiToken => "VIGIL_API_KEY",
             Self::HeartbeatInterval => "VIGIL_HEARTBEAT_INTERVAL",
             Self::HeartbeatTimeout => "VIGIL_HEARTBEAT_TIMEOUT",
             Self::HeartbeatJitter => "VIGIL_HEARTBEAT_JITTER",

@@ -17,6 +17,7 @@ pub(super) struct Partial {
     listen: Option<SocketAddr>,
     allow_insecure_public: Option<bool>,
     jwt_secret: Option<String>,
+    api_key: Option<String>,
     heartbeat_interval: Option<Duration>,
     heartbeat_timeout: Option<Duration>,
     heartbeat_jitter: Option<f64>,
@@ -96,6 +97,7 @@ impl Partial {
             Key::Listen => read(&mut self.listen, raw),
             Key::AllowInsecurePublic => read(&mut self.allow_insecure_public, raw),
             Key::JwtSecret => read(&mut self.jwt_secret, raw),
+            Key::ApiToken => read(&mut self.api_key, raw),
             Key::HeartbeatInterval => read(&mut self.heartbeat_interval, raw),
             Key::HeartbeatTimeout => read(&mut self.heartbeat_timeout, raw),
             Key::HeartbeatJitter => read(&mut self.heartbeat_jitter, raw),
@@ -114,7 +116,7 @@ impl Partial {
                 self.failed.insert(key);
                 let value = match raw {
                     Raw::Text("") => raw.render(),
-                    _ if key == Key::JwtSecret => "<redacted>".to_owned(),
+                    _ if matches!(key, Key::JwtSecret | Key::ApiToken) => "<redacted>".to_owned(),
                     _ => raw.render(),
                 };
                 problems.push(ConfigError::InvalidValue {
@@ -137,6 +139,7 @@ impl Partial {
             listen: self.listen.or(lower.listen),
             allow_insecure_public: self.allow_insecure_public.or(lower.allow_insecure_public),
             jwt_secret: self.jwt_secret.or(lower.jwt_secret),
+            api_key: self.api_key.or(lower.api_key),
             heartbeat_interval: self.heartbeat_interval.or(lower.heartbeat_interval),
             heartbeat_timeout: self.heartbeat_timeout.or(lower.heartbeat_timeout),
             heartbeat_jitter: self.heartbeat_jitter.or(lower.heartbeat_jitter),
@@ -162,6 +165,7 @@ impl Partial {
                 .allow_insecure_public
                 .unwrap_or(default.allow_insecure_public),
             jwt_secret: self.jwt_secret.clone().or(default.jwt_secret),
+            api_key: self.api_key.clone().or(default.api_key),
             heartbeat_interval: self
                 .heartbeat_interval
                 .unwrap_or(default.heartbeat_interval),

@@ -118,6 +118,7 @@ fn custom() -> Settings {
         listen: "0.0.0.0:9000".parse().expect("a socket address"),
         allow_insecure_public: true,
         jwt_secret: Some("s3cret".to_owned()),
+        api_key: Some("k3y".to_owned()),
         heartbeat_interval: Duration::from_secs(5),
         heartbeat_timeout: Duration::from_secs(2),
         heartbeat_jitter: 0.2,
@@ -131,10 +132,11 @@ fn custom() -> Settings {
 }
 
 /// [`custom`] as `(key, text)` pairs, the way a flag or variable gives them.
-const CUSTOM_TEXT: [(Key, &str); 12] = [
+const CUSTOM_TEXT: [(Key, &str); 13] = [
     (Key::Listen, "0.0.0.0:9000"),
     (Key::AllowInsecurePublic, "true"),
     (Key::JwtSecret, "s3cret"),
+    (Key::ApiToken, "k3y"),
     (Key::HeartbeatInterval, "5s"),
     (Key::HeartbeatTimeout, "2s"),
     (Key::HeartbeatJitter, "0.2"),
@@ -154,6 +156,7 @@ fn nothing_given_serves_the_documented_defaults() {
         listen: "127.0.0.1:8080".parse().expect("a socket address"),
         allow_insecure_public: false,
         jwt_secret: None,
+        api_key: None,
         heartbeat_interval: Duration::from_secs(20),
         heartbeat_timeout: Duration::from_secs(10),
         heartbeat_jitter: 0.1,
@@ -269,6 +272,7 @@ fn every_setting_can_come_from_the_file() {
         listen = "0.0.0.0:9000"
         allow_insecure_public = true
         jwt_secret = "s3cret"
+        api_key = "k3y"
         heartbeat_interval = "5s"
         heartbeat_timeout = "2s"
         heartbeat_jitter = 0.2
@@ -427,13 +431,11 @@ fn an_empty_secret_is_refused_and_a_secret_is_never_shown() {
     check_refused(
         &[],
         &[("VIGIL_JWT_SECRET", "")],
-        &[r#"VIGIL_JWT_SECRET: "" is empty; expected a non-empty string (the HS256 secret)"#],
+        &[r#"VIGIL_JWT_SECRET: "" is empty; expected a non-empty string"#],
     );
     check_file(
         "jwt_secret = 123456",
-        &[
-            "jwt_secret in {file}: <redacted> is an integer; expected a non-empty string (the HS256 secret)",
-        ],
+        &["jwt_secret in {file}: <redacted> is an integer; expected a non-empty string"],
     );
     let settings = serve(&[], &[("VIGIL_JWT_SECRET", "hunter2")]);
     assert_eq!(settings.jwt_secret.as_deref(), Some("hunter2"));
@@ -633,7 +635,7 @@ fn a_refused_value_is_not_judged_again_through_its_fallback() {
     check_refused(
         &["--listen", "0.0.0.0:1"],
         &[("VIGIL_JWT_SECRET", "")],
-        &[r#"VIGIL_JWT_SECRET: "" is empty; expected a non-empty string (the HS256 secret)"#],
+        &[r#"VIGIL_JWT_SECRET: "" is empty; expected a non-empty string"#],
     );
     // A bad interval hides the timeout's problem until it is fixed.
     check_refused(
@@ -675,7 +677,7 @@ fn check_config_explains_each_problem_in_a_file() {
         "#,
         &[
             "unknown setting `heartbeat` in {file}; the settings are: listen, \
-             allow_insecure_public, jwt_secret, heartbeat_interval, heartbeat_timeout, \
+             allow_insecure_public, jwt_secret, api_key, heartbeat_interval, heartbeat_timeout, \
              heartbeat_jitter, leave_grace, max_connections, max_message_bytes, \
              max_channels_per_connection, shutdown_deadline, log_json",
             "unknown setting `heartbeat-interval` in {file}; did you mean `heartbeat_interval`?",

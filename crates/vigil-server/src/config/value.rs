@@ -97,7 +97,7 @@ impl SettingValue for bool {
 
 /// Only the JWT secret is a free string.
 impl SettingValue for String {
-    const EXPECTED: &'static str = "a non-empty string (the HS256 secret)";
+    const EXPECTED: &'static str = "a non-empty string";
 
     fn from_text(text: &str) -> Result<Self, Problem> {
         if text.is_empty() {
