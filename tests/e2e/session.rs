@@ -269,3 +269,34 @@ fn without_a_key_the_http_api_is_off() {
         "{off}"
     );
 }
+
+#[test]
+fn a_suspect_connection_is_shown_unstable_until_it_answers() {
+    let server = start(&["--heartbeat-interval", "1s", "--heartbeat-timeout", "4s"]);
+    let mut watcher = WsClient::connect(server.addr());
+    watcher.next_json();
+    watcher.send_json(r#"{"op":"join","channel":"room"}"#);
+    watcher.next_of("reply");
+    let mut slow = WsClient::connect(server.addr());
+    let slow_id = slow.next_json()["user"].as_str().expect("user").to_owned();
+    slow.send_json(r#"{"op":"join","channel":"room","meta":{"name":"Sam"},"id":1}"#);
+    slow.next_of("reply");
+    // `slow` now reads nothing: its ping stays unanswered past half the
+    // timeout, and the others see it as unstable (meta kept).
+    let unstable = loop {
+        let diff = watcher.next_of_within("presence", Duration::from_secs(8));
+        if diff["joins"][0]["meta"]["unstable"] == true {
+            break diff;
+        }
+    };
+    assert_eq!(unstable["joins"][0]["user"], slow_id.as_str());
+    assert_eq!(unstable["joins"][0]["meta"]["name"], "Sam");
+    // It reads again (answering the ping): shown stable again.
+    slow.send_json(r#"{"op":"presence","channel":"room","id":2}"#);
+    slow.next_of("reply");
+    let recovered = watcher.next_of_within("presence", Duration::from_secs(5));
+    assert_eq!(
+        recovered["joins"][0]["meta"],
+        serde_json::json!({"name": "Sam"})
+    );
+}

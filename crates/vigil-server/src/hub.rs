@@ -27,6 +27,9 @@ struct State {
     presence: Presence,
     /// Live connections: their handle and user.
     conns: HashMap<u64, (Connection, Arc<str>)>,
+    /// The metadata each connection joined each channel with, to restore
+    /// after it was shown as unstable.
+    metas: HashMap<(u64, Arc<str>), Option<Value>>,
     /// Members of each channel, by connection, to fan out to.
     members: HashMap<Arc<str>, BTreeMap<u64, Connection>>,
 }
@@ -44,6 +47,7 @@ impl Hub {
             state: Mutex::new(State {
                 presence: Presence::new(presence),
                 conns: HashMap::new(),
+                metas: HashMap::new(),
                 members: HashMap::new(),
             }),
             timers: Notify::new(),
@@ -81,6 +85,9 @@ impl Hub {
             ));
         }
         let channel: Arc<str> = Arc::from(channel);
+        state
+            .metas
+            .insert((id.0, Arc::clone(&channel)), meta.cloned());
         let meta = meta.map(|m| Arc::from(m.to_string()));
         state.presence.join(now(), id, Arc::clone(&channel), meta);
         state
@@ -99,8 +106,36 @@ impl Hub {
             return Err((ErrorCode::NotJoined, format!("not a member of {channel:?}")));
         }
         remove_member(&mut state, channel, id.0);
+        state.metas.remove(&(id.0, Arc::from(channel)));
         drain(&mut state);
         Ok(())
+    }
+
+    /// The connection's heartbeat turned suspect (or recovered): its user
+    /// is shown with `"unstable": true` in the metadata of every channel it
+    /// joined, until it recovers.
+    pub(crate) fn set_unstable(&self, conn: &Connection, unstable: bool) {
+        let mut state = self.state.lock();
+        let id = ConnId(conn.id().0);
+        let channels: Vec<Arc<str>> = state.presence.channels_of(id).map(Arc::from).collect();
+        for channel in channels {
+            let base = state
+                .metas
+                .get(&(id.0, Arc::clone(&channel)))
+                .cloned()
+                .flatten();
+            let meta = match (base, unstable) {
+                (Some(Value::Object(mut fields)), true) => {
+                    fields.insert("unstable".into(), true.into());
+                    Some(Value::Object(fields))
+                }
+                (None, true) => Some(json!({"unstable": true})),
+                (base, _) => base,
+            };
+            let meta = meta.map(|m| Arc::from(m.to_string()));
+            state.presence.join(now(), id, channel, meta);
+        }
+        drain(&mut state);
     }
 
     /// Sends `data` from this connection to every member of `channel`.
@@ -204,6 +239,7 @@ impl Hub {
             .collect();
         for channel in channels {
             remove_member(&mut state, &channel, id);
+            state.metas.remove(&(id, channel));
         }
         state.presence.disconnect(now(), ConnId(id), departure);
         state.conns.remove(&id);

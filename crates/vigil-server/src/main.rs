@@ -32,6 +32,9 @@ use vigil_ws::{WsConfig, WsServer};
 /// before trying again, so it does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// How long a client may take to send its HTTP request head.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 fn main() -> ExitCode {
     let command = match config::parse(std::env::args_os(), |key| std::env::var(key).ok()) {
         Ok(command) => command,
@@ -151,6 +154,10 @@ fn serve(settings: config::Settings) -> Result<()> {
             tokio::spawn(async move {
                 let service = service_fn(move |request| http::route(Arc::clone(&app), request));
                 let _ = http1::Builder::new()
+                    // A client that never finishes its request head must
+                    // not hold a socket (slowloris).
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(HANDSHAKE_TIMEOUT)
                     .serve_connection(TokioIo::new(stream), service)
                     .with_upgrades()
                     .await;

@@ -146,6 +146,10 @@ impl Handler for Sessions {
         }
     }
 
+    fn on_liveness(&self, conn: &Connection, suspect: bool) {
+        self.hub.set_unstable(conn, suspect);
+    }
+
     fn on_close(&self, conn: &Connection, reason: CloseReason) {
         self.errors.lock().remove(&conn.id().0);
         self.identities.lock().remove(&conn.id().0);
