@@ -300,3 +300,27 @@ fn a_suspect_connection_is_shown_unstable_until_it_answers() {
         serde_json::json!({"name": "Sam"})
     );
 }
+
+#[test]
+fn one_address_may_hold_only_so_many_connections() {
+    let server = start(&["--max-connections-per-ip", "2"]);
+    let mut first = WsClient::connect(server.addr());
+    first.next_json();
+    let mut second = WsClient::connect(server.addr());
+    second.next_json();
+    let third = WsClient::try_connect(server.addr(), "/ws", &[]).expect_err("over the limit");
+    assert!(third.starts_with("HTTP/1.1 429"), "{third}");
+    // Closing one makes room again.
+    first.send_close(1000);
+    first.next_close(Duration::from_secs(5));
+    drop(first);
+    let mut fourth = None;
+    for _ in 0..50 {
+        if let Ok(client) = WsClient::try_connect(server.addr(), "/ws", &[]) {
+            fourth = Some(client);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(fourth.is_some(), "the freed slot was never reused");
+}

@@ -75,6 +75,8 @@ pub(crate) struct Settings {
     pub max_message_bytes: usize,
     /// Channels one connection may join.
     pub max_channels_per_connection: usize,
+    /// Open connections from one client IP address.
+    pub max_connections_per_ip: usize,
     /// How long shutdown waits for close handshakes.
     pub shutdown_deadline: Duration,
     /// Logs as JSON lines instead of human-readable text.
@@ -95,6 +97,7 @@ impl Default for Settings {
             max_connections: 19_000,
             max_message_bytes: 64 << 10,
             max_channels_per_connection: 100,
+            max_connections_per_ip: 10_000,
             shutdown_deadline: Duration::from_secs(10),
             log_json: false,
         }
@@ -122,6 +125,7 @@ impl fmt::Debug for Settings {
                 "max_channels_per_connection",
                 &self.max_channels_per_connection,
             )
+            .field("max_connections_per_ip", &self.max_connections_per_ip)
             .field("shutdown_deadline", &self.shutdown_deadline)
             .field("log_json", &self.log_json)
             .finish()
@@ -252,6 +256,13 @@ fn validate(settings: &Settings, partial: &Partial, problems: &mut Vec<ConfigErr
             Key::MaxChannelsPerConnection,
             settings.max_channels_per_connection.to_string(),
             format!("1..={MAX_CHANNELS_LIMIT}"),
+        );
+    }
+    if !(1..=19_900).contains(&settings.max_connections_per_ip) {
+        out_of_range(
+            Key::MaxConnectionsPerIp,
+            settings.max_connections_per_ip.to_string(),
+            "1..=19900".to_owned(),
         );
     }
     if settings.shutdown_deadline.is_zero() || settings.shutdown_deadline > MAX_SHUTDOWN_DEADLINE {

@@ -24,6 +24,7 @@ pub(crate) struct App {
     pub(crate) hub: Arc<Hub>,
     pub(crate) api_key: Option<String>,
     pub(crate) max_body: usize,
+    pub(crate) max_per_ip: usize,
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
@@ -38,6 +39,7 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
 
 pub(crate) async fn route(
     app: Arc<App>,
+    peer: std::net::SocketAddr,
     mut request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
     if request.uri().path().starts_with("/api/") {
@@ -58,7 +60,11 @@ pub(crate) async fn route(
             StatusCode::SERVICE_UNAVAILABLE,
             "connection limit reached; try again later\n",
         ),
-        "/ws" => upgrade(&app, &mut request),
+        "/ws" if app.sessions.connections_from(peer.ip()) >= app.max_per_ip => text(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many connections from your address; close some first\n",
+        ),
+        "/ws" => upgrade(&app, peer, &mut request),
         _ => text(
             StatusCode::NOT_FOUND,
             "not found: try /ws, /healthz, /readyz or /metrics\n",
@@ -86,7 +92,11 @@ fn metrics_page(app: &App) -> Response<Full<Bytes>> {
 }
 
 /// Authenticates, then upgrades; refusals are 401 or 403 with the reason.
-fn upgrade(app: &App, request: &mut Request<Incoming>) -> Response<Full<Bytes>> {
+fn upgrade(
+    app: &App,
+    peer: std::net::SocketAddr,
+    request: &mut Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let identity = match app.auth.identify(request) {
         Ok(identity) => identity,
         Err(refused) => {
@@ -98,7 +108,7 @@ fn upgrade(app: &App, request: &mut Request<Incoming>) -> Response<Full<Bytes>> 
     let offered = vigil_ws::upgrade::offered_protocols(request).any(|p| p == SUBPROTOCOL);
     match app.ws.upgrade(request, offered.then_some(SUBPROTOCOL)) {
         Ok((response, id)) => {
-            app.sessions.expect(id.0, identity);
+            app.sessions.expect(id.0, identity, peer.ip());
             response
         }
         Err(error) => error.into_response(),

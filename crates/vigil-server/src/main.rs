@@ -119,6 +119,7 @@ fn serve(settings: config::Settings) -> Result<()> {
         hub: Arc::clone(&hub),
         api_key: settings.api_key.clone(),
         max_body: settings.max_message_bytes,
+        max_per_ip: settings.max_connections_per_ip,
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -138,8 +139,8 @@ fn serve(settings: config::Settings) -> Result<()> {
                 accepted = listener.accept() => accepted,
                 () = &mut shutdown => break,
             };
-            let stream = match accepted {
-                Ok((stream, _)) => stream,
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
                 Err(error) => {
                     if !reported_accept_error {
                         tracing::warn!(%error, "accept failed (out of file descriptors?); backing off");
@@ -152,7 +153,7 @@ fn serve(settings: config::Settings) -> Result<()> {
             reported_accept_error = false;
             let app = Arc::clone(&app);
             tokio::spawn(async move {
-                let service = service_fn(move |request| http::route(Arc::clone(&app), request));
+                let service = service_fn(move |request| http::route(Arc::clone(&app), peer, request));
                 let _ = http1::Builder::new()
                     // A client that never finishes its request head must
                     // not hold a socket (slowloris).

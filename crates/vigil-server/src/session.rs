@@ -5,6 +5,7 @@ use crate::auth::Identity;
 use crate::hub::Hub;
 use crate::protocol::{self, ErrorCode, Request};
 use serde_json::{Map, Value, json};
+use std::net::IpAddr;
 use std::sync::Arc;
 use vigil_ws::{CloseReason, Connection, Handler, Message, WsConfig};
 
@@ -17,10 +18,13 @@ pub(crate) struct Sessions {
     /// The heartbeat advertised in the welcome message.
     pub(crate) welcome: Value,
     errors: parking_lot::Mutex<std::collections::HashMap<u64, u32>>,
-    /// Identities decided at upgrade, until their connection opens.
-    pending: parking_lot::Mutex<std::collections::BTreeMap<u64, Identity>>,
-    /// Identities of open connections.
-    identities: parking_lot::Mutex<std::collections::HashMap<u64, Identity>>,
+    /// Identities (and client addresses) decided at upgrade, until their
+    /// connection opens.
+    pending: parking_lot::Mutex<std::collections::BTreeMap<u64, (Identity, IpAddr)>>,
+    /// Identities and addresses of open connections.
+    identities: parking_lot::Mutex<std::collections::HashMap<u64, (Identity, IpAddr)>>,
+    /// Open connections per client address.
+    per_ip: parking_lot::Mutex<std::collections::HashMap<IpAddr, usize>>,
 }
 
 /// An identity still pending this many connection ids later belongs to an
@@ -40,13 +44,20 @@ impl Sessions {
             errors: parking_lot::Mutex::default(),
             pending: parking_lot::Mutex::default(),
             identities: parking_lot::Mutex::default(),
+            per_ip: parking_lot::Mutex::default(),
         }
     }
 
-    /// Remembers who connection `id` is, until it opens.
-    pub(crate) fn expect(&self, id: u64, identity: Identity) {
+    /// Open connections from `ip`.
+    pub(crate) fn connections_from(&self, ip: IpAddr) -> usize {
+        self.per_ip.lock().get(&ip).copied().unwrap_or(0)
+    }
+
+    /// Remembers who connection `id` is and where it comes from, until it
+    /// opens.
+    pub(crate) fn expect(&self, id: u64, identity: Identity, ip: IpAddr) {
         let mut pending = self.pending.lock();
-        pending.insert(id, identity);
+        pending.insert(id, (identity, ip));
         // Ids only grow: anything this far behind will never open.
         let keep = pending.split_off(&id.saturating_sub(PENDING_HORIZON));
         *pending = keep;
@@ -57,7 +68,7 @@ impl Sessions {
             .identities
             .lock()
             .get(&conn.id().0)
-            .is_none_or(|identity| identity.may_use(channel));
+            .is_none_or(|(identity, _)| identity.may_use(channel));
         if allowed {
             Ok(())
         } else {
@@ -110,9 +121,14 @@ impl Sessions {
 impl Handler for Sessions {
     fn on_open(&self, conn: &Connection) {
         let id = conn.id().0;
-        let identity = self.pending.lock().remove(&id).unwrap_or_default();
+        let (identity, ip) = self
+            .pending
+            .lock()
+            .remove(&id)
+            .unwrap_or((Identity::default(), IpAddr::from([0, 0, 0, 0])));
         let user = identity.user_for(id);
-        self.identities.lock().insert(id, identity);
+        *self.per_ip.lock().entry(ip).or_insert(0) += 1;
+        self.identities.lock().insert(id, (identity, ip));
         self.hub.open(conn, Arc::clone(&user));
         let welcome = json!({
             "type": "welcome",
@@ -152,7 +168,15 @@ impl Handler for Sessions {
 
     fn on_close(&self, conn: &Connection, reason: CloseReason) {
         self.errors.lock().remove(&conn.id().0);
-        self.identities.lock().remove(&conn.id().0);
+        if let Some((_, ip)) = self.identities.lock().remove(&conn.id().0) {
+            let mut per_ip = self.per_ip.lock();
+            if let Some(count) = per_ip.get_mut(&ip) {
+                *count -= 1;
+                if *count == 0 {
+                    per_ip.remove(&ip);
+                }
+            }
+        }
         self.hub.close(conn, reason.is_abnormal());
     }
 }

@@ -74,6 +74,10 @@ pub(super) struct Cli {
     #[arg(long, value_name = "N")]
     max_channels_per_connection: Option<String>,
 
+    /// Open connections from one client IP address (1..=19900)
+    #[arg(long, value_name = "N")]
+    max_connections_per_ip: Option<String>,
+
     /// How long shutdown waits for clients' close handshakes
     #[arg(long, value_name = "DURATION")]
     shutdown_deadline: Option<String>,
@@ -113,6 +117,10 @@ impl Cli {
             (Key::HeartbeatJitter, self.heartbeat_jitter.clone()),
             (Key::LeaveGrace, self.leave_grace.clone()),
             (Key::MaxConnections, self.max_connections.clone()),
+            (
+                Key::MaxConnectionsPerIp,
+                self.max_connections_per_ip.clone(),
+            ),
             (Key::MaxMessageBytes, self.max_message_bytes.clone()),
             (
                 Key::MaxChannelsPerConnection,
@@ -162,6 +170,7 @@ pub(super) fn default_text(defaults: &Settings, key: Key) -> Option<String> {
         Key::MaxConnections => defaults.max_connections.to_string(),
         Key::MaxMessageBytes => defaults.max_message_bytes.to_string(),
         Key::MaxChannelsPerConnection => defaults.max_channels_per_connection.to_string(),
+        Key::MaxConnectionsPerIp => defaults.max_connections_per_ip.to_string(),
         Key::ShutdownDeadline => format_duration(defaults.shutdown_deadline),
         Key::LogJson => defaults.log_json.to_string(),
     })

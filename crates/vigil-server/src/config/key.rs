@@ -18,6 +18,7 @@ pub(crate) enum Key {
     HeartbeatJitter,
     LeaveGrace,
     MaxConnections,
+    MaxConnectionsPerIp,
     MaxMessageBytes,
     MaxChannelsPerConnection,
     ShutdownDeadline,
@@ -26,7 +27,7 @@ pub(crate) enum Key {
 
 impl Key {
     /// Every setting, in the order `--help` lists them.
-    pub(crate) const ALL: [Self; 13] = [
+    pub(crate) const ALL: [Self; 14] = [
         Self::Listen,
         Self::AllowInsecurePublic,
         Self::JwtSecret,
@@ -36,6 +37,7 @@ impl Key {
         Self::HeartbeatJitter,
         Self::LeaveGrace,
         Self::MaxConnections,
+        Self::MaxConnectionsPerIp,
         Self::MaxMessageBytes,
         Self::MaxChannelsPerConnection,
         Self::ShutdownDeadline,
@@ -54,6 +56,7 @@ impl Key {
             Self::HeartbeatJitter => "heartbeat_jitter",
             Self::LeaveGrace => "leave_grace",
             Self::MaxConnections => "max_connections",
+            Self::MaxConnectionsPerIp => "max_connections_per_ip",
             Self::MaxMessageBytes => "max_message_bytes",
             Self::MaxChannelsPerConnection => "max_channels_per_connection",
             Self::ShutdownDeadline => "shutdown_deadline",
@@ -74,6 +77,7 @@ impl Key {
             Self::HeartbeatJitter => "VIGIL_HEARTBEAT_JITTER",
             Self::LeaveGrace => "VIGIL_LEAVE_GRACE",
             Self::MaxConnections => "VIGIL_MAX_CONNECTIONS",
+            Self::MaxConnectionsPerIp => "VIGIL_MAX_CONNECTIONS_PER_IP",
             Self::MaxMessageBytes => "VIGIL_MAX_MESSAGE_BYTES",
             Self::MaxChannelsPerConnection => "VIGIL_MAX_CHANNELS_PER_CONNECTION",
             Self::ShutdownDeadline => "VIGIL_SHUTDOWN_DEADLINE",

@@ -25,6 +25,7 @@ pub(super) struct Partial {
     max_connections: Option<usize>,
     max_message_bytes: Option<usize>,
     max_channels_per_connection: Option<usize>,
+    max_connections_per_ip: Option<usize>,
     shutdown_deadline: Option<Duration>,
     log_json: Option<bool>,
     /// The layer each set value came from.
@@ -105,6 +106,7 @@ impl Partial {
             Key::MaxConnections => read(&mut self.max_connections, raw),
             Key::MaxMessageBytes => read(&mut self.max_message_bytes, raw),
             Key::MaxChannelsPerConnection => read(&mut self.max_channels_per_connection, raw),
+            Key::MaxConnectionsPerIp => read(&mut self.max_connections_per_ip, raw),
             Key::ShutdownDeadline => read(&mut self.shutdown_deadline, raw),
             Key::LogJson => read(&mut self.log_json, raw),
         };
@@ -149,6 +151,7 @@ impl Partial {
             max_channels_per_connection: self
                 .max_channels_per_connection
                 .or(lower.max_channels_per_connection),
+            max_connections_per_ip: self.max_connections_per_ip.or(lower.max_connections_per_ip),
             shutdown_deadline: self.shutdown_deadline.or(lower.shutdown_deadline),
             log_json: self.log_json.or(lower.log_json),
             sources,
@@ -177,6 +180,9 @@ impl Partial {
             max_channels_per_connection: self
                 .max_channels_per_connection
                 .unwrap_or(default.max_channels_per_connection),
+            max_connections_per_ip: self
+                .max_connections_per_ip
+                .unwrap_or(default.max_connections_per_ip),
             shutdown_deadline: self.shutdown_deadline.unwrap_or(default.shutdown_deadline),
             log_json: self.log_json.unwrap_or(default.log_json),
         };

@@ -126,13 +126,14 @@ fn custom() -> Settings {
         max_connections: 500,
         max_message_bytes: 1024,
         max_channels_per_connection: 7,
+        max_connections_per_ip: 50,
         shutdown_deadline: Duration::from_millis(1500),
         log_json: true,
     }
 }
 
 /// [`custom`] as `(key, text)` pairs, the way a flag or variable gives them.
-const CUSTOM_TEXT: [(Key, &str); 13] = [
+const CUSTOM_TEXT: [(Key, &str); 14] = [
     (Key::Listen, "0.0.0.0:9000"),
     (Key::AllowInsecurePublic, "true"),
     (Key::JwtSecret, "s3cret"),
@@ -144,6 +145,7 @@ const CUSTOM_TEXT: [(Key, &str); 13] = [
     (Key::MaxConnections, "500"),
     (Key::MaxMessageBytes, "1024"),
     (Key::MaxChannelsPerConnection, "7"),
+    (Key::MaxConnectionsPerIp, "50"),
     (Key::ShutdownDeadline, "1500ms"),
     (Key::LogJson, "true"),
 ];
@@ -164,6 +166,7 @@ fn nothing_given_serves_the_documented_defaults() {
         max_connections: 19_000,
         max_message_bytes: 64 * 1024,
         max_channels_per_connection: 100,
+        max_connections_per_ip: 10_000,
         shutdown_deadline: Duration::from_secs(10),
         log_json: false,
     };
@@ -280,6 +283,7 @@ fn every_setting_can_come_from_the_file() {
         max_connections = 500
         max_message_bytes = 1_024
         max_channels_per_connection = 7
+        max_connections_per_ip = 50
         shutdown_deadline = "1500ms"
         log_json = true
         "#,
@@ -678,7 +682,7 @@ fn check_config_explains_each_problem_in_a_file() {
         &[
             "unknown setting `heartbeat` in {file}; the settings are: listen, \
              allow_insecure_public, jwt_secret, api_key, heartbeat_interval, heartbeat_timeout, \
-             heartbeat_jitter, leave_grace, max_connections, max_message_bytes, \
+             heartbeat_jitter, leave_grace, max_connections, max_connections_per_ip, max_message_bytes, \
              max_channels_per_connection, shutdown_deadline, log_json",
             "unknown setting `heartbeat-interval` in {file}; did you mean `heartbeat_interval`?",
             "max_message_bytes in {file}: -1 is negative; expected a whole number, such as 100",
