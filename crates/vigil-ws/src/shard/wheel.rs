@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 /// and are re-armed when it comes round.
 const SLOTS: u64 = 4096;
 
+/// Entries a drained slot keeps room for.
+const SLOT_KEEP: usize = 64;
+
 /// The tick of a connection with no timer.
 pub(crate) const UNARMED: u64 = u64::MAX;
 
@@ -80,6 +83,12 @@ impl Wheel {
             self.entries -= slot.len();
             let tick = self.cursor;
             due.extend(slot.drain(..).map(|key| (tick, key)));
+            // A slot that once held a crowd does not keep its memory for
+            // the wheel's whole turn (a mass disconnect would otherwise
+            // leave capacity behind in every slot it touched).
+            if slot.capacity() > SLOT_KEEP {
+                slot.shrink_to(SLOT_KEEP);
+            }
             self.cursor += 1;
         }
         if self.entries == 0 {

@@ -116,8 +116,16 @@ async fn batch(
 async fn ten_thousand_connections_come_and_go_without_leaking() {
     const BATCH: usize = 2_000;
     let counter = Arc::new(Counter::default());
+    // A short heartbeat, so that the timer entries of connections that are
+    // gone come due (and are dropped) within the test.
+    let heartbeat = vigil_core::heartbeat::Config::builder()
+        .interval(Duration::from_secs(1))
+        .timeout(Duration::from_secs(1))
+        .build()
+        .expect("valid");
     let server = WsServer::start(
         WsConfig {
+            heartbeat,
             send_hello: false,
             ..WsConfig::default()
         },
@@ -151,15 +159,20 @@ async fn ten_thousand_connections_come_and_go_without_leaking() {
 
     // Warm-up: the shard's tables and the runtimes reach their working size.
     batch(addr, BATCH, &counter, &server).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
     let baseline = LIVE.load(Ordering::Relaxed);
 
     let mut peak_growth = 0;
+    let mut after_each = Vec::new();
     for _ in 0..5 {
         let peak = batch(addr, BATCH, &counter, &server).await;
         peak_growth = peak_growth.max(peak - baseline);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        after_each.push(LIVE.load(Ordering::Relaxed) - baseline);
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eprintln!("live heap after each batch, minus the baseline: {after_each:?}");
+    // Past every timer the departed connections had armed.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
     let after = LIVE.load(Ordering::Relaxed);
     assert_eq!(counter.closed.load(Ordering::SeqCst), 6 * BATCH);
     // The measurement sees connections (at least 100 bytes each while open)...
