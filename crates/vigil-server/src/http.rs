@@ -42,6 +42,11 @@ pub(crate) async fn route(
     peer: std::net::SocketAddr,
     mut request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    if matches!(*request.method(), hyper::Method::GET | hyper::Method::HEAD)
+        && let Some(page) = crate::dashboard::page(request.uri().path())
+    {
+        return Ok(page);
+    }
     if request.uri().path().starts_with("/api/") {
         return Ok(
             crate::api::handle(&app.hub, app.api_key.as_deref(), app.max_body, request).await,
@@ -67,7 +72,7 @@ pub(crate) async fn route(
         "/ws" => upgrade(&app, peer, &mut request),
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: try /ws, /healthz, /readyz or /metrics\n",
+            "not found: try /, /ws, /healthz, /readyz or /metrics\n",
         ),
     };
     Ok(response)

@@ -9,6 +9,7 @@
 mod api;
 mod auth;
 mod config;
+mod dashboard;
 mod http;
 mod hub;
 mod metrics;

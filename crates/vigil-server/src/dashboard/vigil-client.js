@@ -1,0 +1,599 @@
+// vigil-client.js: the browser client of the vigil server (docs/PROTOCOL.md).
+// Plain ES module, no build step, no dependencies.
+//
+//   import { VigilClient } from "./vigil-client.js";
+//   const client = new VigilClient({ token });        // token optional
+//   client.addEventListener("presence", (e) => render(e.detail.members));
+//   client.connect();
+//   await client.join("room-1", { name: "Ann" });     // kept across reconnects
+//
+// Watching the server. A browser can neither see nor send WebSocket pings:
+// it answers the server's protocol pings by itself, invisibly, so the server
+// learns this client is alive but the script learns nothing. The client
+// therefore judges the server by any message at all. After `interval_ms` of
+// silence (numbers from the `welcome` message) it sends a probe the server
+// must answer: in "app" mode a `{"type":"ping","id":N}` (answered with a
+// pong), in "protocol" mode a `presence` query of a joined channel (answered
+// with a reply, which also re-checks the local member list). If nothing
+// arrives within `timeout_ms` (plus `slackMs`) after the probe, the connection
+// is declared dead, closed, and replaced. In "app" mode the server's own text
+// pings are answered with `{"type":"pong","id":N}` carrying the same id.
+//
+// Reconnecting. The first retry after a loss waits a random delay in
+// [0, initialMaxMs) so that the clients of a restarted server do not all
+// come back at once; later retries wait uniform [0, min(capMs, baseMs *
+// factor^(n-1))) (exponential backoff with full jitter), and a connection
+// that stayed up `stableAfterMs` resets the sequence. After close 1008
+// (policy) `policyDelayMs` is added. Close codes 1000, 1002, 1007, 1009 and
+// 4001 mean "do not reconnect" (PROTOCOL.md, close codes): the client stays
+// closed. After every reconnect it re-joins its channels with their meta and
+// re-sets its last will (resume).
+//
+// Events (an EventTarget; the payload is `event.detail`):
+//   state    {state: "connecting"|"open"|"closed", code, reason, reconnectInMs}
+//   welcome  the server's welcome: {connection, user, heartbeat, version}
+//   presence {channel, version, joins, leaves, members: Map(user -> meta),
+//             snapshot: bool, left: bool}: after every applied change
+//   message  {channel, from, data, will}
+//   error    {code, message, id}: server errors no pending request claimed
+
+/**
+ * Close codes after which the client stays closed (PROTOCOL.md): normal
+ * closure, the client's own faults (protocol error, invalid UTF-8, message
+ * too big), and 4001, disconnected by an operator.
+ */
+export const NO_RECONNECT_CODES = Object.freeze([1000, 1002, 1007, 1009, 4001]);
+
+/** The close code this client sends when it gives up on a silent server. */
+export const CLIENT_TIMEOUT_CODE = 4000;
+
+/** Defaults of the options; the backoff mirrors vigil-core's BackoffConfig. */
+export const DEFAULTS = Object.freeze({
+  initialMaxMs: 1000,
+  baseMs: 500,
+  factor: 2,
+  capMs: 30000,
+  stableAfterMs: 10000,
+  policyDelayMs: 5000,
+  connectTimeoutMs: 10000,
+  slackMs: 2000,
+});
+
+// Errors that will not go away by asking again: the channel is dropped from
+// the set re-joined after each reconnect.
+const PERMANENT_JOIN_ERRORS = new Set([
+  "invalid_channel",
+  "forbidden_channel",
+  "too_many_channels",
+]);
+
+// The heartbeat used until a welcome says otherwise (the server's defaults).
+const FALLBACK_HEARTBEAT = Object.freeze({
+  interval_ms: 20000,
+  timeout_ms: 10000,
+  mode: "protocol",
+});
+
+// The exact text form of an application ping (vigil-ws writes it so): the
+// id digits are echoed as they are, since ids may exceed 2^53.
+const PING_TEXT = /^\{"type":"ping","id":(\d{1,20})\}$/;
+
+/** A request the server refused (`code` from PROTOCOL.md) or that was lost. */
+export class VigilError extends Error {
+  constructor(code, message, id = null) {
+    super(message);
+    this.name = "VigilError";
+    this.code = code;
+    this.id = id;
+  }
+}
+
+/** The exclusive upper bound of the delay of retry `attempt` (0-based). */
+export function backoffEnvelope(options, attempt) {
+  if (attempt === 0) return options.initialMaxMs;
+  return Math.min(options.capMs, options.baseMs * Math.pow(options.factor, attempt - 1));
+}
+
+function defaultUrl() {
+  const location = globalThis.location;
+  if (!location) throw new TypeError("VigilClient: no `url` option and no page location");
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${location.host}/ws`;
+}
+
+function positive(value, fallback) {
+  return Number.isFinite(value) && value > 0 ? value : fallback;
+}
+
+export class VigilClient extends EventTarget {
+  #options;
+  #url;
+  #token;
+  #WebSocket;
+  #now;
+  #random;
+  #setTimeout;
+  #clearTimeout;
+
+  #ws = null;
+  #running = false;
+  #state = "closed";
+  #welcome = null;
+  #seq = 0;
+  #pending = new Map();
+  // channel -> {meta, version, members, synced, buffer, waiters}
+  #channels = new Map();
+  #will = null;
+
+  #attempt = 0;
+  #retryTimer = null;
+  #watchTimer = null;
+  #startedAt = 0;
+  #openedAt = null;
+  #lastReceived = 0;
+  #probeSentAt = null;
+
+  /**
+   * Options: `url` (default `ws(s)://<page host>/ws`), `token` (a JWT, sent
+   * as the subprotocol `bearer.<token>`), the backoff and watchdog numbers of
+   * DEFAULTS, and for tests `WebSocket`, `now`, `random`, `setTimeout`,
+   * `clearTimeout`.
+   */
+  constructor(options = {}) {
+    super();
+    this.#options = { ...DEFAULTS, ...options };
+    this.#url = options.url ?? defaultUrl();
+    this.#token = options.token ?? null;
+    this.#WebSocket = options.WebSocket ?? globalThis.WebSocket;
+    this.#now = options.now ?? (() => globalThis.performance.now());
+    this.#random = options.random ?? Math.random;
+    this.#setTimeout = options.setTimeout ?? ((f, ms) => globalThis.setTimeout(f, ms));
+    this.#clearTimeout = options.clearTimeout ?? ((t) => globalThis.clearTimeout(t));
+  }
+
+  /** "connecting", "open" (welcome received) or "closed". */
+  get state() {
+    return this.#state;
+  }
+
+  /** The welcome of the current (or last) connection, or null. */
+  get welcome() {
+    return this.#welcome;
+  }
+
+  /** The channels this client keeps joined. */
+  get channels() {
+    return [...this.#channels.keys()];
+  }
+
+  /** A copy of the local member map (user -> meta) of a joined channel. */
+  members(channel) {
+    return new Map(this.#channels.get(channel)?.members ?? []);
+  }
+
+  /** Starts connecting; reconnects until `close()` or a final close code. */
+  connect() {
+    if (this.#running) return;
+    this.#running = true;
+    this.#attempt = 0;
+    this.#open();
+  }
+
+  /** Uses `token` from now on and reconnects at once with it. */
+  setToken(token) {
+    this.#token = token || null;
+    if (!this.#running) return this.connect();
+    this.#discard(1000, "new token");
+    this.#attempt = 0;
+    this.#open();
+  }
+
+  /** Closes for good (1000); pending requests and joins are rejected. */
+  close() {
+    this.#running = false;
+    this.#discard(1000, "client closed");
+    this.#rejectJoins("client closed");
+    this.#setState("closed", { code: 1000, reason: "client closed", reconnectInMs: null });
+  }
+
+  /**
+   * Joins `channel` with presence `meta` (any JSON), now or after the next
+   * connect, and again after every reconnect. Resolves with the members once
+   * joined; rejects if the server refuses.
+   */
+  join(channel, meta = null) {
+    let entry = this.#channels.get(channel);
+    if (!entry) {
+      entry = { meta, version: -1, members: new Map(), synced: false, buffer: [], waiters: [] };
+      this.#channels.set(channel, entry);
+    }
+    entry.meta = meta;
+    const joined = new Promise((resolve, reject) => entry.waiters.push({ resolve, reject }));
+    if (this.#isOpen()) this.#sendJoin(channel, entry);
+    return joined;
+  }
+
+  /** Leaves `channel`: it is no longer re-joined; its member map is dropped. */
+  leave(channel) {
+    const entry = this.#channels.get(channel);
+    if (!entry) return Promise.resolve();
+    this.#channels.delete(channel);
+    for (const waiter of entry.waiters.splice(0)) {
+      waiter.reject(new VigilError("left", `left ${channel} before it was joined`));
+    }
+    this.#emit("presence", {
+      channel,
+      version: entry.version,
+      joins: [],
+      leaves: [...entry.members.keys()],
+      members: new Map(),
+      snapshot: false,
+      left: true,
+    });
+    if (!this.#isOpen()) return Promise.resolve();
+    return this.#request({ op: "leave", channel }).then(() => undefined);
+  }
+
+  /** Sends `data` to a joined channel; resolves with the number delivered. */
+  publish(channel, data) {
+    return this.#request({ op: "publish", channel, data: data ?? null }).then((r) => r.delivered);
+  }
+
+  /** Who is in `channel` now: {channel, version, members: Map}. */
+  presence(channel) {
+    return this.#request({ op: "presence", channel }).then((reply) => {
+      const entry = this.#channels.get(channel);
+      if (entry?.synced) this.#applySnapshot(channel, entry, reply.presence, false);
+      return {
+        channel,
+        version: reply.presence.version,
+        members: new Map(reply.presence.members.map((m) => [m.user, m.meta ?? null])),
+      };
+    });
+  }
+
+  /**
+   * Sets the last will: `data` is published to `channel` if this connection
+   * ends abnormally; `null` clears it. Re-set after every reconnect.
+   */
+  setWill(channel, data) {
+    this.#will = data == null ? null : { channel, data };
+    if (!this.#isOpen()) return Promise.resolve();
+    return this.#request({ op: "set_will", channel, data: data ?? null }).then(() => undefined);
+  }
+
+  // --- connection ---------------------------------------------------------
+
+  #isOpen() {
+    return this.#ws !== null && this.#state === "open";
+  }
+
+  #open() {
+    this.#retryTimer = null;
+    this.#welcome = null;
+    this.#setState("connecting", { code: null, reason: "", reconnectInMs: null });
+    const protocols = this.#token === null ? ["vigil"] : ["vigil", "bearer." + this.#token];
+    let ws;
+    try {
+      ws = new this.#WebSocket(this.#url, protocols);
+    } catch (error) {
+      // A bad URL or token: asking again will not help.
+      this.#running = false;
+      this.#setState("closed", { code: null, reason: String(error), reconnectInMs: null });
+      return;
+    }
+    this.#ws = ws;
+    this.#startedAt = this.#now();
+    this.#lastReceived = this.#startedAt;
+    this.#openedAt = null;
+    this.#probeSentAt = null;
+    ws.onmessage = (event) => {
+      if (this.#ws === ws) this.#onMessage(event.data);
+    };
+    ws.onclose = (event) => {
+      if (this.#ws === ws) this.#lost(event.code, event.reason);
+    };
+    // Browsers follow an error with a close event; some runtimes never
+    // close a socket that failed to connect, so a failed connect is a loss.
+    ws.onerror = () => {
+      if (this.#ws === ws && ws.readyState !== 1) this.#lost(1006, "connection failed");
+    };
+    this.#schedule(this.#options.connectTimeoutMs);
+  }
+
+  // Forgets the current socket without waiting for its close handshake (a
+  // dead server never completes it), and everything tied to it.
+  #discard(code, reason) {
+    this.#cancelTimers();
+    const ws = this.#ws;
+    this.#ws = null;
+    if (ws) {
+      ws.onmessage = ws.onclose = ws.onerror = null;
+      // A browser may send only 1000 and 3000-4999.
+      const sendable = code === 1000 || (code >= 3000 && code <= 4999) ? code : 1000;
+      try {
+        ws.close(sendable, reason.slice(0, 120));
+      } catch {
+        // Already closing: nothing more to do.
+      }
+    }
+    for (const [, pending] of this.#pending) {
+      pending.reject(new VigilError("disconnected", "the connection was lost before the reply"));
+    }
+    this.#pending.clear();
+    for (const entry of this.#channels.values()) {
+      entry.synced = false;
+      entry.buffer = [];
+    }
+  }
+
+  #lost(code, reason) {
+    const wasStable =
+      this.#openedAt !== null && this.#now() - this.#openedAt >= this.#options.stableAfterMs;
+    this.#discard(code, reason);
+    if (!this.#running) return;
+    if (NO_RECONNECT_CODES.includes(code)) {
+      this.#running = false;
+      this.#rejectJoins(`closed by the server (${code} ${reason})`);
+      this.#setState("closed", { code, reason, reconnectInMs: null });
+      return;
+    }
+    if (wasStable) this.#attempt = 0;
+    let delay = this.#random() * backoffEnvelope(this.#options, this.#attempt);
+    this.#attempt += 1;
+    if (code === 1008) delay += this.#options.policyDelayMs;
+    this.#setState("closed", { code, reason, reconnectInMs: delay });
+    this.#retryTimer = this.#setTimeout(() => this.#open(), delay);
+  }
+
+  // Joins still waiting for a connection that will not come; the channels
+  // stay registered and are joined if `connect()` is called again.
+  #rejectJoins(why) {
+    for (const entry of this.#channels.values()) {
+      for (const waiter of entry.waiters.splice(0)) waiter.reject(new VigilError("closed", why));
+    }
+  }
+
+  #cancelTimers() {
+    if (this.#retryTimer !== null) this.#clearTimeout(this.#retryTimer);
+    if (this.#watchTimer !== null) this.#clearTimeout(this.#watchTimer);
+    this.#retryTimer = this.#watchTimer = null;
+  }
+
+  // --- watchdog -----------------------------------------------------------
+
+  #schedule(delay) {
+    if (this.#watchTimer !== null) this.#clearTimeout(this.#watchTimer);
+    this.#watchTimer = this.#setTimeout(() => this.#onWatchdog(), Math.max(0, delay));
+  }
+
+  // One timer, re-armed from the clock when it fires rather than reset on
+  // every message; a late timer (a throttled background tab) sends its probe
+  // before judging, so lateness alone never kills a healthy connection.
+  #onWatchdog() {
+    this.#watchTimer = null;
+    if (this.#ws === null) return;
+    const now = this.#now();
+    if (this.#welcome === null) {
+      const deadline = this.#startedAt + this.#options.connectTimeoutMs;
+      if (now >= deadline) {
+        return this.#lost(CLIENT_TIMEOUT_CODE, "no welcome from the server in time");
+      }
+      return this.#schedule(deadline - now);
+    }
+    const { interval_ms: interval, timeout_ms: timeout } = this.#welcome.heartbeat;
+    const probeAt = this.#lastReceived + interval;
+    if (now < probeAt) return this.#schedule(probeAt - now);
+    if (this.#probeSentAt === null || this.#probeSentAt <= this.#lastReceived) {
+      this.#probeSentAt = now;
+      this.#probe();
+    }
+    const deadAt = this.#probeSentAt + timeout + this.#options.slackMs;
+    if (now >= deadAt) {
+      const silent = Math.round(now - this.#lastReceived);
+      return this.#lost(CLIENT_TIMEOUT_CODE, `heartbeat timeout: the server was silent for ${silent} ms`);
+    }
+    this.#schedule(deadAt - now);
+  }
+
+  #probe() {
+    if (this.#welcome.heartbeat.mode === "app") {
+      this.#seq += 1;
+      this.#send(JSON.stringify({ type: "ping", id: this.#seq }));
+      return;
+    }
+    const joined = [...this.#channels].find(([, entry]) => entry.synced);
+    const channel = joined ? joined[0] : "vigil.probe";
+    this.presence(channel).catch(() => {});
+  }
+
+  // --- input --------------------------------------------------------------
+
+  #send(text) {
+    try {
+      this.#ws.send(text);
+    } catch {
+      // Not open after all: the close event follows and decides.
+    }
+  }
+
+  #request(body) {
+    if (!this.#isOpen()) {
+      return Promise.reject(new VigilError("not_connected", "not connected to the server"));
+    }
+    this.#seq += 1;
+    const id = this.#seq;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#send(JSON.stringify({ ...body, id }));
+    });
+  }
+
+  #onMessage(data) {
+    this.#lastReceived = this.#now();
+    if (typeof data !== "string") return; // binary frames are not in the protocol
+    const ping = PING_TEXT.exec(data);
+    if (ping) return this.#send(`{"type":"pong","id":${ping[1]}}`);
+    let msg;
+    try {
+      msg = JSON.parse(data);
+    } catch {
+      const message = "the server sent invalid JSON";
+      return this.#emit("error", { code: "malformed_event", message, id: null });
+    }
+    if (msg === null || typeof msg !== "object") return;
+    switch (msg.type) {
+      case "welcome":
+        return this.#onWelcome(msg);
+      case "ping":
+        // Not in the exact form above; answer with the id as parsed.
+        return this.#send(JSON.stringify({ type: "pong", id: msg.id ?? 0 }));
+      case "pong":
+        return; // the answer to a probe: its arrival is all that matters
+      case "presence":
+        return this.#onPresence(msg);
+      case "message":
+        return this.#emit("message", {
+          channel: msg.channel,
+          from: msg.from ?? null,
+          data: msg.data ?? null,
+          will: msg.will === true,
+        });
+      case "reply":
+        return this.#settle(msg.id, (p) => p.resolve(msg));
+      case "error": {
+        const error = new VigilError(msg.code, msg.message, msg.id ?? null);
+        if (this.#settle(msg.id, (p) => p.reject(error))) return;
+        return this.#emit("error", { code: msg.code, message: msg.message, id: msg.id ?? null });
+      }
+      default:
+        return; // newer servers may say more: ignore what we do not know
+    }
+  }
+
+  #settle(id, action) {
+    const pending = this.#pending.get(id);
+    if (!pending) return false;
+    this.#pending.delete(id);
+    action(pending);
+    return true;
+  }
+
+  #onWelcome(msg) {
+    const hb = msg.heartbeat ?? {};
+    this.#welcome = {
+      connection: msg.connection,
+      user: msg.user,
+      version: msg.version,
+      heartbeat: {
+        interval_ms: positive(hb.interval_ms, FALLBACK_HEARTBEAT.interval_ms),
+        timeout_ms: positive(hb.timeout_ms, FALLBACK_HEARTBEAT.timeout_ms),
+        mode: hb.mode === "app" ? "app" : "protocol",
+      },
+    };
+    this.#openedAt = this.#now();
+    this.#setState("open", { code: null, reason: "", reconnectInMs: null });
+    this.#emit("welcome", this.#welcome);
+    this.#schedule(this.#welcome.heartbeat.interval_ms);
+    // Resume: the server forgot this client's channels and will with the
+    // old connection.
+    for (const [channel, entry] of this.#channels) this.#sendJoin(channel, entry);
+    if (this.#will !== null) {
+      this.#request({ op: "set_will", ...this.#will }).catch((error) => {
+        if (error.code !== "disconnected") this.#emitError(error);
+      });
+    }
+  }
+
+  #sendJoin(channel, entry) {
+    const body = { op: "join", channel };
+    if (entry.meta != null) body.meta = entry.meta;
+    this.#request(body).then(
+      (reply) => {
+        if (this.#channels.get(channel) !== entry) return; // left meanwhile
+        this.#applySnapshot(channel, entry, reply.presence, true);
+        const members = new Map(entry.members);
+        for (const waiter of entry.waiters.splice(0)) waiter.resolve(members);
+      },
+      (error) => {
+        // Lost with the connection: the next welcome joins again.
+        if (error.code === "disconnected") return;
+        if (this.#channels.get(channel) !== entry) return;
+        if (PERMANENT_JOIN_ERRORS.has(error.code)) this.#channels.delete(channel);
+        const waiters = entry.waiters.splice(0);
+        for (const waiter of waiters) waiter.reject(error);
+        if (waiters.length === 0) this.#emitError(error);
+      },
+    );
+  }
+
+  #emitError(error) {
+    const { code = "error", message, id = null } = error;
+    this.#emit("error", { code, message, id });
+  }
+
+  // --- presence -----------------------------------------------------------
+
+  #onPresence(diff) {
+    const entry = this.#channels.get(diff.channel);
+    if (!entry) return;
+    // Until this connection's snapshot arrives, diffs wait: those it already
+    // contains are then dropped by the version check.
+    if (!entry.synced) return void entry.buffer.push(diff);
+    this.#applyDiff(diff.channel, entry, diff);
+  }
+
+  #applyDiff(channel, entry, diff) {
+    if (!(diff.version > entry.version)) return;
+    entry.version = diff.version;
+    const leaves = diff.leaves ?? [];
+    const joins = diff.joins ?? [];
+    for (const user of leaves) entry.members.delete(user);
+    for (const { user, meta } of joins) entry.members.set(user, meta ?? null);
+    this.#emitPresence(channel, entry, joins, leaves, false);
+  }
+
+  // A join reply (`fresh`: it replaces the map whatever its version, since a
+  // new server counts versions anew) or a newer presence query result.
+  #applySnapshot(channel, entry, snapshot, fresh) {
+    if (!snapshot || !Array.isArray(snapshot.members)) return;
+    if (!fresh && !(snapshot.version > entry.version)) return;
+    const next = new Map(snapshot.members.map((m) => [m.user, m.meta ?? null]));
+    const joins = [];
+    for (const [user, meta] of next) {
+      const had = entry.members.has(user);
+      if (!had || JSON.stringify(entry.members.get(user)) !== JSON.stringify(meta)) {
+        joins.push({ user, meta });
+      }
+    }
+    const leaves = [...entry.members.keys()].filter((user) => !next.has(user));
+    entry.members = next;
+    entry.version = snapshot.version;
+    entry.synced = true;
+    this.#emitPresence(channel, entry, joins, leaves, true);
+    for (const diff of entry.buffer.splice(0)) this.#applyDiff(channel, entry, diff);
+  }
+
+  #emitPresence(channel, entry, joins, leaves, snapshot) {
+    this.#emit("presence", {
+      channel,
+      version: entry.version,
+      joins,
+      leaves,
+      members: new Map(entry.members),
+      snapshot,
+      left: false,
+    });
+  }
+
+  // --- output -------------------------------------------------------------
+
+  #setState(state, detail) {
+    this.#state = state;
+    this.#emit("state", { state, ...detail });
+  }
+
+  #emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}
