@@ -149,6 +149,21 @@ impl WsClient {
         self.next_of_within(kind, WAIT)
     }
 
+    /// The next event of `kind` within `timeout`, or `None`.
+    pub fn try_next_of_within(&mut self, kind: &str, timeout: Duration) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (first, payload) = self.next_frame(deadline)?;
+            if first != 0x81 {
+                continue;
+            }
+            let value: Value = serde_json::from_slice(&payload).ok()?;
+            if value["type"] == kind {
+                return Some(value);
+            }
+        }
+    }
+
     #[track_caller]
     pub fn next_of_within(&mut self, kind: &str, timeout: Duration) -> Value {
         let deadline = Instant::now() + timeout;

@@ -345,3 +345,128 @@ fn the_dashboard_and_its_client_script_are_served() {
         "{script}"
     );
 }
+
+/// A client of user `sub`, connected with a token and joined to `room`.
+fn member(server: &ServerProcess, sub: &str) -> WsClient {
+    let jwt = token(serde_json::json!({"sub": sub, "exp": in_an_hour()}));
+    let mut client = WsClient::try_connect(server.addr(), &format!("/ws?token={jwt}"), &[])
+        .expect("a valid token");
+    client.next_json();
+    client.send_json(r#"{"op":"join","channel":"room","id":"j"}"#);
+    client.next_of("reply");
+    client
+}
+
+/// Every presence event `client` gets within `window`.
+fn presence_events(client: &mut WsClient, window: Duration) -> Vec<serde_json::Value> {
+    let mut events = Vec::new();
+    let deadline = std::time::Instant::now() + window;
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match client.try_next_of_within("presence", left) {
+            Some(event) => events.push(event),
+            None => break,
+        }
+    }
+    events
+}
+
+fn secured(extra: &[&str]) -> ServerProcess {
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--jwt-secret",
+        "e2e-secret",
+        "--leave-grace",
+        "1s",
+    ];
+    args.extend_from_slice(extra);
+    ServerProcess::start(&args)
+}
+
+#[test]
+fn a_reload_within_the_grace_announces_nothing() {
+    let server = secured(&[]);
+    let mut watcher = member(&server, "watcher");
+    let mut tab = member(&server, "ann");
+    assert_eq!(watcher.next_of("presence")["joins"][0]["user"], "ann");
+    tab.send_close(1000);
+    drop(tab);
+    let _reloaded = member(&server, "ann");
+    let events = presence_events(&mut watcher, Duration::from_millis(2_500));
+    assert!(events.is_empty(), "a reload flickered: {events:?}");
+}
+
+#[test]
+fn a_user_with_two_tabs_stays_online_when_one_closes() {
+    let server = secured(&[]);
+    let mut watcher = member(&server, "watcher");
+    let mut first = member(&server, "ann");
+    let _second = member(&server, "ann");
+    first.send_close(1000);
+    drop(first);
+    let events = presence_events(&mut watcher, Duration::from_millis(2_500));
+    let left = events
+        .iter()
+        .any(|e| e["leaves"].as_array().is_some_and(|l| !l.is_empty()));
+    assert!(!left, "ann left while a tab remained: {events:?}");
+}
+
+#[test]
+fn a_clean_close_publishes_no_will_and_leaves_after_the_grace() {
+    let server = secured(&[]);
+    let mut watcher = member(&server, "watcher");
+    let mut leaving = member(&server, "ann");
+    assert_eq!(watcher.next_of("presence")["joins"][0]["user"], "ann");
+    leaving.send_json(r#"{"op":"set_will","channel":"room","data":"gone","id":"w"}"#);
+    leaving.next_of("reply");
+    leaving.send_close(1000);
+    drop(leaving);
+    let leave = watcher.next_of_within("presence", Duration::from_secs(5));
+    assert_eq!(leave["leaves"][0], "ann");
+    assert!(
+        watcher
+            .try_next_of_within("message", Duration::from_millis(500))
+            .is_none(),
+        "a will on a clean close"
+    );
+}
+
+#[test]
+fn limits_answer_clearly() {
+    let server = start(&["--max-connections", "1", "--max-message-bytes", "1000"]);
+    let mut first = WsClient::connect(server.addr());
+    first.next_json();
+    let full = WsClient::try_connect(server.addr(), "/ws", &[]).expect_err("over the limit");
+    assert!(full.starts_with("HTTP/1.1 503"), "{full}");
+    assert!(
+        full.to_ascii_lowercase().contains("retry-after: 10"),
+        "{full}"
+    );
+    first.send_json(&format!(
+        r#"{{"op":"publish","channel":"x","data":"{}"}}"#,
+        "y".repeat(1_200)
+    ));
+    let (code, reason) = first
+        .next_close(Duration::from_secs(5))
+        .expect("a close frame");
+    assert_eq!(code, 1009, "{reason}");
+}
+
+#[test]
+fn a_client_that_sends_no_request_is_dropped() {
+    use std::io::Read;
+    let server = start(&[]);
+    let mut idle = std::net::TcpStream::connect(server.addr()).expect("connect");
+    idle.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 256];
+    let read = idle.read(&mut buf);
+    assert!(matches!(read, Ok(_) | Err(_)), "ended");
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(15), "held for {waited:?}");
+    assert!(
+        waited >= Duration::from_secs(9),
+        "dropped too early: {waited:?}"
+    );
+}

@@ -27,6 +27,16 @@ pub(crate) struct App {
     pub(crate) max_per_ip: usize,
 }
 
+/// A 503 that tells clients when to come back (`Retry-After`, seconds).
+fn unavailable(body: &'static str, retry_after_secs: u32) -> Response<Full<Bytes>> {
+    let mut response = text(StatusCode::SERVICE_UNAVAILABLE, body);
+    response.headers_mut().insert(
+        hyper::header::RETRY_AFTER,
+        hyper::header::HeaderValue::from(retry_after_secs),
+    );
+    response
+}
+
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *response.status_mut() = status;
@@ -57,14 +67,12 @@ pub(crate) async fn route(
         "/readyz" if app.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n"),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
         "/metrics" => metrics_page(&app),
-        "/ws" if !app.ready.load(Ordering::Acquire) => text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting down; reconnect to another server\n",
-        ),
-        "/ws" if app.ws.connections() >= app.max_connections => text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "connection limit reached; try again later\n",
-        ),
+        "/ws" if !app.ready.load(Ordering::Acquire) => {
+            unavailable("shutting down; reconnect to another server\n", 5)
+        }
+        "/ws" if app.ws.connections() >= app.max_connections => {
+            unavailable("connection limit reached; try again later\n", 10)
+        }
         "/ws" if app.sessions.connections_from(peer.ip()) >= app.max_per_ip => text(
             StatusCode::TOO_MANY_REQUESTS,
             "too many connections from your address; close some first\n",

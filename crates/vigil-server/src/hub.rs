@@ -198,6 +198,16 @@ impl Hub {
         (conns, channels.into_iter().collect())
     }
 
+    /// Every open connection (for the shutdown drain).
+    pub(crate) fn connections(&self) -> Vec<Connection> {
+        self.state
+            .lock()
+            .conns
+            .values()
+            .map(|(conn, _)| conn.clone())
+            .collect()
+    }
+
     /// Channels with members, and members (users) over all channels.
     pub(crate) fn counts(&self) -> (u64, u64) {
         let state = self.state.lock();

@@ -168,10 +168,32 @@ fn serve(settings: config::Settings) -> Result<()> {
         tracing::info!("shutting down: closing connections with 1001");
         app.ready.store(false, Ordering::Release);
         drop(listener);
-        ws.shutdown(settings.shutdown_deadline).await;
-        tracing::info!("stopped");
+        let drain = async {
+            drain_connections(&hub).await;
+            ws.shutdown(settings.shutdown_deadline).await;
+        };
+        tokio::select! {
+            () = drain => tracing::info!("stopped"),
+            () = shutdown_signal() => tracing::warn!("second signal: exiting at once"),
+        }
         Ok(())
     })
+}
+
+/// Clients told to go per second during a shutdown, so that they do not all
+/// reconnect to the other servers in the same instant.
+const DRAIN_RATE: usize = 2_000;
+
+/// Sends 1001 with a reconnect hint to every client, at most `DRAIN_RATE`
+/// a second.
+async fn drain_connections(hub: &hub::Hub) {
+    let step = DRAIN_RATE / 10;
+    for batch in hub.connections().chunks(step) {
+        for conn in batch {
+            let _ = conn.close(1001, "server shutting down; reconnect later");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.
