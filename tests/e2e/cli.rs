@@ -49,3 +49,45 @@ fn an_impossible_heartbeat_is_refused_with_vigil_cores_message() {
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     assert!(output.stderr.contains("under the 1s minimum"), "{output:?}");
 }
+
+#[test]
+fn the_readme_configuration_table_matches_help() {
+    let help = run(&vigil_bin(), &["--help"]).stdout;
+    let readme =
+        std::fs::read_to_string(vigil_e2e::workspace_root().join("README.md")).expect("README.md");
+    let table: Vec<&str> = readme
+        .lines()
+        .skip_while(|line| *line != "## Configuration")
+        .take_while(|line| !line.starts_with("## Test"))
+        .filter(|line| line.starts_with("| `--"))
+        .collect();
+    let variables: Vec<&str> = help
+        .split("[env: ")
+        .skip(1)
+        .filter_map(|rest| rest.split(']').next())
+        .collect();
+    assert!(variables.len() >= 15, "{help}");
+    assert_eq!(
+        table.len(),
+        variables.len(),
+        "README rows vs --help options"
+    );
+    for variable in &variables {
+        let flag = format!(
+            "--{}",
+            variable
+                .trim_start_matches("VIGIL_")
+                .to_lowercase()
+                .replace('_', "-")
+        );
+        let row = table
+            .iter()
+            .find(|row| row.contains(&format!("`{variable}`")))
+            .unwrap_or_else(|| panic!("README lacks {variable}"));
+        assert!(
+            row.contains(&format!("`{flag}`")),
+            "{row} should name {flag}"
+        );
+        assert!(help.contains(&flag), "--help lacks {flag}");
+    }
+}
