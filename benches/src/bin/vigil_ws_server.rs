@@ -10,9 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use vigil_benches::alloc::CountingAllocator;
 use vigil_benches::server_args::ServerArgs;
@@ -107,18 +104,6 @@ async fn serve(args: ServerArgs, ws: WsServer) -> Result<()> {
             }
         };
         let ws = ws.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |mut request| {
-                let answer = match ws.upgrade(&mut request, None) {
-                    Ok((response, _)) => response,
-                    Err(error) => error.into_response(),
-                };
-                async move { Ok::<_, std::convert::Infallible>(answer) }
-            });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades()
-                .await;
-        });
+        tokio::spawn(async move { ws.serve_upgrades(stream).await });
     }
 }

@@ -168,6 +168,30 @@ impl WsServer {
         Ok((response, id))
     }
 
+    /// Serves one accepted TCP connection on which every request is a
+    /// WebSocket handshake: valid ones are upgraded and taken over, others
+    /// get the handshake error (400, 405 or 426 with the reason). For a
+    /// port that serves only WebSockets; put [`upgrade`](Self::upgrade) in
+    /// your own service to serve other routes beside it.
+    ///
+    /// Cancel safety: dropping the future drops the HTTP connection.
+    pub async fn serve_upgrades(&self, stream: tokio::net::TcpStream) {
+        let server = self.clone();
+        let service = hyper::service::service_fn(move |mut request| {
+            let answer = match server.upgrade(&mut request, None) {
+                Ok((response, _)) => response,
+                Err(error) => error.into_response(),
+            };
+            async move { Ok::<_, std::convert::Infallible>(answer) }
+        });
+        // An error here is the client's (a broken request or socket): the
+        // connection simply ends.
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades()
+            .await;
+    }
+
     /// Takes over a socket whose handshake is already done (e.g. by your own
     /// code), with any bytes already read past the handshake.
     pub fn adopt(&self, stream: tokio::net::TcpStream, leftover: Bytes) -> Result<ConnId, Error> {

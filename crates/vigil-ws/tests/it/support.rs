@@ -5,9 +5,6 @@
 
 use bytes::Bytes;
 use http_body_util::Empty;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -171,19 +168,7 @@ impl TestServer {
                     continue;
                 };
                 let server = server.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |mut request| {
-                        let answer = match server.upgrade(&mut request, None) {
-                            Ok((response, _)) => response,
-                            Err(error) => error.into_response(),
-                        };
-                        async move { Ok::<_, std::convert::Infallible>(answer) }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .with_upgrades()
-                        .await;
-                });
+                tokio::spawn(async move { server.serve_upgrades(stream).await });
             }
         });
         Self {

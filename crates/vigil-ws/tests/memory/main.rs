@@ -5,9 +5,6 @@
 //! A counting global allocator measures live bytes for the whole process,
 //! so this test has its own binary.
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
@@ -141,19 +138,7 @@ async fn ten_thousand_connections_come_and_go_without_leaking() {
                 continue;
             };
             let ws = ws.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |mut request| {
-                    let answer = match ws.upgrade(&mut request, None) {
-                        Ok((response, _)) => response,
-                        Err(error) => error.into_response(),
-                    };
-                    async move { Ok::<_, std::convert::Infallible>(answer) }
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .with_upgrades()
-                    .await;
-            });
+            tokio::spawn(async move { ws.serve_upgrades(stream).await });
         }
     });
 
