@@ -87,6 +87,16 @@ pub(crate) fn render(ws: &vigil_ws::Metrics, stats: &ServerStats) -> String {
             ws.messages_sent,
         ),
         (
+            "connections_opened",
+            "WebSocket connections opened since the start",
+            ws.opened,
+        ),
+        (
+            "heartbeat_suspects",
+            "Times a connection turned suspect (a ping unanswered past half the timeout)",
+            ws.suspects,
+        ),
+        (
             "upgrades_refused",
             "Upgraded connections closed because the transport could not be taken over",
             ws.upgrades_refused,

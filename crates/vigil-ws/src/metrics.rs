@@ -20,6 +20,8 @@ pub const CLOSE_LABELS: [&str; 9] = [
 /// One shard's counters; only its own thread writes them.
 #[derive(Debug, Default)]
 pub(crate) struct ShardMetrics {
+    opened: AtomicU64,
+    suspects: AtomicU64,
     pings_sent: AtomicU64,
     pongs_received: AtomicU64,
     messages_received: AtomicU64,
@@ -28,6 +30,14 @@ pub(crate) struct ShardMetrics {
 }
 
 impl ShardMetrics {
+    pub(crate) fn opened(&self) {
+        self.opened.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn suspect(&self) {
+        self.suspects.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn ping_sent(&self) {
         self.pings_sent.fetch_add(1, Ordering::Relaxed);
     }
@@ -53,6 +63,8 @@ impl ShardMetrics {
     }
 
     pub(crate) fn add_to(&self, total: &mut Metrics) {
+        total.opened += self.opened.load(Ordering::Relaxed);
+        total.suspects += self.suspects.load(Ordering::Relaxed);
         total.pings_sent += self.pings_sent.load(Ordering::Relaxed);
         total.pongs_received += self.pongs_received.load(Ordering::Relaxed);
         total.messages_received += self.messages_received.load(Ordering::Relaxed);
@@ -70,6 +82,11 @@ pub struct Metrics {
     pub connections: u64,
     /// Heartbeat pings sent (protocol or app-level).
     pub pings_sent: u64,
+    /// Connections opened since the start.
+    pub opened: u64,
+    /// Times a connection turned suspect (a ping unanswered past half the
+    /// timeout).
+    pub suspects: u64,
     /// Pongs received (protocol or app-level), ours or unsolicited.
     pub pongs_received: u64,
     /// Application messages delivered to the handler.

@@ -12,7 +12,7 @@ use super::*;
 
 /// Every family `render` writes, with its OpenMetrics type. Counter
 /// families are named without `_total`; their samples carry it.
-const FAMILIES: [(&str, &str); 10] = [
+const FAMILIES: [(&str, &str); 12] = [
     ("vigil_connections", "gauge"),
     ("vigil_channels", "gauge"),
     ("vigil_presence_members", "gauge"),
@@ -21,6 +21,8 @@ const FAMILIES: [(&str, &str); 10] = [
     ("vigil_heartbeat_pongs_received", "counter"),
     ("vigil_messages_received", "counter"),
     ("vigil_messages_sent", "counter"),
+    ("vigil_connections_opened", "counter"),
+    ("vigil_heartbeat_suspects", "counter"),
     ("vigil_upgrades_refused", "counter"),
     ("vigil_connections_closed", "counter"),
 ];
@@ -147,6 +149,8 @@ fn values_match_the_inputs() {
         messages_sent: 14,
         closes: [101, 102, 103, 104, 105, 106, 107, 108, 109],
         upgrades_refused: 15,
+        opened: 16,
+        suspects: 17,
     };
     let stats = ServerStats {
         connections: 3,
@@ -167,6 +171,8 @@ fn values_match_the_inputs() {
             ("vigil_messages_received_total", 13),
             ("vigil_messages_sent_total", 14),
             ("vigil_upgrades_refused_total", 15),
+            ("vigil_connections_opened_total", 16),
+            ("vigil_heartbeat_suspects_total", 17),
             (&closed("peer_closed"), 101),
             (&closed("closed"), 102),
             (&closed("heartbeat_timeout"), 103),
@@ -192,6 +198,8 @@ fn a_fresh_server_reports_every_series_at_zero() {
         ("vigil_messages_received_total".to_owned(), 0),
         ("vigil_messages_sent_total".to_owned(), 0),
         ("vigil_upgrades_refused_total".to_owned(), 0),
+        ("vigil_connections_opened_total".to_owned(), 0),
+        ("vigil_heartbeat_suspects_total".to_owned(), 0),
     ];
     expect.extend(CLOSE_LABELS.iter().map(|reason| (closed(reason), 0)));
     let expect: Vec<(&str, u64)> = expect.iter().map(|(s, v)| (s.as_str(), *v)).collect();

@@ -349,6 +349,9 @@ impl Conn {
                     self.write_scratch(now, scratch, Lane::Control, true);
                 }
                 Action::Suspect | Action::Recovered => {
+                    if action == Action::Suspect {
+                        scratch.shared.metrics.suspect();
+                    }
                     let handle = self.handle(scratch);
                     scratch
                         .handler

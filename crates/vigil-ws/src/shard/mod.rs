@@ -368,6 +368,7 @@ impl Shard {
             .shared
             .connections
             .fetch_add(1, Ordering::Relaxed);
+        self.scratch.shared.metrics.opened();
         self.serve(key, |conn, scratch| conn.on_open(now, scratch, &leftover));
     }
 

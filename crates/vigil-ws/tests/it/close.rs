@@ -119,6 +119,7 @@ async fn a_late_pong_shows_the_peer_as_suspect_then_recovered() {
         })
         .await;
     assert_eq!(&changes[..2], [true, false]);
+    assert!(server.ws.metrics().suspects >= 1);
     assert!(!peer.is_closed());
     server.stop().await;
 }

@@ -24,6 +24,7 @@ async fn a_healthy_peer_is_pinged_measured_and_kept() {
     assert!(rtt < Duration::from_millis(500), "loopback RTT {rtt:?}");
     let metrics = server.ws.metrics();
     assert_eq!(metrics.connections, 1);
+    assert_eq!(metrics.opened, 1);
     assert!(
         metrics.pings_sent >= 2 && metrics.pongs_received >= 2,
         "{metrics:?}"
