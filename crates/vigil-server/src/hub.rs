@@ -146,16 +146,16 @@ impl Hub {
         data: &Value,
     ) -> Result<usize, Refusal> {
         let state = self.state.lock();
-        let Some(members) = state
+        let joined = state
             .members
             .get(channel)
-            .filter(|m| m.contains_key(&conn.id().0))
-        else {
+            .is_some_and(|m| m.contains_key(&conn.id().0));
+        if !joined {
             return Err((
                 ErrorCode::NotJoined,
                 format!("join {channel:?} before publishing to it"),
             ));
-        };
+        }
         let from = state
             .conns
             .get(&conn.id().0)
@@ -163,25 +163,16 @@ impl Hub {
         let event =
             json!({"type": "message", "channel": channel, "from": from.as_deref(), "data": data})
                 .to_string();
-        for member in members.values() {
-            let _ = member.send_text(event.clone());
-        }
-        Ok(members.len())
+        Ok(send_to_members(&state, channel, &event))
     }
 
     /// Sends `data` to every member of `channel` from the server itself (the
     /// HTTP API); returns how many connections it went to.
     pub(crate) fn publish_as_server(&self, channel: &str, data: &Value) -> usize {
         let state = self.state.lock();
-        let Some(members) = state.members.get(channel) else {
-            return 0;
-        };
         let event =
             json!({"type": "message", "channel": channel, "from": null, "data": data}).to_string();
-        for member in members.values() {
-            let _ = member.send_text(event.clone());
-        }
-        members.len()
+        send_to_members(&state, channel, &event)
     }
 
     /// The open connections of `user` and the channels they joined.
@@ -295,22 +286,12 @@ fn drain(state: &mut State) {
                 joins,
                 leaves,
             } => {
-                let joins: Vec<Value> = joins
-                    .iter()
-                    .map(|m| json!({"user": &*m.user, "meta": parse_meta(m.meta.as_deref())}))
-                    .collect();
+                let joins: Vec<Value> = joins.iter().map(member_json).collect();
                 let leaves: Vec<&str> = leaves.iter().map(|u| &**u).collect();
                 let text = json!({"type": "presence", "channel": &*channel, "version": version,
                                   "joins": joins, "leaves": leaves})
                 .to_string();
-                for member in state
-                    .members
-                    .get(&channel)
-                    .into_iter()
-                    .flat_map(|m| m.values())
-                {
-                    let _ = member.send_text(text.clone());
-                }
+                send_to_members(state, &channel, &text);
             }
             Event::LastWill { user, payload, .. } => {
                 let Ok(will) = serde_json::from_str::<Value>(&payload) else {
@@ -322,17 +303,26 @@ fn drain(state: &mut State) {
                 let text = json!({"type": "message", "channel": channel, "from": &*user,
                                   "data": will["data"], "will": true})
                 .to_string();
-                for member in state
-                    .members
-                    .get(channel)
-                    .into_iter()
-                    .flat_map(|m| m.values())
-                {
-                    let _ = member.send_text(text.clone());
-                }
+                send_to_members(state, channel, &text);
             }
         }
     }
+}
+
+/// Sends `text` to every connection that joined `channel`; returns how many.
+fn send_to_members(state: &State, channel: &str, text: &str) -> usize {
+    let Some(members) = state.members.get(channel) else {
+        return 0;
+    };
+    for member in members.values() {
+        let _ = member.send_text(text.to_owned());
+    }
+    members.len()
+}
+
+/// A member as clients see it: its user id and its metadata as JSON.
+fn member_json(member: &vigil_core::presence::Member) -> Value {
+    json!({"user": &*member.user, "meta": parse_meta(member.meta.as_deref())})
 }
 
 fn parse_meta(meta: Option<&str>) -> Value {
@@ -341,10 +331,6 @@ fn parse_meta(meta: Option<&str>) -> Value {
 }
 
 fn snapshot_json(channel: &str, snapshot: &Snapshot) -> Value {
-    let members: Vec<Value> = snapshot
-        .members
-        .iter()
-        .map(|m| json!({"user": &*m.user, "meta": parse_meta(m.meta.as_deref())}))
-        .collect();
+    let members: Vec<Value> = snapshot.members.iter().map(member_json).collect();
     json!({"channel": channel, "version": snapshot.version, "members": members})
 }

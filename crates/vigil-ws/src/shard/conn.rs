@@ -318,13 +318,7 @@ impl Conn {
                     let len = ping.len;
                     if ping.app_text {
                         let text = apptext::pong(&payload[..len]);
-                        self.write_frame(
-                            now,
-                            scratch,
-                            OpCode::Text,
-                            text.as_bytes(),
-                            Some(Lane::Heartbeat),
-                        );
+                        self.write_heartbeat_text(now, scratch, &text);
                     } else {
                         self.write_frame(
                             now,
@@ -395,15 +389,21 @@ impl Conn {
             }
             HeartbeatMode::AppText => {
                 let text = apptext::ping(id);
-                self.write_frame(
-                    now,
-                    scratch,
-                    OpCode::Text,
-                    text.as_bytes(),
-                    Some(Lane::Heartbeat),
-                );
+                self.write_heartbeat_text(now, scratch, &text);
             }
         }
+    }
+
+    /// Writes an application-level heartbeat text frame (it may not go
+    /// inside a fragmented message, so it waits for a message boundary).
+    fn write_heartbeat_text(&mut self, now: Instant, scratch: &mut Scratch, text: &str) {
+        self.write_frame(
+            now,
+            scratch,
+            OpCode::Text,
+            text.as_bytes(),
+            Some(Lane::Heartbeat),
+        );
     }
 
     /// Encodes one frame and writes it now if nothing waits; otherwise
