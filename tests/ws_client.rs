@@ -181,6 +181,16 @@ impl WsClient {
         }
     }
 
+    /// Reads (and drops) frames until the server ends the connection: how
+    /// long that took, or `None` if it was still open after `timeout`.
+    pub fn wait_for_end(&mut self, timeout: Duration) -> Option<Duration> {
+        let started = Instant::now();
+        let deadline = started + timeout;
+        while self.next_frame(deadline).is_some() {}
+        let waited = started.elapsed();
+        (waited < timeout).then_some(waited)
+    }
+
     /// Reads until a close frame: its code and reason.
     pub fn next_close(&mut self, timeout: Duration) -> Option<(u16, String)> {
         let deadline = Instant::now() + timeout;

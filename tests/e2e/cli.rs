@@ -91,3 +91,20 @@ fn the_readme_configuration_table_matches_help() {
         assert!(help.contains(&flag), "--help lacks {flag}");
     }
 }
+
+#[test]
+fn more_connections_than_the_file_limit_allows_is_refused_at_start() {
+    let script = format!(
+        "ulimit -n 1024 && exec {} --listen 127.0.0.1:0 --max-connections 5000",
+        vigil_bin().display()
+    );
+    let output = run(std::path::Path::new("/bin/sh"), &["-c", &script]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(
+        output.stderr.contains(
+            "max_connections is 5000: that many connections need 5100 open files, but this \
+             process may open only 1024"
+        ),
+        "{output:?}"
+    );
+}

@@ -3,4 +3,5 @@
 //! a user would see.
 
 mod cli;
+mod observability;
 mod session;

@@ -1,12 +1,12 @@
 //! Round-trip time estimation from ping/pong samples (RFC 6298 SRTT/RTTVAR,
-//! plus the minimum RTT seen).
+//! plus the minimum and the latest RTT seen).
 //!
-//! Stored as saturating microsecond counters so the estimator costs 16 bytes
-//! per connection instead of three `Duration`s.
+//! Stored as saturating microsecond counters so the estimator costs 20 bytes
+//! per connection instead of four `Duration`s.
 
 use std::time::Duration;
 
-/// Smoothed RTT, RTT variation and minimum RTT of one connection.
+/// Smoothed RTT, RTT variation, minimum and latest RTT of one connection.
 ///
 /// `srtt` and `rttvar` follow RFC 6298 section 2: the first sample `R` sets
 /// `SRTT = R`, `RTTVAR = R / 2`; later samples update
@@ -17,6 +17,7 @@ pub struct RttEstimator {
     srtt_us: u32,
     rttvar_us: u32,
     min_us: u32,
+    latest_us: u32,
     samples: u32,
 }
 
@@ -27,6 +28,7 @@ impl RttEstimator {
             srtt_us: 0,
             rttvar_us: 0,
             min_us: 0,
+            latest_us: 0,
             samples: 0,
         }
     }
@@ -34,6 +36,7 @@ impl RttEstimator {
     /// Folds one measured round trip into the estimates.
     pub fn handle_sample(&mut self, rtt: Duration) {
         let sample = saturating_micros(rtt);
+        self.latest_us = sample;
         if self.samples == 0 {
             self.srtt_us = sample;
             self.rttvar_us = sample / 2;
@@ -65,6 +68,11 @@ impl RttEstimator {
     /// Smallest round trip seen, `None` before the first sample.
     pub fn min_rtt(&self) -> Option<Duration> {
         self.measured(self.min_us)
+    }
+
+    /// The most recent sample, `None` before the first.
+    pub fn latest(&self) -> Option<Duration> {
+        self.measured(self.latest_us)
     }
 
     /// Number of samples folded in (saturating).

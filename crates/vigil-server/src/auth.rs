@@ -75,33 +75,42 @@ struct Claims {
     channels: Option<Vec<String>>,
 }
 
-/// Checks tokens against the configured secret, if any.
+/// Checks tokens against the configured secret, if any, and browsers'
+/// origins against the allow-list.
 pub(crate) struct Auth {
     key: Option<(DecodingKey, Validation)>,
+    /// Origins allowed besides the server's own, lowercased; `*` allows all.
+    allowed_origins: Vec<String>,
 }
 
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Auth")
             .field("tokens_required", &self.key.is_some())
+            .field("allowed_origins", &self.allowed_origins)
             .finish()
     }
 }
 
 impl Auth {
-    pub(crate) fn new(secret: Option<&str>) -> Self {
+    /// `allowed_origins` as the configuration validated them: `*` or
+    /// lowercase `scheme://host[:port]`.
+    pub(crate) fn new(secret: Option<&str>, allowed_origins: Vec<String>) -> Self {
         let key = secret.map(|secret| {
             let mut validation = Validation::new(Algorithm::HS256);
             validation.set_required_spec_claims(&["exp", "sub"]);
             validation.leeway = 0;
             (DecodingKey::from_secret(secret.as_bytes()), validation)
         });
-        Self { key }
+        Self {
+            key,
+            allowed_origins,
+        }
     }
 
     /// The identity of `request`, or why it may not connect.
     pub(crate) fn identify<B>(&self, request: &Request<B>) -> Result<Identity, Refused> {
-        check_origin(request)?;
+        check_origin(request, &self.allowed_origins)?;
         let Some((key, validation)) = &self.key else {
             return Ok(Identity::default());
         };
@@ -169,12 +178,19 @@ fn token_of<B>(request: &Request<B>) -> Option<String> {
 }
 
 /// A browser always sends `Origin`; it must name the host the client
-/// connected to. Requests without `Origin` (native clients) pass.
-fn check_origin<B>(request: &Request<B>) -> Result<(), Refused> {
+/// connected to, or be on the allow-list. Requests without `Origin` (native
+/// clients) pass.
+fn check_origin<B>(request: &Request<B>, allowed: &[String]) -> Result<(), Refused> {
     let Some(origin) = request.headers().get(ORIGIN) else {
         return Ok(());
     };
     let origin = origin.to_str().unwrap_or_default();
+    if allowed
+        .iter()
+        .any(|entry| entry == "*" || entry.eq_ignore_ascii_case(origin))
+    {
+        return Ok(());
+    }
     let host = request
         .headers()
         .get(HOST)

@@ -37,9 +37,11 @@ pub(crate) use key::{Key, Origin, Source};
 use layer::Partial;
 use value::format_duration;
 
-/// The machine allows 20,000 open files per process; 100 stay free for the
-/// listener, logs, the config file and the runtime.
-const MAX_CONNECTIONS_LIMIT: usize = 19_900;
+/// Open files kept free beside the connections: the listener, handshakes
+/// in progress, logs, the config file and the runtime.
+pub(crate) const FILE_HEADROOM: usize = 100;
+/// The machine allows 20,000 open files per process.
+const MAX_CONNECTIONS_LIMIT: usize = 20_000 - FILE_HEADROOM;
 /// A message is held whole before it is handled, by every connection at once.
 const MAX_MESSAGE_BYTES_LIMIT: usize = 16 << 20;
 /// Beyond this a client is more likely misbehaving than busy.
@@ -69,8 +71,10 @@ pub(crate) struct Settings {
     pub heartbeat_jitter: f64,
     /// How long a user's presence outlives their last connection.
     pub leave_grace: Duration,
-    /// Open WebSocket connections at once.
-    pub max_connections: usize,
+    /// Open WebSocket connections at once; `None`: as many as the
+    /// process's open-file limit allows, less [`FILE_HEADROOM`] (see
+    /// [`Settings::connection_limit`]).
+    pub max_connections: Option<usize>,
     /// Largest inbound message, whole.
     pub max_message_bytes: usize,
     /// Channels one connection may join.
@@ -81,6 +85,11 @@ pub(crate) struct Settings {
     pub shutdown_deadline: Duration,
     /// Logs as JSON lines instead of human-readable text.
     pub log_json: bool,
+    /// Browser origins (`https://app.example.com`) allowed to open
+    /// WebSockets besides the server's own; `*` allows every origin.
+    pub allowed_origins: Vec<String>,
+    /// Answer `/metrics` with 404 instead of the exposition.
+    pub disable_metrics: bool,
 }
 
 impl Default for Settings {
@@ -94,12 +103,38 @@ impl Default for Settings {
             heartbeat_timeout: Duration::from_secs(10),
             heartbeat_jitter: 0.1,
             leave_grace: Duration::from_secs(5),
-            max_connections: 19_000,
+            max_connections: None,
             max_message_bytes: 64 << 10,
             max_channels_per_connection: 100,
             max_connections_per_ip: 10_000,
             shutdown_deadline: Duration::from_secs(10),
             log_json: false,
+            allowed_origins: Vec::new(),
+            disable_metrics: false,
+        }
+    }
+}
+
+impl Settings {
+    /// How many connections to accept at once, given the process's
+    /// open-file limit (`None` when it cannot be read): `max_connections`
+    /// if the limit allows it with [`FILE_HEADROOM`] to spare, else an
+    /// error saying so; unset, whatever the limit allows up to 19,900.
+    pub(crate) fn connection_limit(&self, open_files: Option<u64>) -> Result<usize, ConfigError> {
+        let limit = open_files.map(|files| usize::try_from(files).unwrap_or(usize::MAX));
+        match (self.max_connections, limit) {
+            (Some(value), Some(files)) if value.saturating_add(FILE_HEADROOM) > files => {
+                Err(ConfigError::FileLimit {
+                    value,
+                    limit: open_files.unwrap_or_default(),
+                })
+            }
+            (Some(value), _) => Ok(value),
+            (None, Some(files)) if files <= FILE_HEADROOM => Err(ConfigError::FileLimitTooLow {
+                limit: open_files.unwrap_or_default(),
+            }),
+            (None, Some(files)) => Ok((files - FILE_HEADROOM).min(MAX_CONNECTIONS_LIMIT)),
+            (None, None) => Ok(MAX_CONNECTIONS_LIMIT),
         }
     }
 }
@@ -128,6 +163,8 @@ impl fmt::Debug for Settings {
             .field("max_connections_per_ip", &self.max_connections_per_ip)
             .field("shutdown_deadline", &self.shutdown_deadline)
             .field("log_json", &self.log_json)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("disable_metrics", &self.disable_metrics)
             .finish()
     }
 }
@@ -225,12 +262,13 @@ fn validate(settings: &Settings, partial: &Partial, problems: &mut Vec<ConfigErr
             problems.push(ConfigError::Presence(error));
         }
     }
-    if !failed(&[Key::MaxConnections])
-        && !(1..=MAX_CONNECTIONS_LIMIT).contains(&settings.max_connections)
+    if let Some(value) = settings.max_connections
+        && !failed(&[Key::MaxConnections])
+        && !(1..=MAX_CONNECTIONS_LIMIT).contains(&value)
     {
         problems.push(ConfigError::MaxConnections {
             origin: partial.origin(Key::MaxConnections),
-            value: settings.max_connections,
+            value,
         });
     }
     let mut out_of_range = |key: Key, value: String, allowed: String| {

@@ -1,17 +1,18 @@
 //! The HTTP side of the server: health and readiness probes, and the
 //! WebSocket endpoint (with its connection limit), on hyper's http1.
 
-use crate::auth::{Auth, SUBPROTOCOL};
+use crate::auth::{Auth, Refused, SUBPROTOCOL};
 use crate::hub::Hub;
 use crate::metrics::{self, ServerStats};
-use crate::session::Sessions;
+use crate::rejections::{Rejection, Rejections};
+use crate::session::{Arrival, Sessions};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use vigil_ws::WsServer;
+use vigil_ws::{HeartbeatMode, WsServer};
 
 /// What every HTTP request can reach.
 pub(crate) struct App {
@@ -25,6 +26,10 @@ pub(crate) struct App {
     pub(crate) api_key: Option<String>,
     pub(crate) max_body: usize,
     pub(crate) max_per_ip: usize,
+    /// False when `/metrics` is turned off (`disable_metrics`).
+    pub(crate) serve_metrics: bool,
+    /// Handshakes refused, by reason.
+    pub(crate) rejections: Rejections,
 }
 
 /// A 503 that tells clients when to come back (`Retry-After`, seconds).
@@ -66,17 +71,7 @@ pub(crate) async fn route(
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" if app.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n"),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
-        "/metrics" => metrics_page(&app),
-        "/ws" if !app.ready.load(Ordering::Acquire) => {
-            unavailable("shutting down; reconnect to another server\n", 5)
-        }
-        "/ws" if app.ws.connections() >= app.max_connections => {
-            unavailable("connection limit reached; try again later\n", 10)
-        }
-        "/ws" if app.sessions.connections_from(peer.ip()) >= app.max_per_ip => text(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many connections from your address; close some first\n",
-        ),
+        "/metrics" if app.serve_metrics => metrics_page(&app),
         "/ws" => upgrade(&app, peer, &mut request),
         _ => text(
             StatusCode::NOT_FOUND,
@@ -89,12 +84,14 @@ pub(crate) async fn route(
 /// The Prometheus (OpenMetrics) exposition of the server's counters.
 fn metrics_page(app: &App) -> Response<Full<Bytes>> {
     let ws = app.ws.metrics();
-    let (channels, presence_members) = app.hub.counts();
+    let hub = app.hub.counts();
     let stats = ServerStats {
         connections: ws.connections,
-        channels,
-        presence_members,
+        channels: hub.channels,
+        presence_members: hub.presence_members,
+        users: hub.users,
         ready: app.ready.load(Ordering::Acquire),
+        rejections: app.rejections.snapshot(),
     };
     let mut response = Response::new(Full::new(Bytes::from(metrics::render(&ws, &stats))));
     response.headers_mut().insert(
@@ -104,26 +101,88 @@ fn metrics_page(app: &App) -> Response<Full<Bytes>> {
     response
 }
 
-/// Authenticates, then upgrades; refusals are 401 or 403 with the reason.
+/// Checks the limits, authenticates and upgrades, or says why not (and
+/// counts the refusal): 503 with `Retry-After` (draining, full), 429
+/// (per-IP limit), 401 or 403 (auth, Origin), 400 (a bad handshake or
+/// `?heartbeat=`).
 fn upgrade(
     app: &App,
     peer: std::net::SocketAddr,
     request: &mut Request<Incoming>,
 ) -> Response<Full<Bytes>> {
+    let refuse = |rejection: Rejection, response: Response<Full<Bytes>>| {
+        app.rejections.count(rejection);
+        response
+    };
+    if !app.ready.load(Ordering::Acquire) {
+        return refuse(
+            Rejection::Draining,
+            unavailable("shutting down; reconnect to another server\n", 5),
+        );
+    }
+    if app.ws.connections() >= app.max_connections {
+        return refuse(
+            Rejection::ConnectionLimit,
+            unavailable("connection limit reached; try again later\n", 10),
+        );
+    }
+    if app.sessions.connections_from(peer.ip()) >= app.max_per_ip {
+        return refuse(
+            Rejection::PerIpLimit,
+            text(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many connections from your address; close some first\n",
+            ),
+        );
+    }
     let identity = match app.auth.identify(request) {
         Ok(identity) => identity,
         Err(refused) => {
+            let rejection = match refused {
+                Refused::Origin(_) => Rejection::ForbiddenOrigin,
+                _ => Rejection::Unauthorized,
+            };
             let mut response = Response::new(Full::new(Bytes::from(format!("{refused}\n"))));
             *response.status_mut() = refused.status();
-            return response;
+            return refuse(rejection, response);
+        }
+    };
+    let mode = match heartbeat_mode(request) {
+        Ok(mode) => mode,
+        Err(message) => {
+            return refuse(
+                Rejection::BadHandshake,
+                text(StatusCode::BAD_REQUEST, message),
+            );
         }
     };
     let offered = vigil_ws::upgrade::offered_protocols(request).any(|p| p == SUBPROTOCOL);
-    match app.ws.upgrade(request, offered.then_some(SUBPROTOCOL)) {
+    match app
+        .ws
+        .upgrade_with_mode(request, offered.then_some(SUBPROTOCOL), mode)
+    {
         Ok((response, id)) => {
-            app.sessions.expect(id.0, identity, peer.ip());
+            let ip = peer.ip();
+            app.sessions.expect(id.0, Arrival { identity, ip, mode });
             response
         }
-        Err(error) => error.into_response(),
+        Err(error) => refuse(Rejection::BadHandshake, error.into_response()),
+    }
+}
+
+/// The heartbeat mode the client asks for with `?heartbeat=`: `protocol`
+/// (WebSocket pings, the default) or `app` (text pings a browser's script
+/// can see and answer).
+fn heartbeat_mode<B>(request: &Request<B>) -> Result<HeartbeatMode, &'static str> {
+    let asked = request
+        .uri()
+        .query()
+        .into_iter()
+        .flat_map(|query| query.split('&'))
+        .find_map(|pair| pair.strip_prefix("heartbeat="));
+    match asked {
+        None | Some("protocol") => Ok(HeartbeatMode::Protocol),
+        Some("app") => Ok(HeartbeatMode::AppText),
+        Some(_) => Err("heartbeat must be `protocol` or `app`\n"),
     }
 }

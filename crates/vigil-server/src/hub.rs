@@ -34,6 +34,17 @@ struct State {
     members: HashMap<Arc<str>, BTreeMap<u64, Connection>>,
 }
 
+/// How much the hub holds, for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HubCounts {
+    /// Channels with at least one member.
+    pub(crate) channels: u64,
+    /// Members summed over channels (a user in two channels counts twice).
+    pub(crate) presence_members: u64,
+    /// Distinct users with at least one open connection.
+    pub(crate) users: u64,
+}
+
 /// A request refused by the hub.
 pub(crate) type Refusal = (ErrorCode, String);
 
@@ -200,14 +211,20 @@ impl Hub {
     }
 
     /// Channels with members, and members (users) over all channels.
-    pub(crate) fn counts(&self) -> (u64, u64) {
+    pub(crate) fn counts(&self) -> HubCounts {
         let state = self.state.lock();
         let members: usize = state
             .presence
             .channels()
             .map(|c| state.presence.member_count(c))
             .sum();
-        (state.presence.channel_count() as u64, members as u64)
+        let users: std::collections::HashSet<&str> =
+            state.conns.values().map(|(_, user)| &**user).collect();
+        HubCounts {
+            channels: state.presence.channel_count() as u64,
+            presence_members: members as u64,
+            users: users.len() as u64,
+        }
     }
 
     pub(crate) fn presence(&self, channel: &str) -> Value {

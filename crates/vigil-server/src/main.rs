@@ -1,19 +1,21 @@
 //! `vigil`: the server binary. WebSocket clients join channels and see who
 //! is online; vigil-ws keeps every connection honest underneath.
 //!
-//! Today it serves `/ws` (the JSON protocol of docs/PROTOCOL.md: join,
-//! leave, publish, presence, last will), `/healthz` and `/readyz`, with
-//! anonymous connections on loopback. Auth, the HTTP API, metrics and the
-//! dashboard are the rest of issue #4.
+//! It serves `/ws` (the JSON protocol of docs/PROTOCOL.md), the dashboard
+//! at `/`, the HTTP API under `/api/`, `/healthz`, `/readyz` and
+//! `/metrics`. This file is the process: settings, logs, the accept loop
+//! and the graceful shutdown; [`http`] routes each request.
 
 mod api;
 mod auth;
 mod config;
 mod dashboard;
+mod files;
 mod http;
 mod hub;
 mod metrics;
 mod protocol;
+mod rejections;
 mod session;
 
 use anyhow::{Context, Result};
@@ -32,6 +34,9 @@ use vigil_ws::{WsConfig, WsServer};
 /// How long the accept loop waits after an error (out of file descriptors)
 /// before trying again, so it does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Accept errors are logged at most once per this interval, with a count.
+const ACCEPT_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How long a client may take to send its HTTP request head.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -61,8 +66,21 @@ fn main() -> ExitCode {
             };
         }
     };
+    let open_files = files::open_file_limit();
+    let max_connections = match settings.connection_limit(open_files) {
+        Ok(limit) => limit,
+        Err(error) => {
+            eprintln!("vigil: {error}");
+            return ExitCode::from(2);
+        }
+    };
     init_logs(settings.log_json);
-    match serve(settings) {
+    tracing::info!(
+        max_connections,
+        open_file_limit = open_files.map_or_else(|| "unlimited".to_owned(), |n| n.to_string()),
+        "connection limit"
+    );
+    match serve(settings, max_connections) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
@@ -84,7 +102,7 @@ fn init_logs(json: bool) {
     }
 }
 
-fn serve(settings: config::Settings) -> Result<()> {
+fn serve(settings: config::Settings, max_connections: usize) -> Result<()> {
     let heartbeat = HeartbeatConfig::builder()
         .interval(settings.heartbeat_interval)
         .timeout(settings.heartbeat_timeout)
@@ -113,9 +131,14 @@ fn serve(settings: config::Settings) -> Result<()> {
     .context("cannot start the WebSocket shards")?;
     let app = Arc::new(http::App {
         ws: ws.clone(),
-        max_connections: settings.max_connections,
+        max_connections,
         ready: AtomicBool::new(true),
-        auth: auth::Auth::new(settings.jwt_secret.as_deref()),
+        auth: auth::Auth::new(
+            settings.jwt_secret.as_deref(),
+            settings.allowed_origins.clone(),
+        ),
+        serve_metrics: !settings.disable_metrics,
+        rejections: rejections::Rejections::default(),
         sessions,
         hub: Arc::clone(&hub),
         api_key: settings.api_key.clone(),
@@ -134,7 +157,7 @@ fn serve(settings: config::Settings) -> Result<()> {
         tokio::spawn(Arc::clone(&hub).run_timers());
         let shutdown = shutdown_signal();
         tokio::pin!(shutdown);
-        let mut reported_accept_error = false;
+        let mut accept_errors = AcceptErrors::default();
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
@@ -143,19 +166,17 @@ fn serve(settings: config::Settings) -> Result<()> {
             let (stream, peer) = match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
-                    if !reported_accept_error {
-                        tracing::warn!(%error, "accept failed (out of file descriptors?); backing off");
-                        reported_accept_error = true;
-                    }
+                    accept_errors.failed(&error, tokio::time::Instant::now());
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
             };
-            reported_accept_error = false;
             let app = Arc::clone(&app);
             tokio::spawn(async move {
-                let service = service_fn(move |request| http::route(Arc::clone(&app), peer, request));
-                let _ = http1::Builder::new()
+                let for_service = Arc::clone(&app);
+                let service =
+                    service_fn(move |request| http::route(Arc::clone(&for_service), peer, request));
+                let served = http1::Builder::new()
                     // A client that never finishes its request head must
                     // not hold a socket (slowloris).
                     .timer(hyper_util::rt::TokioTimer::new())
@@ -163,6 +184,9 @@ fn serve(settings: config::Settings) -> Result<()> {
                     .serve_connection(TokioIo::new(stream), service)
                     .with_upgrades()
                     .await;
+                if served.is_err_and(|error| error.is_timeout()) {
+                    app.rejections.count(rejections::Rejection::HandshakeTimeout);
+                }
             });
         }
         tracing::info!("shutting down: closing connections with 1001");
@@ -178,6 +202,35 @@ fn serve(settings: config::Settings) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// Accept failures (mostly running out of file descriptors), logged at
+/// most once per [`ACCEPT_ERROR_LOG_INTERVAL`] so that a full process
+/// neither spins nor floods its log.
+#[derive(Debug, Default)]
+struct AcceptErrors {
+    last_logged: Option<tokio::time::Instant>,
+    /// Failures since the last line.
+    unlogged: u64,
+}
+
+impl AcceptErrors {
+    fn failed(&mut self, error: &std::io::Error, now: tokio::time::Instant) {
+        self.unlogged += 1;
+        let due = self
+            .last_logged
+            .is_none_or(|at| now.duration_since(at) >= ACCEPT_ERROR_LOG_INTERVAL);
+        if due {
+            tracing::warn!(
+                %error,
+                failures = self.unlogged,
+                "accept failed (out of file descriptors?); backing off {}ms between attempts",
+                ACCEPT_BACKOFF.as_millis()
+            );
+            self.last_logged = Some(now);
+            self.unlogged = 0;
+        }
+    }
 }
 
 /// Clients told to go per second during a shutdown, so that they do not all

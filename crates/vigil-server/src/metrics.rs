@@ -1,17 +1,21 @@
 //! The `/metrics` exposition: one scrape turns a snapshot of vigil-ws's
 //! counters and the server's gauges into OpenMetrics text.
 //!
-//! The counters live elsewhere (each vigil-ws shard, the hub), so nothing
-//! here keeps state: every [`render`] fills a fresh `prometheus-client`
-//! registry with constant metrics and lets its encoder write the text.
+//! The counters live elsewhere (each vigil-ws shard, the hub, the HTTP
+//! side's rejections), so nothing here keeps state: every [`render`] fills
+//! a fresh `prometheus-client` registry with constant metrics and
+//! collectors for the labelled families and histograms, and lets its
+//! encoder write the text.
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, text};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::registry::Registry;
-use vigil_ws::CLOSE_LABELS;
+use prometheus_client::registry::{Registry, Unit};
+use vigil_ws::{CLOSE_LABELS, Histogram};
+
+use crate::rejections::Rejection;
 
 /// The `Content-Type` of what [`render`] returns: `prometheus-client`'s text
 /// encoder writes OpenMetrics 1.0 (counter families without `_total`, the
@@ -19,7 +23,7 @@ use vigil_ws::CLOSE_LABELS;
 pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// What the server knows beyond vigil-ws's counters, read at scrape time.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ServerStats {
     /// Live WebSocket connections.
     pub connections: u64,
@@ -28,8 +32,26 @@ pub(crate) struct ServerStats {
     /// Members across every channel's presence (a user in two channels
     /// counts twice).
     pub presence_members: u64,
+    /// Distinct users with at least one open connection.
+    pub users: u64,
+    /// Refused handshakes: each reason's label and count.
+    pub rejections: [(&'static str, u64); Rejection::ALL.len()],
     /// Whether `/readyz` says ready (false while draining).
     pub ready: bool,
+}
+
+impl Default for ServerStats {
+    /// An empty server that is not ready, every rejection at zero.
+    fn default() -> Self {
+        Self {
+            connections: 0,
+            channels: 0,
+            presence_members: 0,
+            users: 0,
+            rejections: Rejection::ALL.map(|rejection| (rejection.label(), 0)),
+            ready: false,
+        }
+    }
 }
 
 /// The exposition text for one scrape, terminated by `# EOF`.
@@ -55,6 +77,11 @@ pub(crate) fn render(ws: &vigil_ws::Metrics, stats: &ServerStats) -> String {
             "presence_members",
             "Presence entries across all channels (a user in two channels counts twice)",
             stats.presence_members,
+        ),
+        (
+            "users",
+            "Distinct users with at least one open connection",
+            stats.users,
         ),
         (
             "ready",
@@ -101,11 +128,45 @@ pub(crate) fn render(ws: &vigil_ws::Metrics, stats: &ServerStats) -> String {
             "Upgraded connections closed because the transport could not be taken over",
             ws.upgrades_refused,
         ),
+        (
+            "received_bytes",
+            "Bytes read from WebSocket connections, frame headers included",
+            ws.bytes_received,
+        ),
+        (
+            "sent_bytes",
+            "Bytes written to WebSocket connections, frame headers included",
+            ws.bytes_sent,
+        ),
+        (
+            "queue_overflows",
+            "Times a bounded queue was full: a connection's outbound queue (the client is closed as a slow consumer) or a shard's command queue",
+            ws.queue_overflows,
+        ),
     ];
     for (name, help, value) in counters {
         registry.register(name, help, ConstCounter::new(value));
     }
-    registry.register_collector(Box::new(ClosesByReason(ws.closes)));
+    registry.register_collector(Box::new(ByReason {
+        name: "connections_closed",
+        help: "Connections closed, by reason.",
+        counts: CLOSE_LABELS.iter().copied().zip(ws.closes).collect(),
+    }));
+    registry.register_collector(Box::new(ByReason {
+        name: "handshakes_rejected",
+        help: "WebSocket handshakes refused, by reason.",
+        counts: stats.rejections.to_vec(),
+    }));
+    registry.register_collector(Box::new(Seconds {
+        name: "heartbeat_rtt",
+        help: "Round-trip time of heartbeat pings, from each answering pong.",
+        histogram: ws.rtt.clone(),
+    }));
+    registry.register_collector(Box::new(Seconds {
+        name: "timer_lag",
+        help: "How late timer ticks with due deadlines were served after they began (one observation per tick).",
+        histogram: ws.timer_lag.clone(),
+    }));
 
     let mut out = String::new();
     text::encode(&mut out, &registry)
@@ -113,27 +174,63 @@ pub(crate) fn render(ws: &vigil_ws::Metrics, stats: &ServerStats) -> String {
     out
 }
 
-/// `vigil_connections_closed_total{reason}`: one labelled series per
-/// [`CLOSE_LABELS`] entry, zeros included, in that order. A `Family` would
-/// need a mutable counter per label and encodes in hash order; a collector
-/// writes the snapshot as it is.
+/// A counter family with one series per `reason` label, zeros included, in
+/// the order given (e.g. `vigil_connections_closed_total{reason}`). A
+/// `Family` would need a mutable counter per label and encodes in hash
+/// order; a collector writes the snapshot as it is.
 #[derive(Debug)]
-struct ClosesByReason([u64; CLOSE_LABELS.len()]);
+struct ByReason {
+    name: &'static str,
+    /// Written verbatim: collectors get no full stop added, unlike
+    /// `Registry::register`, so end it with one to match.
+    help: &'static str,
+    counts: Vec<(&'static str, u64)>,
+}
 
-impl Collector for ClosesByReason {
+impl Collector for ByReason {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        // Collectors write their HELP verbatim; `Registry::register` adds the
-        // full stop, so add it here to match.
-        let mut family = encoder.encode_descriptor(
-            "connections_closed",
-            "Connections closed, by reason.",
-            None,
-            MetricType::Counter,
-        )?;
-        for (reason, &count) in CLOSE_LABELS.iter().zip(&self.0) {
-            ConstCounter::new(count).encode(family.encode_family(&[("reason", *reason)])?)?;
+        let mut family =
+            encoder.encode_descriptor(self.name, self.help, None, MetricType::Counter)?;
+        for &(reason, count) in &self.counts {
+            ConstCounter::new(count).encode(family.encode_family(&[("reason", reason)])?)?;
         }
         Ok(())
+    }
+}
+
+/// A histogram of durations from vigil-ws, in seconds
+/// (`vigil_<name>_seconds_bucket{le}`, `_sum`, `_count`).
+#[derive(Debug)]
+struct Seconds {
+    name: &'static str,
+    /// Written verbatim, full stop included (see [`ByReason::help`]).
+    help: &'static str,
+    histogram: Histogram,
+}
+
+impl Collector for Seconds {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let histogram = &self.histogram;
+        // An empty snapshot (no shard) has no counts: zeros, not no buckets.
+        let buckets: Vec<(f64, u64)> = histogram
+            .bounds_us
+            .iter()
+            .map(|&bound| bound as f64 / 1e6)
+            .chain(std::iter::once(f64::INFINITY))
+            .zip(histogram.counts.iter().copied().chain(std::iter::repeat(0)))
+            .collect();
+        let mut metric = encoder.encode_descriptor(
+            self.name,
+            self.help,
+            Some(&Unit::Seconds),
+            MetricType::Histogram,
+        )?;
+        metric.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+            histogram.sum_us as f64 / 1e6,
+            histogram.count(),
+            &buckets,
+            None,
+        )
     }
 }
 

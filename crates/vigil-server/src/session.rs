@@ -7,20 +7,30 @@ use crate::protocol::{self, ErrorCode, Request};
 use serde_json::{Map, Value, json};
 use std::net::IpAddr;
 use std::sync::Arc;
-use vigil_ws::{CloseReason, Connection, Handler, Message, WsConfig};
+use vigil_ws::{CloseReason, Connection, Handler, HeartbeatMode, Message, WsConfig};
 
 /// Protocol errors a connection may make in a row before it is closed with
 /// 1008: one bad client must not keep the server busy answering it.
 const MAX_ERRORS_IN_A_ROW: u32 = 20;
 
+/// What the upgrade decided about a connection, kept until it opens.
+#[derive(Debug)]
+pub(crate) struct Arrival {
+    pub(crate) identity: Identity,
+    /// The client's address, for the per-IP limit.
+    pub(crate) ip: IpAddr,
+    /// How this connection is heartbeated (the client may ask).
+    pub(crate) mode: HeartbeatMode,
+}
+
 pub(crate) struct Sessions {
     pub(crate) hub: Arc<Hub>,
-    /// The heartbeat advertised in the welcome message.
-    pub(crate) welcome: Value,
+    /// The heartbeat interval and timeout advertised in the welcome message
+    /// (the mode is each connection's own).
+    welcome: Map<String, Value>,
     errors: parking_lot::Mutex<std::collections::HashMap<u64, u32>>,
-    /// Identities (and client addresses) decided at upgrade, until their
-    /// connection opens.
-    pending: parking_lot::Mutex<std::collections::BTreeMap<u64, (Identity, IpAddr)>>,
+    /// Arrivals by connection id, until their connection opens.
+    pending: parking_lot::Mutex<std::collections::BTreeMap<u64, Arrival>>,
     /// Identities and addresses of open connections.
     identities: parking_lot::Mutex<std::collections::HashMap<u64, (Identity, IpAddr)>>,
     /// Open connections per client address.
@@ -33,11 +43,15 @@ const PENDING_HORIZON: u64 = 100_000;
 
 impl Sessions {
     pub(crate) fn new(hub: Arc<Hub>, ws: &WsConfig) -> Self {
-        let welcome = json!({
-            "interval_ms": ws.heartbeat.interval().as_millis() as u64,
-            "timeout_ms": ws.heartbeat.timeout().as_millis() as u64,
-            "mode": ws.mode.as_str(),
-        });
+        let mut welcome = Map::new();
+        welcome.insert(
+            "interval_ms".into(),
+            (ws.heartbeat.interval().as_millis() as u64).into(),
+        );
+        welcome.insert(
+            "timeout_ms".into(),
+            (ws.heartbeat.timeout().as_millis() as u64).into(),
+        );
         Self {
             hub,
             welcome,
@@ -53,11 +67,11 @@ impl Sessions {
         self.per_ip.lock().get(&ip).copied().unwrap_or(0)
     }
 
-    /// Remembers who connection `id` is and where it comes from, until it
-    /// opens.
-    pub(crate) fn expect(&self, id: u64, identity: Identity, ip: IpAddr) {
+    /// Remembers who connection `id` is, where it comes from and how it is
+    /// heartbeated, until it opens.
+    pub(crate) fn expect(&self, id: u64, arrival: Arrival) {
         let mut pending = self.pending.lock();
-        pending.insert(id, (identity, ip));
+        pending.insert(id, arrival);
         // Ids only grow: anything this far behind will never open.
         let keep = pending.split_off(&id.saturating_sub(PENDING_HORIZON));
         *pending = keep;
@@ -121,20 +135,22 @@ impl Sessions {
 impl Handler for Sessions {
     fn on_open(&self, conn: &Connection) {
         let id = conn.id().0;
-        let (identity, ip) = self
-            .pending
-            .lock()
-            .remove(&id)
-            .unwrap_or((Identity::default(), IpAddr::from([0, 0, 0, 0])));
+        let Arrival { identity, ip, mode } = self.pending.lock().remove(&id).unwrap_or(Arrival {
+            identity: Identity::default(),
+            ip: IpAddr::from([0, 0, 0, 0]),
+            mode: HeartbeatMode::Protocol,
+        });
         let user = identity.user_for(id);
         *self.per_ip.lock().entry(ip).or_insert(0) += 1;
         self.identities.lock().insert(id, (identity, ip));
         self.hub.open(conn, Arc::clone(&user));
+        let mut heartbeat = self.welcome.clone();
+        heartbeat.insert("mode".into(), mode.as_str().into());
         let welcome = json!({
             "type": "welcome",
             "connection": conn.id().0,
             "user": &*user,
-            "heartbeat": self.welcome,
+            "heartbeat": heartbeat,
             "version": env!("CARGO_PKG_VERSION"),
         });
         let _ = conn.send_text(welcome.to_string());

@@ -6,7 +6,7 @@
 //! where `N` is 1 to 20 ASCII digits, exactly as `JSON.stringify` writes
 //! `{type: "ping", id: n}`.
 
-use crate::config::WsConfig;
+use crate::config::{HeartbeatMode, WsConfig};
 
 /// A recognised heartbeat text frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,12 +54,12 @@ pub(crate) fn pong(id: &[u8]) -> String {
 
 /// The first message of a server connection: how the server heartbeats, so
 /// the client can watch the server with the same numbers.
-pub(crate) fn hello(config: &WsConfig) -> String {
+pub(crate) fn hello(config: &WsConfig, mode: HeartbeatMode) -> String {
     format!(
         r#"{{"type":"heartbeat","interval_ms":{},"timeout_ms":{},"mode":"{}"}}"#,
         config.heartbeat.interval().as_millis(),
         config.heartbeat.timeout().as_millis(),
-        config.mode.as_str()
+        mode.as_str()
     )
 }
 

@@ -27,5 +27,5 @@ pub use client::{Connector, ConnectorHandle, ResumeHook};
 pub use config::{HeartbeatMode, WsConfig};
 pub use error::Error;
 pub use handler::{CloseReason, ConnId, Connection, Handler, Liveness, Message, SendError};
-pub use metrics::{CLOSE_LABELS, Metrics};
+pub use metrics::{CLOSE_LABELS, Histogram, Metrics, RTT_BOUNDS_US, TIMER_LAG_BOUNDS_US};
 pub use server::WsServer;

@@ -1,8 +1,14 @@
-//! Counters every shard keeps for the server: heartbeats and closes by
-//! reason, read at any time without stopping anyone.
+//! Counters every shard keeps for the server: heartbeats, closes by
+//! reason, bytes, round-trip times and timer lag, read at any time without
+//! stopping anyone.
+
+mod histogram;
 
 use crate::handler::CloseReason;
+use histogram::Recorder;
+pub use histogram::{Histogram, RTT_BOUNDS_US, TIMER_LAG_BOUNDS_US};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// The close reasons counted, in the order of [`Metrics::closes`].
 pub const CLOSE_LABELS: [&str; 9] = [
@@ -17,8 +23,9 @@ pub const CLOSE_LABELS: [&str; 9] = [
     "transport_ended",
 ];
 
-/// One shard's counters; only its own thread writes them.
-#[derive(Debug, Default)]
+/// One shard's counters; only its own thread writes them (but for
+/// `queue_overflows`, which senders bump when the shard refuses them).
+#[derive(Debug)]
 pub(crate) struct ShardMetrics {
     opened: AtomicU64,
     suspects: AtomicU64,
@@ -26,10 +33,58 @@ pub(crate) struct ShardMetrics {
     pongs_received: AtomicU64,
     messages_received: AtomicU64,
     messages_sent: AtomicU64,
+    bytes_received: AtomicU64,
+    bytes_sent: AtomicU64,
+    queue_overflows: AtomicU64,
     closes: [AtomicU64; CLOSE_LABELS.len()],
+    rtt: Recorder,
+    timer_lag: Recorder,
+}
+
+impl Default for ShardMetrics {
+    fn default() -> Self {
+        Self {
+            opened: AtomicU64::new(0),
+            suspects: AtomicU64::new(0),
+            pings_sent: AtomicU64::new(0),
+            pongs_received: AtomicU64::new(0),
+            messages_received: AtomicU64::new(0),
+            messages_sent: AtomicU64::new(0),
+            bytes_received: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
+            queue_overflows: AtomicU64::new(0),
+            closes: std::array::from_fn(|_| AtomicU64::new(0)),
+            rtt: Recorder::new(&RTT_BOUNDS_US),
+            timer_lag: Recorder::new(&TIMER_LAG_BOUNDS_US),
+        }
+    }
 }
 
 impl ShardMetrics {
+    pub(crate) fn bytes_received(&self, count: usize) {
+        self.bytes_received
+            .fetch_add(count as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn bytes_sent(&self, count: usize) {
+        self.bytes_sent.fetch_add(count as u64, Ordering::Relaxed);
+    }
+
+    /// A bounded queue refused something: a connection's outbound queue
+    /// (its peer is then closed as a slow consumer) or a shard's commands.
+    pub(crate) fn queue_overflow(&self) {
+        self.queue_overflows.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn rtt_sample(&self, rtt: Duration) {
+        self.rtt.record(rtt);
+    }
+
+    /// A due tick was served `lag` after it began.
+    pub(crate) fn timer_lag(&self, lag: Duration) {
+        self.timer_lag.record(lag);
+    }
+
     pub(crate) fn opened(&self) {
         self.opened.fetch_add(1, Ordering::Relaxed);
     }
@@ -69,6 +124,11 @@ impl ShardMetrics {
         total.pongs_received += self.pongs_received.load(Ordering::Relaxed);
         total.messages_received += self.messages_received.load(Ordering::Relaxed);
         total.messages_sent += self.messages_sent.load(Ordering::Relaxed);
+        total.bytes_received += self.bytes_received.load(Ordering::Relaxed);
+        total.bytes_sent += self.bytes_sent.load(Ordering::Relaxed);
+        total.queue_overflows += self.queue_overflows.load(Ordering::Relaxed);
+        self.rtt.add_to(&mut total.rtt);
+        self.timer_lag.add_to(&mut total.timer_lag);
         for (sum, count) in total.closes.iter_mut().zip(&self.closes) {
             *sum += count.load(Ordering::Relaxed);
         }
@@ -93,6 +153,19 @@ pub struct Metrics {
     pub messages_received: u64,
     /// Application messages queued by the application.
     pub messages_sent: u64,
+    /// Bytes read from sockets (frames, headers included).
+    pub bytes_received: u64,
+    /// Bytes written to sockets.
+    pub bytes_sent: u64,
+    /// Times a bounded queue was full: a connection's outbound queue (the
+    /// peer is closed as a slow consumer) or a shard's command queue (the
+    /// sender got `SendError::Overloaded`).
+    pub queue_overflows: u64,
+    /// Round-trip times of heartbeat pings, from each answering pong.
+    pub rtt: Histogram,
+    /// How late timer ticks were served after they began (one observation
+    /// per tick with deadlines, whatever the number of connections due).
+    pub timer_lag: Histogram,
     /// Connections closed, per reason, indexed like [`CLOSE_LABELS`].
     pub closes: [u64; CLOSE_LABELS.len()],
     /// Upgraded connections that could not be taken over because hyper

@@ -3,7 +3,7 @@
 
 use crate::Error;
 use crate::codec::Role;
-use crate::config::WsConfig;
+use crate::config::{HeartbeatMode, WsConfig};
 use crate::handler::{ConnId, Handler};
 use crate::shard::{Command, ShardHandle, ShardShared};
 use crate::upgrade::{self, UpgradeError};
@@ -142,6 +142,18 @@ impl WsServer {
         request: &mut Request<B>,
         protocol: Option<&str>,
     ) -> Result<(Response<Full<Bytes>>, ConnId), UpgradeError> {
+        self.upgrade_with_mode(request, protocol, self.inner.config.mode)
+    }
+
+    /// [`upgrade`](Self::upgrade) with this connection's heartbeat mode
+    /// instead of the configured one: e.g. application-level pings for a
+    /// browser that asked for them, protocol pings for everyone else.
+    pub fn upgrade_with_mode<B>(
+        &self,
+        request: &mut Request<B>,
+        protocol: Option<&str>,
+        mode: HeartbeatMode,
+    ) -> Result<(Response<Full<Bytes>>, ConnId), UpgradeError> {
         let response = upgrade::accept(request, protocol)?;
         let id = self.next_id();
         let on_upgrade = hyper::upgrade::on(request);
@@ -162,7 +174,7 @@ impl WsServer {
             // Copy the few bytes hyper read ahead so its buffer is freed.
             let leftover = Bytes::copy_from_slice(&parts.read_buf);
             if let Ok(stream) = parts.io.into_inner().into_std() {
-                let _ = server.hand_over(stream, leftover, id, Role::Server);
+                let _ = server.hand_over(stream, leftover, id, (Role::Server, mode));
             }
         });
         Ok((response, id))
@@ -196,7 +208,8 @@ impl WsServer {
     /// code), with any bytes already read past the handshake.
     pub fn adopt(&self, stream: tokio::net::TcpStream, leftover: Bytes) -> Result<ConnId, Error> {
         let id = self.next_id();
-        self.hand_over(stream.into_std()?, leftover, id, Role::Server)?;
+        let mode = self.inner.config.mode;
+        self.hand_over(stream.into_std()?, leftover, id, (Role::Server, mode))?;
         Ok(id)
     }
 
@@ -206,7 +219,8 @@ impl WsServer {
         leftover: Bytes,
     ) -> Result<ConnId, Error> {
         let id = self.next_id();
-        self.hand_over(stream, leftover, id, Role::Client)?;
+        let mode = self.inner.config.mode;
+        self.hand_over(stream, leftover, id, (Role::Client, mode))?;
         Ok(id)
     }
 
@@ -219,7 +233,7 @@ impl WsServer {
         stream: std::net::TcpStream,
         leftover: Bytes,
         id: ConnId,
-        role: Role,
+        (role, mode): (Role, HeartbeatMode),
     ) -> Result<(), Error> {
         // The least loaded of two shards picked round-robin keeps them even.
         let shards = &self.inner.shards;
@@ -236,6 +250,7 @@ impl WsServer {
                 leftover,
                 id,
                 role,
+                mode,
             })
             .map_err(|_| Error::ShutDown)
     }

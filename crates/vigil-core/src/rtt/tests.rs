@@ -13,6 +13,7 @@ fn no_estimate_before_the_first_sample() {
     assert_eq!(rtt.srtt(), None);
     assert_eq!(rtt.rttvar(), None);
     assert_eq!(rtt.min_rtt(), None);
+    assert_eq!(rtt.latest(), None);
     assert_eq!(rtt.sample_count(), 0);
 }
 
@@ -34,8 +35,10 @@ fn later_samples_follow_rfc_6298_weights() {
     assert_eq!(rtt.rttvar(), Some(Duration::from_micros(62_500)));
     assert_eq!(rtt.srtt(), Some(Duration::from_micros(112_500)));
     assert_eq!(rtt.min_rtt(), Some(ms(100)));
+    assert_eq!(rtt.latest(), Some(ms(200)));
     rtt.handle_sample(ms(40));
     assert_eq!(rtt.min_rtt(), Some(ms(40)));
+    assert_eq!(rtt.latest(), Some(ms(40)));
     assert_eq!(rtt.sample_count(), 3);
 }
 

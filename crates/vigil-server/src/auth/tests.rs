@@ -29,7 +29,7 @@ fn request(uri: &str) -> hyper::http::request::Builder {
 
 #[test]
 fn without_a_secret_everyone_is_anonymous() {
-    let auth = Auth::new(None);
+    let auth = Auth::new(None, Vec::new());
     let identity = auth
         .identify(&request("/ws").body(()).expect("valid"))
         .expect("anonymous");
@@ -39,7 +39,7 @@ fn without_a_secret_everyone_is_anonymous() {
 
 #[test]
 fn a_valid_token_names_the_user_from_any_of_three_places() {
-    let auth = Auth::new(Some(SECRET));
+    let auth = Auth::new(Some(SECRET), Vec::new());
     let jwt = token(
         SECRET,
         serde_json::json!({"sub": "ann", "exp": in_an_hour()}),
@@ -61,7 +61,7 @@ fn a_valid_token_names_the_user_from_any_of_three_places() {
 
 #[test]
 fn bad_tokens_are_refused_each_with_its_reason() {
-    let auth = Auth::new(Some(SECRET));
+    let auth = Auth::new(Some(SECRET), Vec::new());
     let cases = [
         (None, Refused::MissingToken),
         (
@@ -104,7 +104,7 @@ fn bad_tokens_are_refused_each_with_its_reason() {
 
 #[test]
 fn the_channels_claim_limits_channels_by_glob() {
-    let auth = Auth::new(Some(SECRET));
+    let auth = Auth::new(Some(SECRET), Vec::new());
     let jwt = token(
         SECRET,
         serde_json::json!({"sub": "bob", "exp": in_an_hour(), "channels": ["room-*", "team/eng"]}),
@@ -124,7 +124,7 @@ fn the_channels_claim_limits_channels_by_glob() {
 
 #[test]
 fn a_foreign_origin_is_forbidden_and_a_native_client_passes() {
-    let auth = Auth::new(None);
+    let auth = Auth::new(None, Vec::new());
     let cross = request("/ws")
         .header(ORIGIN, "https://evil.example")
         .body(())
@@ -140,4 +140,44 @@ fn a_foreign_origin_is_forbidden_and_a_native_client_passes() {
         auth.identify(&request("/ws").body(()).expect("valid"))
             .is_ok()
     );
+}
+
+#[test]
+fn an_allowed_origin_passes_and_others_stay_forbidden() {
+    let auth = Auth::new(None, vec!["https://app.example.com".to_owned()]);
+    let with_origin = |origin: &str| {
+        request("/ws")
+            .header(ORIGIN, origin)
+            .body(())
+            .expect("valid")
+    };
+    assert!(
+        auth.identify(&with_origin("https://app.example.com"))
+            .is_ok()
+    );
+    assert!(
+        auth.identify(&with_origin("https://APP.example.com"))
+            .is_ok()
+    );
+    for refused in [
+        "http://app.example.com",
+        "https://app.example.com:8443",
+        "https://evil.example",
+        "null",
+    ] {
+        let error = auth.identify(&with_origin(refused)).expect_err(refused);
+        assert_eq!(error, Refused::Origin(refused.to_owned()));
+    }
+    // The server's own origin stays allowed beside the list.
+    assert!(auth.identify(&with_origin("http://127.0.0.1:8080")).is_ok());
+}
+
+#[test]
+fn a_star_allows_every_origin() {
+    let auth = Auth::new(None, vec!["*".to_owned()]);
+    let request = request("/ws")
+        .header(ORIGIN, "https://anywhere.example")
+        .body(())
+        .expect("valid");
+    assert!(auth.identify(&request).is_ok());
 }

@@ -62,7 +62,7 @@ pub(super) struct Cli {
     #[arg(long, value_name = "DURATION")]
     leave_grace: Option<String>,
 
-    /// Open WebSocket connections at once (1..=19900: 20,000 files per process)
+    /// Open WebSocket connections at once (1..=19900: 20,000 files per process); over it clients get 503 with Retry-After
     #[arg(long, value_name = "N")]
     max_connections: Option<String>,
 
@@ -77,6 +77,14 @@ pub(super) struct Cli {
     /// Open connections from one client IP address (1..=19900)
     #[arg(long, value_name = "N")]
     max_connections_per_ip: Option<String>,
+
+    /// Browser origins besides the server's own allowed to open WebSockets, comma-separated, such as `https://app.example.com`; `*` allows all
+    #[arg(long, value_name = "ORIGINS")]
+    allowed_origins: Option<String>,
+
+    /// Answer /metrics with 404 instead of the (unauthenticated) Prometheus exposition
+    #[arg(long)]
+    disable_metrics: bool,
 
     /// How long shutdown waits for clients' close handshakes
     #[arg(long, value_name = "DURATION")]
@@ -126,7 +134,9 @@ impl Cli {
                 Key::MaxChannelsPerConnection,
                 self.max_channels_per_connection.clone(),
             ),
+            (Key::AllowedOrigins, self.allowed_origins.clone()),
             (Key::ShutdownDeadline, self.shutdown_deadline.clone()),
+            (Key::DisableMetrics, flag(self.disable_metrics)),
             (Key::LogJson, flag(self.log_json)),
         ]
         .into_iter()
@@ -167,11 +177,16 @@ pub(super) fn default_text(defaults: &Settings, key: Key) -> Option<String> {
         Key::HeartbeatTimeout => format_duration(defaults.heartbeat_timeout),
         Key::HeartbeatJitter => defaults.heartbeat_jitter.to_string(),
         Key::LeaveGrace => format_duration(defaults.leave_grace),
-        Key::MaxConnections => defaults.max_connections.to_string(),
+        Key::MaxConnections => match defaults.max_connections {
+            Some(value) => value.to_string(),
+            None => "the open-file limit less 100, at most 19900".to_owned(),
+        },
         Key::MaxMessageBytes => defaults.max_message_bytes.to_string(),
         Key::MaxChannelsPerConnection => defaults.max_channels_per_connection.to_string(),
         Key::MaxConnectionsPerIp => defaults.max_connections_per_ip.to_string(),
         Key::ShutdownDeadline => format_duration(defaults.shutdown_deadline),
         Key::LogJson => defaults.log_json.to_string(),
+        Key::AllowedOrigins => "none (same origin only)".to_owned(),
+        Key::DisableMetrics => defaults.disable_metrics.to_string(),
     })
 }

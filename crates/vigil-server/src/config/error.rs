@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use vigil_core::{heartbeat, presence::PresenceConfigError};
 
-use super::{Key, MAX_CONNECTIONS_LIMIT, Origin};
+use super::{FILE_HEADROOM, Key, MAX_CONNECTIONS_LIMIT, Origin};
 
 /// A configuration problem, or several.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +66,19 @@ pub(crate) enum ConfigError {
         max = MAX_CONNECTIONS_LIMIT
     )]
     MaxConnections { origin: Origin, value: usize },
+    /// The process may not open enough files for `max_connections`.
+    #[error(
+        "max_connections is {value}: that many connections need {needed} open files, but this \
+         process may open only {limit} (`ulimit -n`); raise the limit or lower max_connections",
+        needed = value + FILE_HEADROOM
+    )]
+    FileLimit { value: usize, limit: u64 },
+    /// The open-file limit leaves no room for connections at all.
+    #[error(
+        "this process may open only {limit} files (`ulimit -n`); vigil needs more than \
+         {FILE_HEADROOM}: raise the limit"
+    )]
+    FileLimitTooLow { limit: u64 },
     /// A number or duration outside its range.
     #[error("{origin}: {value} is outside {allowed}")]
     OutOfRange {

@@ -23,11 +23,13 @@ pub(crate) enum Key {
     MaxChannelsPerConnection,
     ShutdownDeadline,
     LogJson,
+    AllowedOrigins,
+    DisableMetrics,
 }
 
 impl Key {
     /// Every setting, in the order `--help` lists them.
-    pub(crate) const ALL: [Self; 14] = [
+    pub(crate) const ALL: [Self; 16] = [
         Self::Listen,
         Self::AllowInsecurePublic,
         Self::JwtSecret,
@@ -40,7 +42,9 @@ impl Key {
         Self::MaxConnectionsPerIp,
         Self::MaxMessageBytes,
         Self::MaxChannelsPerConnection,
+        Self::AllowedOrigins,
         Self::ShutdownDeadline,
+        Self::DisableMetrics,
         Self::LogJson,
     ];
 
@@ -61,6 +65,8 @@ impl Key {
             Self::MaxChannelsPerConnection => "max_channels_per_connection",
             Self::ShutdownDeadline => "shutdown_deadline",
             Self::LogJson => "log_json",
+            Self::AllowedOrigins => "allowed_origins",
+            Self::DisableMetrics => "disable_metrics",
         }
     }
 
@@ -82,6 +88,8 @@ impl Key {
             Self::MaxChannelsPerConnection => "VIGIL_MAX_CHANNELS_PER_CONNECTION",
             Self::ShutdownDeadline => "VIGIL_SHUTDOWN_DEADLINE",
             Self::LogJson => "VIGIL_LOG_JSON",
+            Self::AllowedOrigins => "VIGIL_ALLOWED_ORIGINS",
+            Self::DisableMetrics => "VIGIL_DISABLE_METRICS",
         }
     }
 

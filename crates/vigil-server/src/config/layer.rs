@@ -28,6 +28,8 @@ pub(super) struct Partial {
     max_connections_per_ip: Option<usize>,
     shutdown_deadline: Option<Duration>,
     log_json: Option<bool>,
+    allowed_origins: Option<Vec<String>>,
+    disable_metrics: Option<bool>,
     /// The layer each set value came from.
     sources: BTreeMap<Key, Source>,
     /// Keys given a value that was refused, in any layer merged in.
@@ -109,6 +111,8 @@ impl Partial {
             Key::MaxConnectionsPerIp => read(&mut self.max_connections_per_ip, raw),
             Key::ShutdownDeadline => read(&mut self.shutdown_deadline, raw),
             Key::LogJson => read(&mut self.log_json, raw),
+            Key::AllowedOrigins => read(&mut self.allowed_origins, raw),
+            Key::DisableMetrics => read(&mut self.disable_metrics, raw),
         };
         match read {
             Ok(()) => {
@@ -154,6 +158,8 @@ impl Partial {
             max_connections_per_ip: self.max_connections_per_ip.or(lower.max_connections_per_ip),
             shutdown_deadline: self.shutdown_deadline.or(lower.shutdown_deadline),
             log_json: self.log_json.or(lower.log_json),
+            allowed_origins: self.allowed_origins.or(lower.allowed_origins),
+            disable_metrics: self.disable_metrics.or(lower.disable_metrics),
             sources,
             failed,
         }
@@ -175,7 +181,7 @@ impl Partial {
             heartbeat_timeout: self.heartbeat_timeout.unwrap_or(default.heartbeat_timeout),
             heartbeat_jitter: self.heartbeat_jitter.unwrap_or(default.heartbeat_jitter),
             leave_grace: self.leave_grace.unwrap_or(default.leave_grace),
-            max_connections: self.max_connections.unwrap_or(default.max_connections),
+            max_connections: self.max_connections.or(default.max_connections),
             max_message_bytes: self.max_message_bytes.unwrap_or(default.max_message_bytes),
             max_channels_per_connection: self
                 .max_channels_per_connection
@@ -185,6 +191,11 @@ impl Partial {
                 .unwrap_or(default.max_connections_per_ip),
             shutdown_deadline: self.shutdown_deadline.unwrap_or(default.shutdown_deadline),
             log_json: self.log_json.unwrap_or(default.log_json),
+            allowed_origins: self
+                .allowed_origins
+                .clone()
+                .unwrap_or(default.allowed_origins),
+            disable_metrics: self.disable_metrics.unwrap_or(default.disable_metrics),
         };
         validate(&settings, &self, problems);
         settings

@@ -123,17 +123,22 @@ fn custom() -> Settings {
         heartbeat_timeout: Duration::from_secs(2),
         heartbeat_jitter: 0.2,
         leave_grace: Duration::from_secs(60),
-        max_connections: 500,
+        max_connections: Some(500),
         max_message_bytes: 1024,
         max_channels_per_connection: 7,
         max_connections_per_ip: 50,
         shutdown_deadline: Duration::from_millis(1500),
         log_json: true,
+        allowed_origins: vec![
+            "https://app.example.com".to_owned(),
+            "http://localhost:3000".to_owned(),
+        ],
+        disable_metrics: true,
     }
 }
 
 /// [`custom`] as `(key, text)` pairs, the way a flag or variable gives them.
-const CUSTOM_TEXT: [(Key, &str); 14] = [
+const CUSTOM_TEXT: [(Key, &str); 16] = [
     (Key::Listen, "0.0.0.0:9000"),
     (Key::AllowInsecurePublic, "true"),
     (Key::JwtSecret, "s3cret"),
@@ -148,6 +153,11 @@ const CUSTOM_TEXT: [(Key, &str); 14] = [
     (Key::MaxConnectionsPerIp, "50"),
     (Key::ShutdownDeadline, "1500ms"),
     (Key::LogJson, "true"),
+    (
+        Key::AllowedOrigins,
+        "https://App.example.com, http://localhost:3000",
+    ),
+    (Key::DisableMetrics, "true"),
 ];
 
 // ---- defaults, names, help ----------------------------------------------
@@ -163,12 +173,14 @@ fn nothing_given_serves_the_documented_defaults() {
         heartbeat_timeout: Duration::from_secs(10),
         heartbeat_jitter: 0.1,
         leave_grace: Duration::from_secs(5),
-        max_connections: 19_000,
+        max_connections: None,
         max_message_bytes: 64 * 1024,
         max_channels_per_connection: 100,
         max_connections_per_ip: 10_000,
         shutdown_deadline: Duration::from_secs(10),
         log_json: false,
+        allowed_origins: Vec::new(),
+        disable_metrics: false,
     };
     assert_eq!(Settings::default(), defaults);
     assert_eq!(serve(&[], &[]), defaults);
@@ -251,7 +263,10 @@ fn every_setting_can_come_from_a_flag() {
     let mut args = Vec::new();
     for (key, text) in CUSTOM_TEXT {
         args.push(key.flag());
-        if !matches!(key, Key::AllowInsecurePublic | Key::LogJson) {
+        if !matches!(
+            key,
+            Key::AllowInsecurePublic | Key::LogJson | Key::DisableMetrics
+        ) {
             args.push(text.to_owned());
         }
     }
@@ -286,6 +301,8 @@ fn every_setting_can_come_from_the_file() {
         max_connections_per_ip = 50
         shutdown_deadline = "1500ms"
         log_json = true
+        allowed_origins = ["https://app.example.com", "http://LOCALHOST:3000"]
+        disable_metrics = true
         "#,
     );
     assert_eq!(serve(&["--config", file.arg()], &[]), custom());
@@ -311,7 +328,7 @@ fn a_flag_beats_a_variable_beats_the_file_beats_the_default() {
     assert_eq!(settings.heartbeat_interval, Duration::from_secs(10)); // flag
     assert_eq!(settings.heartbeat_timeout, Duration::from_secs(4)); // variable
     assert_eq!(settings.leave_grace, Duration::from_secs(7)); // file
-    assert_eq!(settings.max_connections, 19_000); // default
+    assert_eq!(settings.max_connections, None); // default: from the file limit
 }
 
 #[test]
@@ -683,7 +700,7 @@ fn check_config_explains_each_problem_in_a_file() {
             "unknown setting `heartbeat` in {file}; the settings are: listen, \
              allow_insecure_public, jwt_secret, api_key, heartbeat_interval, heartbeat_timeout, \
              heartbeat_jitter, leave_grace, max_connections, max_connections_per_ip, max_message_bytes, \
-             max_channels_per_connection, shutdown_deadline, log_json",
+             max_channels_per_connection, allowed_origins, shutdown_deadline, disable_metrics, log_json",
             "unknown setting `heartbeat-interval` in {file}; did you mean `heartbeat_interval`?",
             "max_message_bytes in {file}: -1 is negative; expected a whole number, such as 100",
             "heartbeat timeout of 200ms is under the 1s minimum; ordinary scheduling and \
@@ -741,4 +758,65 @@ fn an_unknown_key_suggests_the_setting_it_most_likely_meant() {
     ] {
         assert_eq!(Key::closest(written), meant, "{written}");
     }
+}
+
+// ---- allowed origins and the file limit ------------------------------------
+
+#[test]
+fn an_allowed_origin_must_be_scheme_host_and_port_only() {
+    for (text, problem) in [
+        ("app.example.com", "does not start with http:// or https://"),
+        ("https://", "with no host"),
+        (
+            "https://app.example.com/",
+            "is not just scheme://host[:port]",
+        ),
+        ("https://*.example.com", "is not just scheme://host[:port]"),
+    ] {
+        let error = parse(argv(&["--allowed-origins", text]), |_| None).expect_err(text);
+        let message = error.to_string();
+        assert!(
+            message.starts_with(&format!("--allowed-origins: {text:?} has an entry")),
+            "{message}"
+        );
+        assert!(message.contains(problem), "{message}");
+    }
+    let file = TempToml::new("allowed_origins = [\"https://ok.example\", 3]");
+    let error = check_config_file(&file.path).expect_err("a number is no origin");
+    assert!(
+        error
+            .to_string()
+            .contains("has an entry that is not a string"),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_connection_limit_follows_the_open_file_limit() {
+    let unset = Settings::default();
+    assert_eq!(unset.connection_limit(Some(20_000)).ok(), Some(19_900));
+    assert_eq!(unset.connection_limit(Some(1_024)).ok(), Some(924));
+    assert_eq!(unset.connection_limit(Some(1_000_000)).ok(), Some(19_900));
+    assert_eq!(unset.connection_limit(None).ok(), Some(19_900));
+    assert_eq!(
+        unset
+            .connection_limit(Some(100))
+            .map_err(|e| e.to_string())
+            .expect_err("no room"),
+        "this process may open only 100 files (`ulimit -n`); vigil needs more than 100: raise \
+         the limit"
+    );
+    let chosen = Settings {
+        max_connections: Some(5_000),
+        ..Settings::default()
+    };
+    assert_eq!(chosen.connection_limit(Some(20_000)).ok(), Some(5_000));
+    assert_eq!(
+        chosen
+            .connection_limit(Some(1_024))
+            .map_err(|e| e.to_string())
+            .expect_err("too few files"),
+        "max_connections is 5000: that many connections need 5100 open files, but this process \
+         may open only 1024 (`ulimit -n`); raise the limit or lower max_connections"
+    );
 }

@@ -107,6 +107,54 @@ impl SettingValue for String {
     }
 }
 
+/// `allowed_origins`: comma-separated in a flag or variable, an array of
+/// strings (or one comma-separated string) in the file.
+impl SettingValue for Vec<String> {
+    const EXPECTED: &'static str = "origins such as https://app.example.com (scheme://host[:port], \
+         comma-separated in a flag or variable, an array of strings in the file), or *";
+
+    fn from_text(text: &str) -> Result<Self, Problem> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(parse_origin)
+            .collect()
+    }
+
+    fn from_toml(value: &toml::Value) -> Result<Self, Problem> {
+        match value {
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|item| {
+                    item.as_str()
+                        .ok_or("has an entry that is not a string")
+                        .and_then(parse_origin)
+                })
+                .collect(),
+            toml::Value::String(text) => Self::from_text(text),
+            other => Err(type_problem(other)),
+        }
+    }
+}
+
+/// One browser origin as a browser writes it in `Origin`, lowercased; or `*`.
+fn parse_origin(text: &str) -> Result<String, Problem> {
+    if text == "*" {
+        return Ok(text.to_owned());
+    }
+    let host = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+        .ok_or("has an entry that does not start with http:// or https://")?;
+    if host.is_empty() {
+        return Err("has an entry with no host");
+    }
+    if host.contains(['/', '?', '#', ' ', '*']) {
+        return Err("has an entry that is not just scheme://host[:port]");
+    }
+    Ok(text.to_ascii_lowercase())
+}
+
 impl SettingValue for Duration {
     const EXPECTED: &'static str =
         "a whole number and a unit (ms, s, m or h), such as \"20s\" or \"500ms\"";

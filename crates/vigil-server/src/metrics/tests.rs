@@ -1,10 +1,10 @@
 //! The exposition as a scraper reads it: every line parsed (HELP, TYPE,
-//! samples, the `# EOF` terminator), every family declared once, every
-//! series exactly once with the value it was given.
+//! UNIT, samples, the `# EOF` terminator), every family declared once,
+//! every series exactly once with the value it was given.
 
 use std::collections::BTreeMap;
 
-use vigil_ws::{CLOSE_LABELS, Metrics};
+use vigil_ws::{CLOSE_LABELS, Histogram, Metrics, RTT_BOUNDS_US, TIMER_LAG_BOUNDS_US};
 
 use super::*;
 
@@ -12,11 +12,18 @@ use super::*;
 
 /// Every family `render` writes, with its OpenMetrics type. Counter
 /// families are named without `_total`; their samples carry it.
-const FAMILIES: [(&str, &str); 12] = [
+const FAMILIES: [(&str, &str); 19] = [
     ("vigil_connections", "gauge"),
     ("vigil_channels", "gauge"),
     ("vigil_presence_members", "gauge"),
+    ("vigil_users", "gauge"),
     ("vigil_ready", "gauge"),
+    ("vigil_received_bytes", "counter"),
+    ("vigil_sent_bytes", "counter"),
+    ("vigil_queue_overflows", "counter"),
+    ("vigil_handshakes_rejected", "counter"),
+    ("vigil_heartbeat_rtt_seconds", "histogram"),
+    ("vigil_timer_lag_seconds", "histogram"),
     ("vigil_heartbeat_pings_sent", "counter"),
     ("vigil_heartbeat_pongs_received", "counter"),
     ("vigil_messages_received", "counter"),
@@ -39,8 +46,13 @@ struct Family {
 #[derive(Debug, Default)]
 struct Scrape {
     families: BTreeMap<String, Family>,
-    /// `name{labels}` (as written) to value.
+    /// Counter and gauge series: `name{labels}` (as written) to value.
     samples: BTreeMap<String, u64>,
+    /// Histogram series (`_bucket{le}`, `_count`) to value; `_sum` is in
+    /// `sums`.
+    histogram_samples: BTreeMap<String, u64>,
+    /// Each histogram's `_sum`, by family.
+    sums: BTreeMap<String, f64>,
 }
 
 /// Parses `text` line by line as OpenMetrics text with integer samples and
@@ -74,23 +86,45 @@ fn parse(text: &str) -> Scrape {
                 Some(name),
                 "TYPE follows its HELP"
             );
-            assert!(matches!(kind, "counter" | "gauge"), "type {kind} of {name}");
+            assert!(
+                matches!(kind, "counter" | "gauge" | "histogram"),
+                "type {kind} of {name}"
+            );
             scrape.families.get_mut(name).expect("described").kind = kind.to_owned();
             current = Some(name.to_owned());
+        } else if let Some(rest) = line.strip_prefix("# UNIT ") {
+            let name = current.as_deref().expect("UNIT follows TYPE");
+            assert_eq!(rest, format!("{name} seconds"), "the only unit is seconds");
+            assert!(name.ends_with("_seconds"), "{name} carries its unit");
         } else {
             assert!(!line.starts_with('#'), "unexpected comment line {line:?}");
             let family = current.as_deref().expect("a sample follows a TYPE line");
             let (series, value) = line.rsplit_once(' ').expect("a sample has a value");
-            let value: u64 = value.parse().expect("an integer sample value");
             let (name, labels) = series.split_once('{').unwrap_or((series, "}"));
             assert!(labels.ends_with('}'), "labels of {series} are closed");
             let entry = scrape.families.get_mut(family).expect("typed");
+            entry.samples += 1;
+            if entry.kind == "histogram" {
+                if name == format!("{family}_sum") {
+                    let sum: f64 = value.parse().expect("a number");
+                    assert!(scrape.sums.insert(family.to_owned(), sum).is_none());
+                    continue;
+                }
+                assert!(
+                    name == format!("{family}_bucket") || name == format!("{family}_count"),
+                    "sample {name} of histogram {family}"
+                );
+                let value: u64 = value.parse().expect("an integer bucket or count");
+                let previous = scrape.histogram_samples.insert(series.to_owned(), value);
+                assert!(previous.is_none(), "series {series} written twice");
+                continue;
+            }
+            let value: u64 = value.parse().expect("an integer sample value");
             let expected_name = match entry.kind.as_str() {
                 "counter" => format!("{family}_total"),
                 _ => family.to_owned(),
             };
             assert_eq!(name, expected_name, "sample of family {family}");
-            entry.samples += 1;
             let previous = scrape.samples.insert(series.to_owned(), value);
             assert!(previous.is_none(), "series {series} written twice");
         }
@@ -102,8 +136,8 @@ fn parse(text: &str) -> Scrape {
     scrape
 }
 
-/// Renders `ws` and `stats` and checks the whole scrape: exactly the
-/// series in `expect`, with those values.
+/// Renders `ws` and `stats` and checks every counter and gauge: exactly the
+/// series in `expect`, with those values (histograms have their own tests).
 #[track_caller]
 fn check(ws: &Metrics, stats: &ServerStats, expect: &[(&str, u64)]) {
     let scrape = parse(&render(ws, stats));
@@ -117,6 +151,16 @@ fn check(ws: &Metrics, stats: &ServerStats, expect: &[(&str, u64)]) {
 /// `vigil_connections_closed_total{reason="<reason>"}`.
 fn closed(reason: &str) -> String {
     format!("vigil_connections_closed_total{{reason=\"{reason}\"}}")
+}
+
+/// `vigil_handshakes_rejected_total{reason="<reason>"}`.
+fn rejected(reason: &str) -> String {
+    format!("vigil_handshakes_rejected_total{{reason=\"{reason}\"}}")
+}
+
+/// Every rejection reason with `value`.
+fn rejections(value: u64) -> [(&'static str, u64); 7] {
+    crate::rejections::Rejection::ALL.map(|rejection| (rejection.label(), value))
 }
 
 // ---- tests --------------------------------------------------------------
@@ -151,13 +195,22 @@ fn values_match_the_inputs() {
         upgrades_refused: 15,
         opened: 16,
         suspects: 17,
+        bytes_received: 18,
+        bytes_sent: 19,
+        queue_overflows: 20,
+        ..Metrics::default()
     };
-    let stats = ServerStats {
+    let mut stats = ServerStats {
         connections: 3,
         channels: 5,
         presence_members: 7,
+        users: 6,
         ready: true,
+        ..ServerStats::default()
     };
+    for (index, (_, count)) in stats.rejections.iter_mut().enumerate() {
+        *count = 201 + index as u64;
+    }
     check(
         &ws,
         &stats,
@@ -165,6 +218,7 @@ fn values_match_the_inputs() {
             ("vigil_connections", 3),
             ("vigil_channels", 5),
             ("vigil_presence_members", 7),
+            ("vigil_users", 6),
             ("vigil_ready", 1),
             ("vigil_heartbeat_pings_sent_total", 11),
             ("vigil_heartbeat_pongs_received_total", 12),
@@ -173,6 +227,9 @@ fn values_match_the_inputs() {
             ("vigil_upgrades_refused_total", 15),
             ("vigil_connections_opened_total", 16),
             ("vigil_heartbeat_suspects_total", 17),
+            ("vigil_received_bytes_total", 18),
+            ("vigil_sent_bytes_total", 19),
+            ("vigil_queue_overflows_total", 20),
             (&closed("peer_closed"), 101),
             (&closed("closed"), 102),
             (&closed("heartbeat_timeout"), 103),
@@ -182,6 +239,13 @@ fn values_match_the_inputs() {
             (&closed("protocol_error"), 107),
             (&closed("shutdown"), 108),
             (&closed("transport_ended"), 109),
+            (&rejected("unauthorized"), 201),
+            (&rejected("forbidden_origin"), 202),
+            (&rejected("per_ip_limit"), 203),
+            (&rejected("connection_limit"), 204),
+            (&rejected("draining"), 205),
+            (&rejected("bad_handshake"), 206),
+            (&rejected("handshake_timeout"), 207),
         ],
     );
 }
@@ -192,6 +256,7 @@ fn a_fresh_server_reports_every_series_at_zero() {
         ("vigil_connections".to_owned(), 0),
         ("vigil_channels".to_owned(), 0),
         ("vigil_presence_members".to_owned(), 0),
+        ("vigil_users".to_owned(), 0),
         ("vigil_ready".to_owned(), 0),
         ("vigil_heartbeat_pings_sent_total".to_owned(), 0),
         ("vigil_heartbeat_pongs_received_total".to_owned(), 0),
@@ -200,10 +265,72 @@ fn a_fresh_server_reports_every_series_at_zero() {
         ("vigil_upgrades_refused_total".to_owned(), 0),
         ("vigil_connections_opened_total".to_owned(), 0),
         ("vigil_heartbeat_suspects_total".to_owned(), 0),
+        ("vigil_received_bytes_total".to_owned(), 0),
+        ("vigil_sent_bytes_total".to_owned(), 0),
+        ("vigil_queue_overflows_total".to_owned(), 0),
     ];
     expect.extend(CLOSE_LABELS.iter().map(|reason| (closed(reason), 0)));
+    expect.extend(
+        rejections(0)
+            .iter()
+            .map(|(reason, _)| (rejected(reason), 0)),
+    );
     let expect: Vec<(&str, u64)> = expect.iter().map(|(s, v)| (s.as_str(), *v)).collect();
     check(&Metrics::default(), &ServerStats::default(), &expect);
+    let scrape = parse(&render(&Metrics::default(), &ServerStats::default()));
+    for family in ["vigil_heartbeat_rtt_seconds", "vigil_timer_lag_seconds"] {
+        assert_eq!(scrape.sums[family], 0.0);
+        assert_eq!(scrape.histogram_samples[&format!("{family}_count")], 0);
+    }
+}
+
+/// A histogram as vigil-ws would snapshot it, with `counts` per bucket.
+fn histogram(bounds_us: &'static [u64], counts: &[u64], sum_us: u64) -> Histogram {
+    let mut all = counts.to_vec();
+    all.resize(bounds_us.len() + 1, 0);
+    Histogram {
+        bounds_us,
+        counts: all,
+        sum_us,
+    }
+}
+
+#[test]
+fn histograms_are_cumulative_in_seconds_with_an_inf_bucket() {
+    let mut rtt_counts = vec![0; RTT_BOUNDS_US.len() + 1];
+    rtt_counts[0] = 2; // <= 250 us
+    rtt_counts[2] = 3; // <= 1 ms
+    rtt_counts[RTT_BOUNDS_US.len()] = 1; // > 5 s
+    let ws = Metrics {
+        rtt: histogram(&RTT_BOUNDS_US, &rtt_counts, 7_500_000),
+        timer_lag: histogram(&TIMER_LAG_BOUNDS_US, &[4], 2_000),
+        ..Metrics::default()
+    };
+    let scrape = parse(&render(&ws, &ServerStats::default()));
+    let rtt = |le: &str| {
+        scrape.histogram_samples[&format!("vigil_heartbeat_rtt_seconds_bucket{{le=\"{le}\"}}")]
+    };
+    assert_eq!(rtt("0.00025"), 2);
+    assert_eq!(rtt("0.0005"), 2);
+    assert_eq!(rtt("0.001"), 5);
+    assert_eq!(rtt("5.0"), 5);
+    assert_eq!(rtt("+Inf"), 6);
+    assert_eq!(
+        scrape.histogram_samples["vigil_heartbeat_rtt_seconds_count"],
+        6
+    );
+    assert_eq!(scrape.sums["vigil_heartbeat_rtt_seconds"], 7.5);
+    let buckets = scrape
+        .histogram_samples
+        .keys()
+        .filter(|series| series.starts_with("vigil_heartbeat_rtt_seconds_bucket"))
+        .count();
+    assert_eq!(buckets, RTT_BOUNDS_US.len() + 1);
+    assert_eq!(
+        scrape.histogram_samples["vigil_timer_lag_seconds_bucket{le=\"+Inf\"}"],
+        4
+    );
+    assert_eq!(scrape.sums["vigil_timer_lag_seconds"], 0.002);
 }
 
 #[test]

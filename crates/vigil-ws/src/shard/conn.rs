@@ -4,13 +4,14 @@
 //! Every event follows the same order: apply the input to the heartbeat
 //! machine, drain all of its actions, then the shard re-arms the timer.
 
+use super::inbound::InboundSink;
 use super::outbound::{Lane, Outbound};
 use super::wheel::UNARMED;
 use super::{Scratch, SlotRef, waker};
 use crate::apptext;
-use crate::codec::{self, Decoder, Inbound, ProtocolError, Role};
+use crate::codec::{self, Decoder, ProtocolError, Role};
 use crate::config::HeartbeatMode;
-use crate::handler::{CloseReason, ConnId, Connection, Liveness, Message};
+use crate::handler::{CloseReason, ConnId, Connection, Liveness};
 use bytes::Bytes;
 use fastwebsockets::OpCode;
 use std::io::ErrorKind;
@@ -30,33 +31,6 @@ enum LocalCause {
     Shutdown,
 }
 
-/// The payload of the latest ping of the connection being served, kept per
-/// shard because pongs are sent before the shard moves to another socket.
-#[derive(Debug)]
-pub(crate) struct PingScratch {
-    app_text: bool,
-    len: usize,
-    bytes: [u8; 125],
-}
-
-impl Default for PingScratch {
-    fn default() -> Self {
-        Self {
-            app_text: false,
-            len: 0,
-            bytes: [0; 125],
-        }
-    }
-}
-
-impl PingScratch {
-    fn set(&mut self, app_text: bool, payload: &[u8]) {
-        self.app_text = app_text;
-        self.len = payload.len().min(self.bytes.len());
-        self.bytes[..self.len].copy_from_slice(&payload[..self.len]);
-    }
-}
-
 pub(crate) struct Conn {
     stream: tokio::net::TcpStream,
     heartbeat: Heartbeat,
@@ -68,6 +42,7 @@ pub(crate) struct Conn {
     /// The wheel tick this connection is armed at, or `UNARMED`.
     pub(crate) armed: u64,
     role: Role,
+    mode: HeartbeatMode,
     /// Set once the connection is over; the shard then removes it.
     pub(crate) ended: Option<CloseReason>,
 }
@@ -78,7 +53,7 @@ impl Conn {
         stream: tokio::net::TcpStream,
         id: ConnId,
         slot: SlotRef,
-        role: Role,
+        (role, mode): (Role, HeartbeatMode),
         seed: u64,
         scratch: &Scratch,
     ) -> Self {
@@ -92,6 +67,7 @@ impl Conn {
             slot,
             armed: UNARMED,
             role,
+            mode,
             ended: None,
         }
     }
@@ -129,7 +105,7 @@ impl Conn {
         let handle = self.handle(scratch);
         scratch.handler.on_open(&handle);
         if self.role == Role::Server && scratch.config.send_hello {
-            let hello = apptext::hello(&scratch.config);
+            let hello = apptext::hello(&scratch.config, self.mode);
             self.write_frame(now, scratch, OpCode::Text, hello.as_bytes(), None);
         }
         if !leftover.is_empty() {
@@ -179,6 +155,7 @@ impl Conn {
         // up is fine (the write deadline still guards it).
         let queued = self.outbound.as_ref().map_or(0, |out| out.queued_bytes());
         if queued > 0 && queued + payload.len() > scratch.config.max_queued_bytes {
+            scratch.shared.metrics.queue_overflow();
             self.start_close(now, scratch, LocalCause::SlowConsumer, 1008);
             return;
         }
@@ -233,6 +210,7 @@ impl Conn {
                     return;
                 }
                 Ok((count, drained)) => {
+                    scratch.shared.metrics.bytes_received(count);
                     self.handle_bytes(now, scratch, &mut buf[..count]);
                     scratch.read_buf = buf;
                     budget = budget.saturating_sub(count);
@@ -283,6 +261,7 @@ impl Conn {
         let mut sink = InboundSink {
             now,
             config: &scratch.config,
+            mode: self.mode,
             heartbeat: &mut self.heartbeat,
             handler: scratch.handler.as_ref(),
             ping: &mut scratch.ping,
@@ -377,7 +356,7 @@ impl Conn {
     }
 
     fn send_ping(&mut self, now: Instant, scratch: &mut Scratch, id: u64) {
-        match scratch.config.mode {
+        match self.mode {
             HeartbeatMode::Protocol => {
                 self.write_frame(
                     now,
@@ -443,7 +422,10 @@ impl Conn {
         let mut written = 0;
         while written < frame.len() {
             match self.stream.try_write(&frame[written..]) {
-                Ok(count) => written += count,
+                Ok(count) => {
+                    scratch.shared.metrics.bytes_sent(count);
+                    written += count;
+                }
                 Err(error) if error.kind() == ErrorKind::Interrupted => {}
                 Err(error) if error.kind() == ErrorKind::WouldBlock => break,
                 Err(_) => {
@@ -478,6 +460,7 @@ impl Conn {
             }
             match self.stream.try_write(bytes) {
                 Ok(count) => {
+                    scratch.shared.metrics.bytes_sent(count);
                     data_progress |= count > 0 && out.has_data();
                     out.advance(count, now);
                 }
@@ -493,72 +476,13 @@ impl Conn {
         if failed {
             self.heartbeat.handle_transport_end(now);
             self.after_input(now, scratch);
-        } else if data_progress && scratch.config.mode == HeartbeatMode::AppText {
+        } else if data_progress && self.mode == HeartbeatMode::AppText {
             // A browser cannot answer our text pings while a large message
             // to it is still going out (they cannot go inside a fragmented
             // message); its TCP acknowledging that message is its life.
             self.heartbeat
                 .handle_frame(now, &scratch.config.heartbeat, Frame::Data);
         }
-    }
-}
-
-/// Where decoded frames go: the heartbeat machine, and the application for
-/// messages that are not heartbeats.
-struct InboundSink<'a> {
-    now: Instant,
-    config: &'a crate::WsConfig,
-    heartbeat: &'a mut Heartbeat,
-    handler: &'a dyn crate::Handler,
-    ping: &'a mut PingScratch,
-    metrics: &'a crate::metrics::ShardMetrics,
-    handle: Connection,
-}
-
-impl InboundSink<'_> {
-    fn accept(&mut self, inbound: Inbound<'_>) {
-        let (now, config) = (self.now, &self.config.heartbeat);
-        match inbound {
-            Inbound::Text(text) => {
-                if self.config.mode == HeartbeatMode::AppText {
-                    match apptext::parse(text) {
-                        Some(apptext::Heartbeat::Ping(id)) => {
-                            self.ping.set(true, id);
-                            return self.heartbeat.handle_frame(now, config, Frame::Ping);
-                        }
-                        Some(apptext::Heartbeat::Pong(id)) => {
-                            self.metrics.pong_received();
-                            let id = id.to_be_bytes();
-                            return self.heartbeat.handle_frame(now, config, Frame::Pong(&id));
-                        }
-                        None => {}
-                    }
-                }
-                self.deliver(Message::Text(Bytes::copy_from_slice(text)));
-            }
-            Inbound::Binary(data) => self.deliver(Message::Binary(Bytes::copy_from_slice(data))),
-            Inbound::Fragment => self.heartbeat.handle_frame(now, config, Frame::Data),
-            Inbound::Ping(payload) => {
-                self.ping.set(false, payload);
-                self.heartbeat.handle_frame(now, config, Frame::Ping);
-            }
-            Inbound::Pong(payload) => {
-                self.metrics.pong_received();
-                self.heartbeat
-                    .handle_frame(now, config, Frame::Pong(payload));
-            }
-            Inbound::Close(code) => self.heartbeat.handle_frame(now, config, Frame::Close(code)),
-        }
-    }
-
-    fn deliver(&mut self, message: Message) {
-        if matches!(self.heartbeat.state(), State::Dead(_)) {
-            return; // data after the peer's close frame is not a message
-        }
-        self.heartbeat
-            .handle_frame(self.now, &self.config.heartbeat, Frame::Data);
-        self.metrics.message_received();
-        self.handler.on_message(&self.handle, message);
     }
 }
 

@@ -8,13 +8,14 @@
 //! connection through the shard's command queue.
 
 mod conn;
+mod inbound;
 mod outbound;
 mod wake_queue;
 pub(crate) mod waker;
 mod wheel;
 
 use crate::codec::Role;
-use crate::config::WsConfig;
+use crate::config::{HeartbeatMode, WsConfig};
 use crate::handler::{ConnId, Handler, Liveness, SendError};
 use crate::metrics::ShardMetrics;
 use bytes::Bytes;
@@ -46,6 +47,7 @@ pub(crate) enum Command {
         leftover: Bytes,
         id: ConnId,
         role: Role,
+        mode: HeartbeatMode,
     },
     Send {
         slot: SlotRef,
@@ -83,6 +85,7 @@ impl ShardShared {
         }
         if self.pending_commands.fetch_add(1, Ordering::AcqRel) >= MAX_PENDING_COMMANDS {
             self.pending_commands.fetch_sub(1, Ordering::AcqRel);
+            self.metrics.queue_overflow();
             return Err(SendError::Overloaded);
         }
         self.commands.lock().push(command);
@@ -171,7 +174,7 @@ pub(crate) struct Scratch {
     pub(crate) write_buf: Vec<u8>,
     pub(crate) rng: SplitMix64,
     /// The payload of the latest ping of the connection being served.
-    pub(crate) ping: conn::PingScratch,
+    pub(crate) ping: inbound::PingScratch,
 }
 
 struct Shard {
@@ -202,7 +205,7 @@ impl Shard {
                 read_buf: vec![0; 64 << 10],
                 write_buf: Vec::with_capacity(64 << 10),
                 rng: SplitMix64::new(seed),
-                ping: conn::PingScratch::default(),
+                ping: inbound::PingScratch::default(),
                 config,
                 handler,
                 shared,
@@ -261,7 +264,8 @@ impl Shard {
                     leftover,
                     id,
                     role,
-                } => self.adopt(now, stream, leftover, id, role),
+                    mode,
+                } => self.adopt(now, stream, leftover, id, (role, mode)),
                 Command::Send {
                     slot,
                     text,
@@ -303,7 +307,16 @@ impl Shard {
         let through = self.wheel.tick_passed(now);
         self.wheel.take_due(through, &mut self.due);
         let mut due = std::mem::take(&mut self.due);
+        let mut lag_recorded_for = UNARMED;
         for (tick, key) in due.drain(..) {
+            if tick != lag_recorded_for {
+                let began = self.wheel.instant_of(tick);
+                self.scratch
+                    .shared
+                    .metrics
+                    .timer_lag(now.saturating_duration_since(began));
+                lag_recorded_for = tick;
+            }
             let armed = self
                 .slots
                 .get(key as usize)
@@ -325,7 +338,7 @@ impl Shard {
         stream: std::net::TcpStream,
         leftover: Bytes,
         id: ConnId,
-        role: Role,
+        (role, mode): (Role, HeartbeatMode),
     ) {
         if self.shutting_down {
             return; // dropping the socket closes it
@@ -360,7 +373,7 @@ impl Shard {
             stream,
             id,
             slot_ref,
-            role,
+            (role, mode),
             seed,
             &self.scratch,
         ));

@@ -1,0 +1,106 @@
+//! Where a connection's decoded frames go: heartbeat frames (protocol or,
+//! in application-level mode, text) to the heartbeat machine, messages to
+//! the application, and the counters on the way.
+
+use crate::apptext;
+use crate::codec::Inbound;
+use crate::config::HeartbeatMode;
+use crate::handler::{Connection, Message};
+use bytes::Bytes;
+use std::time::Instant;
+use vigil_core::heartbeat::{Frame, Heartbeat, State};
+
+/// The payload of the latest ping of the connection being served, kept per
+/// shard because pongs are sent before the shard moves to another socket.
+#[derive(Debug)]
+pub(crate) struct PingScratch {
+    pub(super) app_text: bool,
+    pub(super) len: usize,
+    pub(super) bytes: [u8; 125],
+}
+
+impl Default for PingScratch {
+    fn default() -> Self {
+        Self {
+            app_text: false,
+            len: 0,
+            bytes: [0; 125],
+        }
+    }
+}
+
+impl PingScratch {
+    pub(super) fn set(&mut self, app_text: bool, payload: &[u8]) {
+        self.app_text = app_text;
+        self.len = payload.len().min(self.bytes.len());
+        self.bytes[..self.len].copy_from_slice(&payload[..self.len]);
+    }
+}
+
+/// Where decoded frames go: the heartbeat machine, and the application for
+/// messages that are not heartbeats.
+pub(super) struct InboundSink<'a> {
+    pub(super) now: Instant,
+    pub(super) config: &'a crate::WsConfig,
+    pub(super) mode: HeartbeatMode,
+    pub(super) heartbeat: &'a mut Heartbeat,
+    pub(super) handler: &'a dyn crate::Handler,
+    pub(super) ping: &'a mut PingScratch,
+    pub(super) metrics: &'a crate::metrics::ShardMetrics,
+    pub(super) handle: Connection,
+}
+
+impl InboundSink<'_> {
+    pub(super) fn accept(&mut self, inbound: Inbound<'_>) {
+        let (now, config) = (self.now, &self.config.heartbeat);
+        match inbound {
+            Inbound::Text(text) => {
+                if self.mode == HeartbeatMode::AppText {
+                    match apptext::parse(text) {
+                        Some(apptext::Heartbeat::Ping(id)) => {
+                            self.ping.set(true, id);
+                            return self.heartbeat.handle_frame(now, config, Frame::Ping);
+                        }
+                        Some(apptext::Heartbeat::Pong(id)) => {
+                            return self.pong(&id.to_be_bytes());
+                        }
+                        None => {}
+                    }
+                }
+                self.deliver(Message::Text(Bytes::copy_from_slice(text)));
+            }
+            Inbound::Binary(data) => self.deliver(Message::Binary(Bytes::copy_from_slice(data))),
+            Inbound::Fragment => self.heartbeat.handle_frame(now, config, Frame::Data),
+            Inbound::Ping(payload) => {
+                self.ping.set(false, payload);
+                self.heartbeat.handle_frame(now, config, Frame::Ping);
+            }
+            Inbound::Pong(payload) => self.pong(payload),
+            Inbound::Close(code) => self.heartbeat.handle_frame(now, config, Frame::Close(code)),
+        }
+    }
+
+    /// A pong: life, and an RTT sample when it answers our latest ping.
+    fn pong(&mut self, payload: &[u8]) {
+        self.metrics.pong_received();
+        let samples = self.heartbeat.rtt().sample_count();
+        self.heartbeat
+            .handle_frame(self.now, &self.config.heartbeat, Frame::Pong(payload));
+        let rtt = self.heartbeat.rtt();
+        if rtt.sample_count() != samples
+            && let Some(latest) = rtt.latest()
+        {
+            self.metrics.rtt_sample(latest);
+        }
+    }
+
+    fn deliver(&mut self, message: Message) {
+        if matches!(self.heartbeat.state(), State::Dead(_)) {
+            return; // data after the peer's close frame is not a message
+        }
+        self.heartbeat
+            .handle_frame(self.now, &self.config.heartbeat, Frame::Data);
+        self.metrics.message_received();
+        self.handler.on_message(&self.handle, message);
+    }
+}
