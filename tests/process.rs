@@ -15,14 +15,37 @@ use crate::{DEADLINE, vigil_bin};
 pub struct ServerProcess {
     child: Child,
     addr: SocketAddr,
+    /// Its log lines up to the listening address.
+    startup: Vec<String>,
+    /// Its log lines after the listening address.
+    log: mpsc::Receiver<String>,
 }
 
 impl ServerProcess {
     /// Starts `vigil args` and waits until it logs its listening address.
     #[track_caller]
     pub fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(vigil_bin())
-            .args(args)
+        let mut command = Command::new(vigil_bin());
+        command.args(args);
+        Self::spawn(command)
+    }
+
+    /// Starts `vigil args` allowed to open at most `files` files (a soft
+    /// `ulimit -n`, set by a shell that then becomes vigil).
+    #[track_caller]
+    pub fn start_with_file_limit(files: u32, args: &[&str]) -> Self {
+        let mut command = Command::new("/bin/sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -n {files} && exec \"$0\" \"$@\""))
+            .arg(vigil_bin())
+            .args(args);
+        Self::spawn(command)
+    }
+
+    #[track_caller]
+    fn spawn(mut command: Command) -> Self {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -38,6 +61,7 @@ impl ServerProcess {
             }
         });
         let deadline = Instant::now() + DEADLINE;
+        let mut startup = Vec::new();
         let addr = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let Ok(line) = found.recv_timeout(left) else {
@@ -51,12 +75,35 @@ impl ServerProcess {
             {
                 break addr.parse().expect("a socket address after address=");
             }
+            startup.push(line);
         };
-        Self { child, addr }
+        Self {
+            child,
+            addr,
+            startup,
+            log: found,
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// What it logged before it listened.
+    pub fn startup_log(&self) -> &[String] {
+        &self.startup
+    }
+
+    /// The process id, e.g. to read its CPU time from `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The log lines written since the last call (or since it started
+    /// listening), waiting `settle` for lines still on their way.
+    pub fn log_lines(&self, settle: Duration) -> Vec<String> {
+        thread::sleep(settle);
+        self.log.try_iter().collect()
     }
 
     /// Sends SIGTERM.

@@ -3,5 +3,6 @@
 //! a user would see.
 
 mod cli;
+mod files;
 mod observability;
 mod session;

@@ -157,6 +157,27 @@ fn with_a_secret_tokens_decide_who_connects_and_where() {
     let cross = WsClient::try_connect(server.addr(), "/ws", &[("Origin", "https://evil.example")])
         .expect_err("cross-site");
     assert!(cross.starts_with("HTTP/1.1 403"), "{cross}");
+    let forged = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &serde_json::json!({"sub": "ann", "exp": in_an_hour()}),
+        &jsonwebtoken::EncodingKey::from_secret(b"another-secret"),
+    )
+    .expect("encodes");
+    let refusal = WsClient::try_connect(
+        server.addr(),
+        "/ws",
+        &[("Authorization", &format!("Bearer {forged}"))],
+    )
+    .expect_err("a bad signature");
+    assert!(
+        refusal.starts_with("HTTP/1.1 401") && refusal.contains("signature is not valid"),
+        "{refusal}"
+    );
+    let scrape = http_get(server.addr(), "/metrics");
+    assert!(
+        scrape.contains("vigil_handshakes_rejected_total{reason=\"unauthorized\"} 3\n"),
+        "{scrape}"
+    );
 
     let jwt = token(serde_json::json!({"sub": "ann", "exp": in_an_hour(), "channels": ["room-*"]}));
     let protocols = format!("vigil, bearer.{jwt}");
@@ -477,4 +498,38 @@ fn a_client_that_sends_no_request_is_dropped() {
         scrape.contains("vigil_handshakes_rejected_total{reason=\"handshake_timeout\"} 1\n"),
         "{scrape}"
     );
+}
+
+#[test]
+fn without_a_secret_a_development_secret_is_printed_once_and_works() {
+    let server = start(&[]);
+    let printed: Vec<&String> = server
+        .startup_log()
+        .iter()
+        .filter(|line| line.contains("development_secret="))
+        .collect();
+    assert_eq!(printed.len(), 1, "{:#?}", server.startup_log());
+    let secret = printed[0]
+        .split("development_secret=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the secret follows development_secret=");
+    let jwt = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &serde_json::json!({"sub": "dev-user", "exp": in_an_hour()}),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("encodes");
+    let mut signed = WsClient::try_connect(server.addr(), &format!("/ws?token={jwt}"), &[])
+        .expect("a token signed with the development secret");
+    assert_eq!(signed.next_of("welcome")["user"], "dev-user");
+    let mut anonymous = WsClient::connect(server.addr());
+    let user = anonymous.next_of("welcome")["user"].clone();
+    assert!(
+        user.as_str().is_some_and(|u| u.starts_with("anon-")),
+        "{user}"
+    );
+    // The ping op is answered whatever the heartbeat mode.
+    anonymous.send_json(r#"{"op":"ping","id":"p1"}"#);
+    assert_eq!(anonymous.next_of("pong")["id"], "p1");
 }

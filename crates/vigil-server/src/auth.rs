@@ -1,7 +1,9 @@
 //! Who is connecting: an HS256 JWT (`sub` = user id, `exp` enforced, an
 //! optional `channels` claim of glob patterns), or an anonymous user when no
-//! secret is configured (the configuration allows that on loopback only).
-//! Also the Origin check that stops cross-site WebSocket hijacking.
+//! secret is configured (the configuration allows that on loopback only;
+//! tokens signed with a development secret generated for the run are then
+//! accepted too). Also the Origin check that stops cross-site WebSocket
+//! hijacking.
 //!
 //! Every refusal happens before the upgrade, as an HTTP status with a reason.
 
@@ -75,10 +77,47 @@ struct Claims {
     channels: Option<Vec<String>>,
 }
 
-/// Checks tokens against the configured secret, if any, and browsers'
-/// origins against the allow-list.
+/// The secret tokens are checked against.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum TokenSecret {
+    /// Configured: every client needs a token signed with it.
+    Configured(String),
+    /// None configured: clients may connect anonymously, or with a token
+    /// signed with this secret, generated for this run only.
+    Development(String),
+}
+
+impl TokenSecret {
+    /// The configured secret, or a fresh random development secret (256
+    /// bits from the kernel, hex).
+    pub(crate) fn configured_or_generated(configured: Option<&str>) -> std::io::Result<Self> {
+        if let Some(secret) = configured {
+            return Ok(Self::Configured(secret.to_owned()));
+        }
+        let mut bytes = [0u8; 32];
+        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
+        Ok(Self::Development(
+            bytes.iter().map(|byte| format!("{byte:02x}")).collect(),
+        ))
+    }
+}
+
+impl std::fmt::Debug for TokenSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Configured(_) => f.write_str("Configured(<redacted>)"),
+            Self::Development(_) => f.write_str("Development(<redacted>)"),
+        }
+    }
+}
+
+/// Checks tokens against the secret, and browsers' origins against the
+/// allow-list.
 pub(crate) struct Auth {
-    key: Option<(DecodingKey, Validation)>,
+    key: DecodingKey,
+    validation: Validation,
+    /// Whether a client without a token is let in, anonymously.
+    anonymous: bool,
     /// Origins allowed besides the server's own, lowercased; `*` allows all.
     allowed_origins: Vec<String>,
 }
@@ -86,7 +125,7 @@ pub(crate) struct Auth {
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Auth")
-            .field("tokens_required", &self.key.is_some())
+            .field("tokens_required", &!self.anonymous)
             .field("allowed_origins", &self.allowed_origins)
             .finish()
     }
@@ -95,15 +134,18 @@ impl std::fmt::Debug for Auth {
 impl Auth {
     /// `allowed_origins` as the configuration validated them: `*` or
     /// lowercase `scheme://host[:port]`.
-    pub(crate) fn new(secret: Option<&str>, allowed_origins: Vec<String>) -> Self {
-        let key = secret.map(|secret| {
-            let mut validation = Validation::new(Algorithm::HS256);
-            validation.set_required_spec_claims(&["exp", "sub"]);
-            validation.leeway = 0;
-            (DecodingKey::from_secret(secret.as_bytes()), validation)
-        });
+    pub(crate) fn new(secret: &TokenSecret, allowed_origins: Vec<String>) -> Self {
+        let (secret, anonymous) = match secret {
+            TokenSecret::Configured(secret) => (secret, false),
+            TokenSecret::Development(secret) => (secret, true),
+        };
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.leeway = 0;
         Self {
-            key,
+            key: DecodingKey::from_secret(secret.as_bytes()),
+            validation,
+            anonymous,
             allowed_origins,
         }
     }
@@ -111,17 +153,18 @@ impl Auth {
     /// The identity of `request`, or why it may not connect.
     pub(crate) fn identify<B>(&self, request: &Request<B>) -> Result<Identity, Refused> {
         check_origin(request, &self.allowed_origins)?;
-        let Some((key, validation)) = &self.key else {
-            return Ok(Identity::default());
+        let token = match token_of(request) {
+            Some(token) => token,
+            None if self.anonymous => return Ok(Identity::default()),
+            None => return Err(Refused::MissingToken),
         };
-        let token = token_of(request).ok_or(Refused::MissingToken)?;
-        let data = jsonwebtoken::decode::<Claims>(&token, key, validation).map_err(|e| match e
-            .kind()
-        {
-            ErrorKind::ExpiredSignature => Refused::Expired,
-            ErrorKind::InvalidSignature => Refused::BadSignature,
-            _ => Refused::Malformed(e.to_string()),
-        })?;
+        let data = jsonwebtoken::decode::<Claims>(&token, &self.key, &self.validation).map_err(
+            |e| match e.kind() {
+                ErrorKind::ExpiredSignature => Refused::Expired,
+                ErrorKind::InvalidSignature => Refused::BadSignature,
+                _ => Refused::Malformed(e.to_string()),
+            },
+        )?;
         let channels = match data.claims.channels {
             None => None,
             Some(patterns) => Some(

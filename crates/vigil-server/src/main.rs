@@ -103,6 +103,16 @@ fn init_logs(json: bool) {
 }
 
 fn serve(settings: config::Settings, max_connections: usize) -> Result<()> {
+    let token_secret = auth::TokenSecret::configured_or_generated(settings.jwt_secret.as_deref())
+        .context("cannot read /dev/urandom for a development secret")?;
+    if let auth::TokenSecret::Development(secret) = &token_secret {
+        // Printed once, here: it exists only in this process.
+        tracing::info!(
+            development_secret = %secret,
+            "no jwt_secret configured: anonymous clients are accepted (loopback only), and so are \
+             HS256 tokens signed with this development secret, valid until the process exits"
+        );
+    }
     let heartbeat = HeartbeatConfig::builder()
         .interval(settings.heartbeat_interval)
         .timeout(settings.heartbeat_timeout)
@@ -133,10 +143,7 @@ fn serve(settings: config::Settings, max_connections: usize) -> Result<()> {
         ws: ws.clone(),
         max_connections,
         ready: AtomicBool::new(true),
-        auth: auth::Auth::new(
-            settings.jwt_secret.as_deref(),
-            settings.allowed_origins.clone(),
-        ),
+        auth: auth::Auth::new(&token_secret, settings.allowed_origins.clone()),
         serve_metrics: !settings.disable_metrics,
         rejections: rejections::Rejections::default(),
         sessions,

@@ -39,6 +39,10 @@ pub(crate) enum Request {
         channel: String,
         data: Value,
     },
+    /// An application-level ping, answered at once with
+    /// `{"type":"pong","id":...}` whatever the connection's heartbeat mode:
+    /// how a browser's script learns that the server is alive.
+    Ping { id: Option<Value> },
 }
 
 impl Request {
@@ -48,7 +52,8 @@ impl Request {
             | Self::Leave { id, .. }
             | Self::Publish { id, .. }
             | Self::Presence { id, .. }
-            | Self::SetWill { id, .. } => id.as_ref(),
+            | Self::SetWill { id, .. }
+            | Self::Ping { id } => id.as_ref(),
         }
     }
 }
@@ -126,6 +131,7 @@ pub(crate) fn parse(text: &str) -> Result<Request, (ErrorCode, String, Option<Va
             check_channel(channel)
                 .map_err(|message| (ErrorCode::InvalidChannel, message, id.clone()))?;
         }
+        Request::Ping { .. } => {}
     }
     Ok(request)
 }
@@ -133,6 +139,11 @@ pub(crate) fn parse(text: &str) -> Result<Request, (ErrorCode, String, Option<Va
 /// An error event.
 pub(crate) fn error(id: Option<&Value>, code: ErrorCode, message: &str) -> String {
     serde_json::json!({"type": "error", "id": id, "code": code, "message": message}).to_string()
+}
+
+/// The answer to an application-level ping.
+pub(crate) fn pong(id: Option<&Value>) -> String {
+    serde_json::json!({"type": "pong", "id": id}).to_string()
 }
 
 /// A successful reply to request `id`, with extra fields.

@@ -103,11 +103,8 @@ impl Sessions {
         }
     }
 
-    fn handle(
-        &self,
-        conn: &Connection,
-        request: &Request,
-    ) -> Result<Map<String, Value>, (ErrorCode, String)> {
+    /// Carries out `request`; the answer to send, or the error.
+    fn handle(&self, conn: &Connection, request: &Request) -> Result<String, (ErrorCode, String)> {
         let mut fields = Map::new();
         match request {
             Request::Join { channel, meta, .. } => {
@@ -127,8 +124,9 @@ impl Sessions {
                 fields.insert("presence".into(), self.hub.presence(channel));
             }
             Request::SetWill { channel, data, .. } => self.hub.set_will(conn, channel, data),
+            Request::Ping { id } => return Ok(protocol::pong(id.as_ref())),
         }
-        Ok(fields)
+        Ok(protocol::reply(request.id(), fields))
     }
 }
 
@@ -169,9 +167,9 @@ impl Handler for Sessions {
         match protocol::parse(text) {
             Err((code, message, id)) => self.refuse(conn, id.as_ref(), code, &message),
             Ok(request) => match self.handle(conn, &request) {
-                Ok(fields) => {
+                Ok(answer) => {
                     self.errors.lock().remove(&conn.id().0);
-                    let _ = conn.send_text(protocol::reply(request.id(), fields));
+                    let _ = conn.send_text(answer);
                 }
                 Err((code, message)) => self.refuse(conn, request.id(), code, &message),
             },

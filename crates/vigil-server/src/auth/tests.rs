@@ -23,13 +23,22 @@ fn in_an_hour() -> u64 {
         + 3600
 }
 
+fn configured() -> TokenSecret {
+    TokenSecret::Configured(SECRET.to_owned())
+}
+
+/// What the server runs with when no secret is configured.
+fn development() -> TokenSecret {
+    TokenSecret::configured_or_generated(None).expect("/dev/urandom")
+}
+
 fn request(uri: &str) -> hyper::http::request::Builder {
     Request::builder().uri(uri).header(HOST, "127.0.0.1:8080")
 }
 
 #[test]
 fn without_a_secret_everyone_is_anonymous() {
-    let auth = Auth::new(None, Vec::new());
+    let auth = Auth::new(&development(), Vec::new());
     let identity = auth
         .identify(&request("/ws").body(()).expect("valid"))
         .expect("anonymous");
@@ -38,8 +47,36 @@ fn without_a_secret_everyone_is_anonymous() {
 }
 
 #[test]
+fn without_a_secret_tokens_signed_with_the_development_secret_name_their_user() {
+    let secret = development();
+    let TokenSecret::Development(text) = &secret else {
+        panic!("no secret configured means a development secret");
+    };
+    assert_eq!(text.len(), 64, "256 bits in hex: {text}");
+    assert_ne!(secret, development(), "each run gets its own");
+    let auth = Auth::new(&secret, Vec::new());
+    let jwt = token(text, serde_json::json!({"sub": "dev", "exp": in_an_hour()}));
+    let signed = request(&format!("/ws?token={jwt}"))
+        .body(())
+        .expect("valid");
+    assert_eq!(
+        &*auth.identify(&signed).expect("accepted").user_for(1),
+        "dev"
+    );
+    // A token is checked even though anonymous clients are welcome.
+    let forged = token(
+        SECRET,
+        serde_json::json!({"sub": "dev", "exp": in_an_hour()}),
+    );
+    let forged = request(&format!("/ws?token={forged}"))
+        .body(())
+        .expect("valid");
+    assert_eq!(auth.identify(&forged).err(), Some(Refused::BadSignature));
+}
+
+#[test]
 fn a_valid_token_names_the_user_from_any_of_three_places() {
-    let auth = Auth::new(Some(SECRET), Vec::new());
+    let auth = Auth::new(&configured(), Vec::new());
     let jwt = token(
         SECRET,
         serde_json::json!({"sub": "ann", "exp": in_an_hour()}),
@@ -61,7 +98,7 @@ fn a_valid_token_names_the_user_from_any_of_three_places() {
 
 #[test]
 fn bad_tokens_are_refused_each_with_its_reason() {
-    let auth = Auth::new(Some(SECRET), Vec::new());
+    let auth = Auth::new(&configured(), Vec::new());
     let cases = [
         (None, Refused::MissingToken),
         (
@@ -104,7 +141,7 @@ fn bad_tokens_are_refused_each_with_its_reason() {
 
 #[test]
 fn the_channels_claim_limits_channels_by_glob() {
-    let auth = Auth::new(Some(SECRET), Vec::new());
+    let auth = Auth::new(&configured(), Vec::new());
     let jwt = token(
         SECRET,
         serde_json::json!({"sub": "bob", "exp": in_an_hour(), "channels": ["room-*", "team/eng"]}),
@@ -124,7 +161,7 @@ fn the_channels_claim_limits_channels_by_glob() {
 
 #[test]
 fn a_foreign_origin_is_forbidden_and_a_native_client_passes() {
-    let auth = Auth::new(None, Vec::new());
+    let auth = Auth::new(&development(), Vec::new());
     let cross = request("/ws")
         .header(ORIGIN, "https://evil.example")
         .body(())
@@ -144,7 +181,7 @@ fn a_foreign_origin_is_forbidden_and_a_native_client_passes() {
 
 #[test]
 fn an_allowed_origin_passes_and_others_stay_forbidden() {
-    let auth = Auth::new(None, vec!["https://app.example.com".to_owned()]);
+    let auth = Auth::new(&development(), vec!["https://app.example.com".to_owned()]);
     let with_origin = |origin: &str| {
         request("/ws")
             .header(ORIGIN, origin)
@@ -174,7 +211,7 @@ fn an_allowed_origin_passes_and_others_stay_forbidden() {
 
 #[test]
 fn a_star_allows_every_origin() {
-    let auth = Auth::new(None, vec!["*".to_owned()]);
+    let auth = Auth::new(&development(), vec!["*".to_owned()]);
     let request = request("/ws")
         .header(ORIGIN, "https://anywhere.example")
         .body(())

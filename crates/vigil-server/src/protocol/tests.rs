@@ -39,6 +39,9 @@ fn requests_parse_with_their_ids() {
         parse(r#"{"op":"set_will","channel":"x","data":"gone"}"#),
         Ok(Request::SetWill { .. })
     ));
+    let ping = parse(r#"{"op":"ping","id":3}"#).expect("valid");
+    assert_eq!(ping, Request::Ping { id: Some(3.into()) });
+    assert_eq!(pong(ping.id()), r#"{"id":3,"type":"pong"}"#);
 }
 
 #[test]
