@@ -10,8 +10,9 @@
 //! from the server's own samples so they line up. Results go to
 //! `target/bench-idle/<server>.json` and a markdown row on stdout.
 
-mod child;
 mod figures;
+
+pub(crate) use self::figures::clock_ticks_per_second;
 
 use std::{
     fs,
@@ -24,10 +25,8 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-use self::{
-    child::Child,
-    figures::{Figures, Measured, Noise, Sample, clock_ticks_per_second, field},
-};
+use self::figures::{Figures, Measured, Noise, Sample, field};
+use crate::child::Child;
 use crate::cmd::{self, cargo, project_root};
 
 /// Intervals in the measured window.

@@ -7,9 +7,11 @@
 
 mod bench;
 mod bench_idle;
+mod child;
 mod ci;
 mod cmd;
 mod fuzz;
+mod loadtest;
 mod manifest;
 mod suites;
 #[cfg(test)]
@@ -40,6 +42,13 @@ SUBCOMMANDS:
                          (default both, 19000 connections, 5000 ms, 20
                          heartbeats; --quick: 2000 connections, 3 heartbeats);
                          writes target/bench-idle/<server>.json
+    loadtest idle|detect|starve [--quick]
+                         the vigil server under vigil-loadgen: idle (memory,
+                         CPU per heartbeat), detect (silent, half-open and
+                         slow-reading clients among healthy ones), starve
+                         (server stopped past the timeout); checks that every
+                         quiet client is detected within the bound and no
+                         healthy one is closed; writes target/loadtest/
     help                 print this message
 ";
 
@@ -60,6 +69,7 @@ fn main() -> ExitCode {
         "bench-idle" => {
             bench_idle::Options::parse(rest).and_then(|options| bench_idle::run(&options))
         }
+        "loadtest" => loadtest::Options::parse(rest).and_then(|options| loadtest::run(&options)),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

@@ -20,6 +20,11 @@ const SUITES: &[Suite] = &[
     // exist (and be fresh) before `cargo test` runs.
     ("build binaries", build_binaries),
     ("workspace tests", workspace_tests),
+    // Correctness under load with real clients (release build): every quiet
+    // client detected within the bound, no false positive, no failed
+    // handshake. Timings are recorded, not asserted.
+    ("loadtest idle --quick", loadtest_idle),
+    ("loadtest detect --quick", loadtest_detect),
 ];
 
 pub(crate) fn run() -> Result<()> {
@@ -32,6 +37,20 @@ pub(crate) fn run() -> Result<()> {
 
 fn build_binaries() -> Result<()> {
     cmd::run(cargo().args(["build", "--workspace", "--bins", "--locked"]))
+}
+
+fn loadtest_idle() -> Result<()> {
+    crate::loadtest::run(&crate::loadtest::Options {
+        scenario: crate::loadtest::Scenario::Idle,
+        quick: true,
+    })
+}
+
+fn loadtest_detect() -> Result<()> {
+    crate::loadtest::run(&crate::loadtest::Options {
+        scenario: crate::loadtest::Scenario::Detect,
+        quick: true,
+    })
 }
 
 /// `--no-fail-fast`: one failing test binary must not hide the others'

@@ -9,6 +9,8 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
+use crate::mix::Mix;
+
 pub(crate) const USAGE: &str = "\
 vigil-loadgen: real WebSocket clients against a loopback server, one JSON report
 
@@ -16,9 +18,26 @@ USAGE:
     vigil-loadgen --url ws://127.0.0.1:PORT/PATH [OPTIONS]
 
 OPTIONS:
-    --kind KIND                what the clients do (default healthy); kinds:
-                                 healthy  stay idle, answer every ping with a
-                                          pong echoing its payload
+    --kind MIX                 what the clients do (default healthy): one kind,
+                               or kinds by weight, e.g.
+                               healthy=90,silent=5,half-open=4,slow-reader=1
+                                 healthy      stay idle, answer every ping (and
+                                              every {\"type\":\"ping\"} text)
+                                 silent       healthy, then after --silent-after-ms
+                                              read and write nothing (socket open)
+                                 slow-reader  healthy, then after --silent-after-ms
+                                              keep writing a small text message a
+                                              second but read nothing
+                                 half-open    healthy, through a built-in proxy
+                                              that after --silent-after-ms stops
+                                              forwarding both ways (sockets open)
+                                 flapper      connect, stay about --flap-ms, close
+                                              cleanly, reconnect, until the end
+    --silent-after-ms MS       when silent, slow-reader and half-open clients
+                               turn, counted from their handshake (default 5000)
+    --flap-ms MS               a flapper's mean time connected (default 1000)
+    --bound-ms MS              the server's detection bound (interval + timeout +
+                               jitter): the report counts detections within it
     --connections N            clients to open, 1..=19500 per process (default 100)
     --sources N                spread clients over source addresses 127.0.0.2 ..
                                127.0.0.(N+1), 1..=250 (default 4)
@@ -47,16 +66,42 @@ const MAX_SOURCES: u8 = 250;
 const MAX_HOLD_SECONDS: u64 = 6 * 3600;
 const MAX_RATE: f64 = 100_000.0;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What one client does; see the usage for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Kind {
     Healthy,
+    Silent,
+    SlowReader,
+    HalfOpen,
+    Flapper,
 }
 
 impl Kind {
+    pub(crate) const ALL: [Kind; 5] = [
+        Kind::Healthy,
+        Kind::Silent,
+        Kind::SlowReader,
+        Kind::HalfOpen,
+        Kind::Flapper,
+    ];
+
     pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Healthy => "healthy",
+            Kind::Silent => "silent",
+            Kind::SlowReader => "slow-reader",
+            Kind::HalfOpen => "half-open",
+            Kind::Flapper => "flapper",
         }
+    }
+
+    pub(crate) fn from_name(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+
+    /// Whether the server is expected to close it: it stops answering.
+    pub(crate) fn goes_quiet(self) -> bool {
+        matches!(self, Kind::Silent | Kind::HalfOpen)
     }
 }
 
@@ -119,7 +164,10 @@ impl Target {
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Options {
-    pub(crate) kind: Kind,
+    pub(crate) mix: Mix,
+    pub(crate) silent_after: Duration,
+    pub(crate) flap: Duration,
+    pub(crate) bound: Option<Duration>,
     pub(crate) target: Target,
     pub(crate) connections: u32,
     pub(crate) sources: u8,
@@ -135,7 +183,19 @@ impl Options {
     /// Parses the arguments after the program name; `--help` is an error
     /// whose message is the usage.
     pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Options> {
-        let mut kind = Kind::Healthy;
+        let mut mix = Mix::only(Kind::Healthy);
+        let mut silent_after = Duration::from_secs(5);
+        let mut flap = Duration::from_secs(1);
+        let mut bound = None;
+        let millis = |flag: &str, value: &str, max: u64| -> Result<Duration> {
+            let ms: u64 = value
+                .parse()
+                .with_context(|| format!("invalid value `{value}` for `{flag}`"))?;
+            if !(1..=max).contains(&ms) {
+                bail!("`{flag}` must be 1..={max} milliseconds, got {ms}");
+            }
+            Ok(Duration::from_millis(ms))
+        };
         let mut url = None;
         let mut connections = 100;
         let mut sources = 4;
@@ -160,11 +220,11 @@ impl Options {
             let context = || format!("invalid value `{value}` for `{flag}`");
             match flag.as_str() {
                 "--kind" => {
-                    kind = match value.as_str() {
-                        "healthy" => Kind::Healthy,
-                        other => bail!("unknown --kind `{other}` (known: healthy)"),
-                    }
+                    mix = Mix::parse(&value).with_context(|| format!("`--kind {value}`"))?
                 }
+                "--silent-after-ms" => silent_after = millis(&flag, &value, 3_600_000)?,
+                "--flap-ms" => flap = millis(&flag, &value, 600_000)?,
+                "--bound-ms" => bound = Some(millis(&flag, &value, 3_600_000)?),
                 "--url" => url = Some(Target::parse(&value)?),
                 "--connections" => {
                     connections = value.parse().with_context(context)?;
@@ -221,7 +281,10 @@ impl Options {
             bail!("`--url ws://127.0.0.1:PORT/PATH` is required (see --help)");
         };
         Ok(Options {
-            kind,
+            mix,
+            silent_after,
+            flap,
+            bound,
             target,
             connections,
             sources,

@@ -133,6 +133,13 @@ pub(crate) struct Prefixed {
     stream: TcpStream,
 }
 
+impl Prefixed {
+    /// The socket underneath (bytes still in the prefix stay there).
+    pub(crate) fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+}
+
 impl AsyncRead for Prefixed {
     fn poll_read(
         self: Pin<&mut Self>,

@@ -1,13 +1,15 @@
 //! vigil-loadgen: opens thousands of real WebSocket clients against a loopback
 //! server and prints one JSON report on stdout.
 //!
-//! Kinds of client (`--kind`): `healthy` (idle, answers every ping). Issue #5
-//! adds misbehaving kinds (silent, slow reader, half-open) in `client.rs`.
-//! `cargo xtask bench-idle` drives it; `--help` has the command line.
+//! Kinds of client (`--kind`, mixable by weight): healthy, silent, slow
+//! reader, half-open (through a built-in blackhole proxy) and flapper; see
+//! `client.rs`. `cargo xtask bench-idle` and `cargo xtask loadtest` drive
+//! it; `--help` has the command line.
 
 mod cli;
 mod client;
 mod handshake;
+mod mix;
 mod report;
 mod run;
 

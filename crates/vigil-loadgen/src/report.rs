@@ -124,6 +124,14 @@ pub(crate) struct Slot {
     first_ping_ms: AtomicU32,
     last_ping_ms: AtomicU32,
     max_gap_ms: AtomicU32,
+    /// When it stopped answering (silent, slow reader, half-open), ms since
+    /// the start of the run.
+    quiet_ms: AtomicU32,
+    /// When the server ended it, ms since the start of the run.
+    ended_ms: AtomicU32,
+    /// A flapper's completed connect-close cycles, and failed reconnects.
+    cycles: AtomicU32,
+    reconnect_failures: AtomicU32,
 }
 
 impl Slot {
@@ -136,7 +144,32 @@ impl Slot {
             first_ping_ms: AtomicU32::new(UNSET),
             last_ping_ms: AtomicU32::new(UNSET),
             max_gap_ms: AtomicU32::new(0),
+            quiet_ms: AtomicU32::new(UNSET),
+            ended_ms: AtomicU32::new(UNSET),
+            cycles: AtomicU32::new(0),
+            reconnect_failures: AtomicU32::new(0),
         }
+    }
+
+    /// It stopped answering `now_ms` after the start of the run.
+    pub(crate) fn went_quiet(&self, now_ms: u32) {
+        self.quiet_ms.store(now_ms, Relaxed);
+    }
+
+    /// The server ended it `now_ms` after the start of the run.
+    pub(crate) fn closed_at(&self, reason: Reason, now_ms: u32) {
+        self.ended_ms.store(now_ms, Relaxed);
+        self.closed(reason);
+    }
+
+    /// A flapper closed and reconnected.
+    pub(crate) fn cycled(&self) {
+        self.cycles.fetch_add(1, Relaxed);
+    }
+
+    /// A flapper's reconnect failed (it tries again).
+    pub(crate) fn reconnect_failed(&self) {
+        self.reconnect_failures.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn failed(&self, reason: Reason) {
@@ -228,7 +261,13 @@ impl Tally {
 /// The JSON document printed on stdout.
 #[derive(Debug, Serialize)]
 pub(crate) struct Report {
-    pub(crate) kind: &'static str,
+    /// The mix, as `--kind` would write it.
+    pub(crate) kind: String,
+    /// What each kind of client saw.
+    pub(crate) kinds: BTreeMap<&'static str, KindReport>,
+    /// The server's detection bound, when given (`--bound-ms`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) bound_ms: Option<u64>,
     pub(crate) url: String,
     pub(crate) sources: u8,
     pub(crate) rate_per_s: f64,
@@ -333,6 +372,10 @@ fn percentile(sorted: &[u32], percent: usize) -> u32 {
     let rank = (percent * sorted.len()).div_ceil(100).max(1);
     sorted[rank - 1]
 }
+
+mod kinds;
+
+pub(crate) use kinds::{KindReport, by_kind};
 
 #[cfg(test)]
 mod tests;

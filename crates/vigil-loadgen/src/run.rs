@@ -21,14 +21,17 @@ use tokio::{
 use crate::{
     cli::{Kind, Options, Target},
     client, handshake,
-    report::{Report, Slot, Tally, summarize},
+    report::{Report, Slot, Tally, by_kind, summarize},
 };
 
 /// What every connection task reads.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub(crate) kind: Kind,
+    /// The kind of each connection, by index.
+    pub(crate) kinds: Box<[Kind]>,
     pub(crate) slots: Box<[Slot]>,
+    pub(crate) silent_after: Duration,
+    pub(crate) flap: Duration,
     pub(crate) start: Instant,
     pub(crate) target: Target,
     pub(crate) request: String,
@@ -59,8 +62,10 @@ async fn control(options: Options) -> Result<Report> {
     watch_signals(Arc::clone(&stop))?;
     let n = options.connections as usize;
     let shared = Arc::new(Shared {
-        kind: options.kind,
+        kinds: options.mix.assign(n).into(),
         slots: (0..n).map(|_| Slot::new()).collect(),
+        silent_after: options.silent_after,
+        flap: options.flap,
         start: Instant::now(),
         request: handshake::request(&options.target),
         target: options.target.clone(),
@@ -131,10 +136,13 @@ async fn control(options: Options) -> Result<Report> {
     };
 
     let end = tally(&shared);
-    let (handshake_ms, pings, failures, closes) =
-        summarize(&shared.slots[..attempted.load(Relaxed)]);
+    let attempted_slots = &shared.slots[..attempted.load(Relaxed)];
+    let (handshake_ms, pings, failures, closes) = summarize(attempted_slots);
+    let kinds = by_kind(attempted_slots, &shared.kinds, options.bound);
     Ok(Report {
-        kind: options.kind.name(),
+        kind: options.mix.describe(),
+        kinds,
+        bound_ms: options.bound.map(|bound| bound.as_millis() as u64),
         url: format!("ws://{}{}", options.target.host, options.target.path),
         sources: options.sources,
         rate_per_s: options.rate,

@@ -92,6 +92,7 @@ fn metrics_page(app: &App) -> Response<Full<Bytes>> {
         users: hub.users,
         ready: app.ready.load(Ordering::Acquire),
         rejections: app.rejections.snapshot(),
+        heap_live_bytes: crate::heap::live_bytes(),
     };
     let mut response = Response::new(Full::new(Bytes::from(metrics::render(&ws, &stats))));
     response.headers_mut().insert(

@@ -11,6 +11,7 @@ mod auth;
 mod config;
 mod dashboard;
 mod files;
+mod heap;
 mod http;
 mod hub;
 mod metrics;

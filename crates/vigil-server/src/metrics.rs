@@ -36,6 +36,8 @@ pub(crate) struct ServerStats {
     pub users: u64,
     /// Refused handshakes: each reason's label and count.
     pub rejections: [(&'static str, u64); Rejection::ALL.len()],
+    /// Live heap bytes, when the binary counts them (`count-alloc`).
+    pub heap_live_bytes: Option<u64>,
     /// Whether `/readyz` says ready (false while draining).
     pub ready: bool,
 }
@@ -49,6 +51,7 @@ impl Default for ServerStats {
             presence_members: 0,
             users: 0,
             rejections: Rejection::ALL.map(|rejection| (rejection.label(), 0)),
+            heap_live_bytes: None,
             ready: false,
         }
     }
@@ -91,6 +94,13 @@ pub(crate) fn render(ws: &vigil_ws::Metrics, stats: &ServerStats) -> String {
     ];
     for (name, help, value) in gauges {
         registry.register(name, help, ConstGauge::new(value));
+    }
+    if let Some(bytes) = stats.heap_live_bytes {
+        registry.register(
+            "heap_live_bytes",
+            "Heap bytes allocated and not freed (built with the count-alloc feature)",
+            ConstGauge::new(bytes),
+        );
     }
     let counters = [
         (

@@ -20,7 +20,7 @@ pub(super) struct Measured {
 }
 
 /// `CLK_TCK`, the unit of `/proc` CPU times (100 on Linux).
-pub(super) fn clock_ticks_per_second() -> u64 {
+pub(crate) fn clock_ticks_per_second() -> u64 {
     Command::new("getconf")
         .arg("CLK_TCK")
         .output()

@@ -6,6 +6,7 @@ use std::{
 };
 
 use super::{Kind, Options, Target};
+use crate::mix::Mix;
 
 fn parse(words: &[&str]) -> anyhow::Result<Options> {
     Options::parse(words.iter().map(|w| (*w).to_owned()))
@@ -60,13 +61,20 @@ fn url_refusals() {
 #[test]
 fn defaults_and_flags() {
     let options = parse(&["--url", "ws://127.0.0.1:9001/"]).unwrap();
-    assert_eq!(options.kind, Kind::Healthy);
+    assert_eq!(options.mix, Mix::only(Kind::Healthy));
+    assert_eq!(options.silent_after, Duration::from_secs(5));
+    assert_eq!(options.bound, None);
     assert_eq!(options.connections, 100);
     assert_eq!(options.until_pings, None);
     let options = parse(&[
         "--url=ws://127.0.0.1:9001/",
         "--kind",
-        "healthy",
+        "healthy=8,silent=2",
+        "--silent-after-ms",
+        "1500",
+        "--flap-ms=300",
+        "--bound-ms",
+        "3300",
         "--connections",
         "19500",
         "--sources=3",
@@ -88,6 +96,10 @@ fn defaults_and_flags() {
     assert_eq!(options.hold, Duration::from_secs(30));
     assert_eq!(options.until_pings, Some(4));
     assert_eq!(options.handshake_timeout, Duration::from_millis(500));
+    assert_eq!(options.mix.describe(), "healthy=8,silent=2");
+    assert_eq!(options.silent_after, Duration::from_millis(1500));
+    assert_eq!(options.flap, Duration::from_millis(300));
+    assert_eq!(options.bound, Some(Duration::from_millis(3300)));
     let sources: Vec<Ipv4Addr> = (0..4).map(|i| options.source(i)).collect();
     assert_eq!(
         sources,
@@ -114,7 +126,11 @@ fn refusals() {
         (&[url, "--rate", "NaN"], "`--rate` must be"),
         (&[url, "--hold", "0"], "`--hold` must be"),
         (&[url, "--until-pings", "0"], "at least 1"),
-        (&[url, "--kind", "silent"], "unknown --kind `silent`"),
+        (&[url, "--kind", "sleepy"], "unknown kind `sleepy`"),
+        (
+            &[url, "--silent-after-ms", "0"],
+            "`--silent-after-ms` must be",
+        ),
         (&[url, "--bogus", "1"], "unknown option `--bogus`"),
         (&[url, "--hold"], "needs a value"),
         (&["--connections", "5"], "`--url"),

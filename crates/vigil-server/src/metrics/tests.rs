@@ -296,6 +296,19 @@ fn histogram(bounds_us: &'static [u64], counts: &[u64], sum_us: u64) -> Histogra
 }
 
 #[test]
+fn the_heap_gauge_appears_only_when_counted() {
+    let counted = ServerStats {
+        heap_live_bytes: Some(123_456),
+        ..ServerStats::default()
+    };
+    let scrape = parse(&render(&Metrics::default(), &counted));
+    assert_eq!(scrape.samples["vigil_heap_live_bytes"], 123_456);
+    assert_eq!(scrape.families["vigil_heap_live_bytes"].kind, "gauge");
+    let scrape = parse(&render(&Metrics::default(), &ServerStats::default()));
+    assert!(!scrape.families.contains_key("vigil_heap_live_bytes"));
+}
+
+#[test]
 fn histograms_are_cumulative_in_seconds_with_an_inf_bucket() {
     let mut rtt_counts = vec![0; RTT_BOUNDS_US.len() + 1];
     rtt_counts[0] = 2; // <= 250 us

@@ -1,5 +1,5 @@
-//! Child processes of `bench-idle` that cannot outlive it: killed and reaped
-//! on drop, so every exit path (error, panic) cleans up.
+//! Child processes of `bench-idle` and `loadtest` that cannot outlive them:
+//! killed and reaped on drop, so every exit path (error, panic) cleans up.
 
 use std::{
     io::Read,
@@ -13,13 +13,13 @@ use anyhow::{Context, Result, bail};
 use crate::cmd;
 
 #[derive(Debug)]
-pub(super) struct Child {
+pub(crate) struct Child {
     name: &'static str,
     child: process::Child,
 }
 
 impl Child {
-    pub(super) fn spawn(name: &'static str, cmd: &mut Command) -> Result<Child> {
+    pub(crate) fn spawn(name: &'static str, cmd: &mut Command) -> Result<Child> {
         let shown = cmd::display(cmd);
         eprintln!("$ {shown} &");
         let child = cmd
@@ -28,12 +28,12 @@ impl Child {
         Ok(Child { name, child })
     }
 
-    pub(super) fn id(&self) -> u32 {
+    pub(crate) fn id(&self) -> u32 {
         self.child.id()
     }
 
     /// An error if the process has exited: it was expected to keep running.
-    pub(super) fn check_alive(&mut self) -> Result<()> {
+    pub(crate) fn check_alive(&mut self) -> Result<()> {
         if let Some(status) = self.child.try_wait()? {
             bail!(
                 "{} exited early ({status}); see its stderr above",
@@ -44,7 +44,7 @@ impl Child {
     }
 
     /// Its exit status, or `None` if it is still running after `timeout`.
-    pub(super) fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<ExitStatus>> {
+    pub(crate) fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<ExitStatus>> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait()? {
@@ -57,8 +57,16 @@ impl Child {
         }
     }
 
+    /// Its piped stderr, to read while it runs.
+    pub(crate) fn take_stderr(&mut self) -> Result<std::process::ChildStderr> {
+        self.child
+            .stderr
+            .take()
+            .with_context(|| format!("{}'s stderr was not piped", self.name))
+    }
+
     /// Everything it wrote to its piped stdout (call after it exited).
-    pub(super) fn stdout(&mut self) -> Result<String> {
+    pub(crate) fn stdout(&mut self) -> Result<String> {
         let mut text = String::new();
         self.child
             .stdout

@@ -1,0 +1,196 @@
+//! `cargo xtask loadtest SCENARIO [--quick]`: the real `vigil` binary under
+//! a `vigil-loadgen` load, with the verdict issue #5 asks of each scenario.
+//!
+//! Method: build the release binaries (`vigil` with the `count-alloc`
+//! feature, so `/metrics` shows its live heap); start `vigil` on a free
+//! loopback port with the scenario's heartbeat; start one loadgen with the
+//! scenario's mix of clients; sample the server's RSS, CPU time and
+//! `/metrics` while it runs (and, for `starve`, stop it with SIGSTOP for
+//! longer than the heartbeat timeout); read the loadgen's report; write
+//! `target/loadtest/<scenario>.json` and `.md`; fail if a check fails.
+//! Checks are about correctness (every silent peer detected within the
+//! bound, no false positive, no failed handshake), never about speed.
+
+mod plan;
+mod server;
+mod verdict;
+
+use std::{
+    fs,
+    process::{Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+
+pub(crate) use self::plan::Scenario;
+use self::{plan::Plan, server::VigilProcess, verdict::Verdict};
+use crate::{
+    child::Child,
+    cmd::{self, cargo, project_root},
+};
+
+const USAGE: &str = "usage: cargo xtask loadtest idle|detect|starve [--quick]";
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Options {
+    pub(crate) scenario: Scenario,
+    pub(crate) quick: bool,
+}
+
+impl Options {
+    pub(crate) fn parse(args: &[String]) -> Result<Options> {
+        let mut scenario = None;
+        let mut quick = false;
+        for arg in args {
+            match arg.as_str() {
+                "--quick" => quick = true,
+                name => match Scenario::from_name(name) {
+                    Some(found) if scenario.is_none() => scenario = Some(found),
+                    Some(_) => bail!("one scenario at a time\n{USAGE}"),
+                    None => bail!("unknown scenario or flag `{name}`\n{USAGE}"),
+                },
+            }
+        }
+        let Some(scenario) = scenario else {
+            bail!("which scenario?\n{USAGE}");
+        };
+        Ok(Options { scenario, quick })
+    }
+}
+
+pub(crate) fn run(options: &Options) -> Result<()> {
+    let plan = Plan::of(options.scenario, options.quick);
+    if plan.connections() > plan::MAX_PER_LOADGEN {
+        bail!(
+            "{} connections do not fit one loadgen process ({} at most: 20,000 open files)",
+            plan.connections(),
+            plan::MAX_PER_LOADGEN
+        );
+    }
+    cmd::run(cargo().args([
+        "build",
+        "--release",
+        "--locked",
+        "-p",
+        "vigil-server",
+        "-p",
+        "vigil-loadgen",
+        "--bins",
+        // Live heap in /metrics (vigil_heap_live_bytes).
+        "--features",
+        "vigil-server/count-alloc",
+    ]))?;
+    let out_dir = project_root().join("target/loadtest");
+    fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
+    eprintln!("==> loadtest {}: {}", plan.name(), plan.describe());
+
+    let mut server = VigilProcess::start(&plan)?;
+    let baseline = server.sample()?;
+    let loadgen_bin = project_root().join("target/release/vigil-loadgen");
+    let mut loadgen = Child::spawn(
+        "vigil-loadgen",
+        Command::new(&loadgen_bin)
+            .args(plan.loadgen_args(server.addr()))
+            .stdout(Stdio::piped()),
+    )?;
+    let started = Instant::now();
+
+    // Steady window: after the ramp and a few heartbeats, before anyone
+    // goes quiet.
+    let window = plan.window();
+    wait_until(started + window.start, &mut server, &mut loadgen)?;
+    let window_start = server.sample()?;
+    wait_until(started + window.end, &mut server, &mut loadgen)?;
+    let window_end = server.sample()?;
+
+    let mut stopped_for = None;
+    if let Some((after, length)) = plan.stop {
+        wait_until(started + after, &mut server, &mut loadgen)?;
+        eprintln!("==> SIGSTOP vigil for {} ms", length.as_millis());
+        server.signal("STOP")?;
+        thread::sleep(length);
+        server.signal("CONT")?;
+        stopped_for = Some((after, length));
+    }
+
+    let Some(status) = loadgen.wait_timeout(plan.loadgen_lifetime())? else {
+        bail!("vigil-loadgen still running after its hold; killed it");
+    };
+    if !status.success() {
+        bail!("vigil-loadgen failed ({status}); see its stderr above");
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&loadgen.stdout()?).context("vigil-loadgen's report is not JSON")?;
+    let end = server.sample()?;
+    server.check_alive()?;
+
+    let verdict = Verdict::judge(
+        &plan,
+        &report,
+        [&baseline, &window_start, &window_end, &end],
+        stopped_for,
+    );
+    let json_path = out_dir.join(format!("{}.json", plan.name()));
+    let md_path = out_dir.join(format!("{}.md", plan.name()));
+    fs::write(
+        &json_path,
+        serde_json::to_string_pretty(&verdict.json(&report))?,
+    )
+    .with_context(|| format!("cannot write {}", json_path.display()))?;
+    let summary = verdict.markdown();
+    fs::write(&md_path, &summary).with_context(|| format!("cannot write {}", md_path.display()))?;
+    println!("{summary}");
+    eprintln!(
+        "==> wrote {} and {}",
+        json_path.display(),
+        md_path.display()
+    );
+    verdict.into_result()
+}
+
+/// Sleeps until `at`, failing early if either process died.
+fn wait_until(at: Instant, server: &mut VigilProcess, loadgen: &mut Child) -> Result<()> {
+    while Instant::now() < at {
+        server.check_alive()?;
+        loadgen.check_alive()?;
+        thread::sleep(Duration::from_millis(50).min(at.saturating_duration_since(Instant::now())));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(words: &[&str]) -> Result<Options> {
+        Options::parse(&words.iter().map(|w| (*w).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn a_scenario_by_name_quick_or_not() {
+        assert_eq!(
+            parse(&["detect", "--quick"]).expect("valid"),
+            Options {
+                scenario: Scenario::Detect,
+                quick: true
+            }
+        );
+        assert_eq!(
+            parse(&["idle"]).expect("valid"),
+            Options {
+                scenario: Scenario::Idle,
+                quick: false
+            }
+        );
+        for (words, expected) in [
+            (&[][..], "which scenario"),
+            (&["nap"], "unknown scenario or flag `nap`"),
+            (&["idle", "detect"], "one scenario at a time"),
+        ] {
+            let error = parse(words).expect_err("refused").to_string();
+            assert!(error.contains(expected), "{words:?}: {error}");
+        }
+    }
+}

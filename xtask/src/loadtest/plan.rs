@@ -1,0 +1,286 @@
+//! Each scenario's load: how many clients of each kind, the server's
+//! heartbeat, and when things happen. `--quick` is the CI size.
+
+use std::{net::SocketAddr, ops::Range, time::Duration};
+
+/// The scenarios `loadtest` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scenario {
+    /// Idle healthy connections: memory per connection, CPU per heartbeat.
+    Idle,
+    /// Healthy clients beside silent, half-open and slow-reading ones: every
+    /// quiet one detected within the bound, no healthy one closed.
+    Detect,
+    /// The server is stopped for longer than the heartbeat timeout: no
+    /// healthy client is closed for the server's own stall.
+    Starve,
+}
+
+impl Scenario {
+    pub(crate) fn from_name(name: &str) -> Option<Scenario> {
+        match name {
+            "idle" => Some(Scenario::Idle),
+            "detect" => Some(Scenario::Detect),
+            "starve" => Some(Scenario::Starve),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Scenario::Idle => "idle",
+            Scenario::Detect => "detect",
+            Scenario::Starve => "starve",
+        }
+    }
+}
+
+/// The server's ping jitter, passed explicitly so the bound below holds.
+const JITTER: f64 = 0.1;
+/// What the detection bound allows beyond `interval × (1 + jitter) +
+/// timeout`: the shard's tick, scheduling on a shared machine, and the
+/// client seeing the server's FIN.
+const BOUND_SLACK: Duration = Duration::from_secs(1);
+/// Loadgen processes hold at most this many connections (20,000 files).
+pub(crate) const MAX_PER_LOADGEN: u32 = 19_000;
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Plan {
+    pub(crate) scenario: Scenario,
+    pub(crate) quick: bool,
+    pub(crate) healthy: u32,
+    pub(crate) silent: u32,
+    pub(crate) half_open: u32,
+    pub(crate) slow_readers: u32,
+    pub(crate) interval: Duration,
+    pub(crate) timeout: Duration,
+    /// Connections opened per second.
+    pub(crate) rate: u32,
+    /// When quiet kinds turn quiet, from their handshake.
+    pub(crate) silent_after: Duration,
+    /// How long the loadgen holds after its ramp.
+    pub(crate) hold: Duration,
+    /// When (from the loadgen's start) to SIGSTOP the server, and for how long.
+    pub(crate) stop: Option<(Duration, Duration)>,
+}
+
+impl Plan {
+    pub(crate) fn of(scenario: Scenario, quick: bool) -> Plan {
+        let (interval, timeout) = if quick {
+            (Duration::from_secs(1), Duration::from_secs(1))
+        } else {
+            (Duration::from_secs(5), Duration::from_secs(10))
+        };
+        let base = Plan {
+            scenario,
+            quick,
+            healthy: 0,
+            silent: 0,
+            half_open: 0,
+            slow_readers: 0,
+            interval,
+            timeout,
+            rate: if quick { 1_000 } else { 2_000 },
+            // Long enough for a steady window before anyone turns quiet.
+            silent_after: if quick { interval * 3 } else { interval * 6 },
+            hold: Duration::ZERO,
+            stop: None,
+        };
+        let mut plan = match (scenario, quick) {
+            (Scenario::Idle, true) => Plan {
+                healthy: 1_000,
+                ..base
+            },
+            (Scenario::Idle, false) => Plan {
+                healthy: 19_000,
+                ..base
+            },
+            (Scenario::Detect, true) => Plan {
+                healthy: 200,
+                silent: 20,
+                half_open: 20,
+                slow_readers: 5,
+                ..base
+            },
+            (Scenario::Detect, false) => Plan {
+                healthy: 10_000,
+                silent: 500,
+                half_open: 500,
+                slow_readers: 100,
+                ..base
+            },
+            (Scenario::Starve, true) => Plan {
+                healthy: 200,
+                silent: 20,
+                ..base
+            },
+            (Scenario::Starve, false) => Plan {
+                healthy: 10_000,
+                silent: 500,
+                ..base
+            },
+        };
+        let ramp = plan.ramp();
+        plan.hold = match scenario {
+            // Enough heartbeats for a steady window.
+            Scenario::Idle => plan.interval * 8,
+            // Every quiet client's detection fits, with room to spare.
+            Scenario::Detect => plan.silent_after + plan.bound() * 2,
+            Scenario::Starve => plan.silent_after + plan.stall() + plan.bound() * 2,
+        };
+        if scenario == Scenario::Starve {
+            // Stop just after the last client went quiet: the silent ones
+            // are mid-detection, the healthy ones mid-heartbeat.
+            plan.stop = Some((ramp + plan.silent_after + plan.interval / 2, plan.stall()));
+        }
+        plan
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        self.scenario.name()
+    }
+
+    pub(crate) fn connections(&self) -> u32 {
+        self.healthy + self.silent + self.half_open + self.slow_readers
+    }
+
+    /// How long the server is stopped in `starve`: longer than the whole
+    /// heartbeat bound, so every connection's deadline passes during it.
+    fn stall(&self) -> Duration {
+        self.interval + self.timeout + Duration::from_secs(1)
+    }
+
+    pub(crate) fn ramp(&self) -> Duration {
+        Duration::from_secs_f64(f64::from(self.connections()) / f64::from(self.rate))
+    }
+
+    /// The promise: a quiet peer is closed within `interval × (1 + jitter)
+    /// + timeout` of its last frame, plus [`BOUND_SLACK`].
+    pub(crate) fn bound(&self) -> Duration {
+        self.interval.mul_f64(1.0 + JITTER) + self.timeout + BOUND_SLACK
+    }
+
+    /// The steady window for CPU and memory, from the loadgen's start:
+    /// after the ramp and one heartbeat (two for `idle`), ending before the
+    /// first client can turn quiet.
+    pub(crate) fn window(&self) -> Range<Duration> {
+        if self.scenario == Scenario::Idle {
+            let start = self.ramp() + self.interval * 2;
+            return start..start + self.interval * 4;
+        }
+        let start = self.ramp() + self.interval;
+        start..self.silent_after.max(start + Duration::from_millis(500))
+    }
+
+    /// The loadgen's own deadline: its ramp, settle and hold, plus margin.
+    pub(crate) fn loadgen_lifetime(&self) -> Duration {
+        self.ramp() + Duration::from_secs(12) + self.hold + Duration::from_secs(60)
+    }
+
+    /// The server's heartbeat flags.
+    pub(crate) fn server_args(&self) -> Vec<String> {
+        [
+            "--heartbeat-interval".to_owned(),
+            format!("{}ms", self.interval.as_millis()),
+            "--heartbeat-timeout".to_owned(),
+            format!("{}ms", self.timeout.as_millis()),
+            "--heartbeat-jitter".to_owned(),
+            JITTER.to_string(),
+            "--max-connections-per-ip".to_owned(),
+            "19900".to_owned(),
+        ]
+        .into()
+    }
+
+    /// The loadgen's command line against `addr`.
+    pub(crate) fn loadgen_args(&self, addr: SocketAddr) -> Vec<String> {
+        let mix: Vec<String> = [
+            ("healthy", self.healthy),
+            ("silent", self.silent),
+            ("half-open", self.half_open),
+            ("slow-reader", self.slow_readers),
+        ]
+        .into_iter()
+        .filter(|&(_, count)| count > 0)
+        .map(|(kind, count)| format!("{kind}={count}"))
+        .collect();
+        vec![
+            "--url".to_owned(),
+            format!("ws://{addr}/ws"),
+            "--kind".to_owned(),
+            mix.join(","),
+            "--connections".to_owned(),
+            self.connections().to_string(),
+            "--rate".to_owned(),
+            self.rate.to_string(),
+            "--sources".to_owned(),
+            "4".to_owned(),
+            "--hold".to_owned(),
+            self.hold.as_secs().max(1).to_string(),
+            "--silent-after-ms".to_owned(),
+            self.silent_after.as_millis().to_string(),
+            "--bound-ms".to_owned(),
+            self.bound().as_millis().to_string(),
+        ]
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        format!(
+            "{} healthy, {} silent, {} half-open, {} slow readers; ping after {} ms, timeout \
+             {} ms, jitter {JITTER}; bound {} ms{}",
+            self.healthy,
+            self.silent,
+            self.half_open,
+            self.slow_readers,
+            self.interval.as_millis(),
+            self.timeout.as_millis(),
+            self.bound().as_millis(),
+            match self.stop {
+                Some((_, length)) => format!("; server stopped for {} ms", length.as_millis()),
+                None => String::new(),
+            }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_plan_fits_one_loadgen_and_detects_within_its_hold() {
+        for scenario in [Scenario::Idle, Scenario::Detect, Scenario::Starve] {
+            for quick in [true, false] {
+                let plan = Plan::of(scenario, quick);
+                assert!(plan.connections() <= MAX_PER_LOADGEN, "{plan:?}");
+                let window = plan.window();
+                assert!(window.end > window.start, "{plan:?}");
+                if plan.silent + plan.half_open > 0 {
+                    // The last client turns quiet at ramp + silent_after and
+                    // must be detected before the loadgen stops watching.
+                    let stall = plan.stop.map_or(Duration::ZERO, |(_, length)| length);
+                    assert!(
+                        plan.silent_after + plan.bound() + stall < plan.hold,
+                        "{plan:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_bound_is_the_heartbeat_promise_plus_slack() {
+        let plan = Plan::of(Scenario::Detect, false);
+        // 5 s × 1.1 + 10 s + 1 s.
+        assert_eq!(plan.bound(), Duration::from_millis(16_500));
+        let quick = Plan::of(Scenario::Detect, true);
+        assert_eq!(quick.bound(), Duration::from_millis(3_100));
+    }
+
+    #[test]
+    fn the_starve_stop_outlasts_the_whole_heartbeat() {
+        let plan = Plan::of(Scenario::Starve, true);
+        let (_, length) = plan.stop.expect("starve stops the server");
+        assert!(length > plan.interval + plan.timeout);
+    }
+}

@@ -1,0 +1,174 @@
+//! The `vigil` process under test: started on a free loopback port (read
+//! back from its log), sampled from `/proc` and its own `/metrics`, killed
+//! on drop.
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{SocketAddr, TcpStream},
+    process::{Command, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+
+use super::plan::Plan;
+use crate::{bench_idle::clock_ticks_per_second, child::Child, cmd::project_root};
+
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One look at the server.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Sample {
+    pub(crate) at: Instant,
+    /// utime + stime, seconds.
+    pub(crate) cpu_s: f64,
+    pub(crate) rss_kib: u64,
+    /// From `/metrics`.
+    pub(crate) connections: u64,
+    pub(crate) pings_sent: u64,
+    pub(crate) pongs_received: u64,
+    /// Live heap bytes (the binary is built with `count-alloc`).
+    pub(crate) heap_bytes: Option<u64>,
+}
+
+#[derive(Debug)]
+pub(crate) struct VigilProcess {
+    child: Child,
+    addr: SocketAddr,
+    ticks_per_second: u64,
+}
+
+impl VigilProcess {
+    pub(crate) fn start(plan: &Plan) -> Result<VigilProcess> {
+        let binary = project_root().join("target/release/vigil");
+        let mut command = Command::new(binary);
+        command
+            .args(["--listen", "127.0.0.1:0"])
+            .args(plan.server_args())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = Child::spawn("vigil", &mut command)?;
+        let stderr = child.take_stderr()?;
+        let (lines, received) = mpsc::channel();
+        thread::spawn(move || {
+            // Forwards the log until the process ends.
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[vigil] {line}");
+                let _ = lines.send(line);
+            }
+        });
+        let deadline = Instant::now() + START_TIMEOUT;
+        let addr = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = received
+                .recv_timeout(left)
+                .context("vigil did not log its listening address in time")?;
+            if let Some(addr) = line
+                .split("address=")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+            {
+                break addr
+                    .parse()
+                    .with_context(|| format!("not an address after address=: {line}"))?;
+            }
+        };
+        Ok(VigilProcess {
+            child,
+            addr,
+            ticks_per_second: clock_ticks_per_second(),
+        })
+    }
+
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub(crate) fn check_alive(&mut self) -> Result<()> {
+        self.child.check_alive()
+    }
+
+    /// `kill -SIGNAL` (STOP, CONT).
+    pub(crate) fn signal(&self, signal: &str) -> Result<()> {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .context("cannot run kill(1)")?;
+        if !status.success() {
+            bail!("kill -{signal} failed: {status}");
+        }
+        Ok(())
+    }
+
+    pub(crate) fn sample(&self) -> Result<Sample> {
+        let pid = self.child.id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .context("cannot read the server's /proc/PID/stat")?;
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .context("no command name in /proc/PID/stat")?
+            .1
+            .split_whitespace()
+            .collect();
+        // utime and stime are fields 14 and 15 of the line, 11 and 12 after
+        // the command name.
+        let ticks: u64 = fields
+            .get(11..13)
+            .context("short /proc/PID/stat")?
+            .iter()
+            .map(|field| field.parse::<u64>().unwrap_or(0))
+            .sum();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .context("cannot read the server's /proc/PID/status")?;
+        let rss_kib = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse().ok())
+            .context("no VmRSS in /proc/PID/status")?;
+        let metrics = scrape(self.addr)?;
+        let series = |name: &str| -> Result<u64> {
+            let prefix = format!("{name} ");
+            metrics
+                .lines()
+                .find_map(|line| line.strip_prefix(&prefix))
+                .and_then(|value| value.trim().parse().ok())
+                .with_context(|| format!("no {name} in /metrics"))
+        };
+        Ok(Sample {
+            at: Instant::now(),
+            cpu_s: ticks as f64 / self.ticks_per_second as f64,
+            rss_kib,
+            connections: series("vigil_connections")?,
+            pings_sent: series("vigil_heartbeat_pings_sent_total")?,
+            pongs_received: series("vigil_heartbeat_pongs_received_total")?,
+            heap_bytes: series("vigil_heap_live_bytes").ok(),
+        })
+    }
+}
+
+/// `GET /metrics`, the body.
+fn scrape(addr: SocketAddr) -> Result<String> {
+    let mut stream = TcpStream::connect(addr).context("cannot reach vigil for /metrics")?;
+    stream.set_read_timeout(Some(SCRAPE_TIMEOUT))?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .context("cannot read /metrics")?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .context("no end of the /metrics response head")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        bail!("/metrics answered {}", head.lines().next().unwrap_or(""));
+    }
+    Ok(body.to_owned())
+}

@@ -1,0 +1,243 @@
+//! What a run measured and whether it kept the promises: the figures (from
+//! the server's samples) and the checks (from the loadgen's report).
+
+use std::{fmt::Write as _, time::Duration};
+
+use anyhow::{Result, bail};
+use serde_json::{Value, json};
+
+use super::{
+    plan::{Plan, Scenario},
+    server::Sample,
+};
+
+/// One promise, kept or not, and what was seen.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Check {
+    pub(crate) name: String,
+    pub(crate) passed: bool,
+    pub(crate) seen: String,
+}
+
+#[derive(Debug)]
+pub(crate) struct Verdict {
+    scenario: &'static str,
+    describe: String,
+    figures: Vec<(&'static str, String)>,
+    checks: Vec<Check>,
+}
+
+/// `report.kinds.<kind>.<field>` as a number, if present.
+fn kind_field(report: &Value, kind: &str, field: &str) -> Option<f64> {
+    report["kinds"][kind][field].as_f64()
+}
+
+impl Verdict {
+    /// `samples`: before the load, at the window's start and end, and at
+    /// the end. `stopped`: when (from the loadgen's start) the server was
+    /// stopped, and for how long.
+    pub(crate) fn judge(
+        plan: &Plan,
+        report: &Value,
+        samples: [&Sample; 4],
+        stopped: Option<(Duration, Duration)>,
+    ) -> Verdict {
+        let [baseline, start, end, _last] = samples;
+        let mut checks = Vec::new();
+        let mut check = |name: String, passed: bool, seen: String| {
+            checks.push(Check { name, passed, seen });
+        };
+        let number = |path: &[&str]| {
+            path.iter()
+                .fold(report, |value, key| &value[*key])
+                .as_f64()
+                .unwrap_or(f64::NAN)
+        };
+        let attempted = number(&["attempted"]);
+        let failed = number(&["failed"]);
+        check(
+            "every handshake succeeds".into(),
+            failed == 0.0 && attempted == f64::from(plan.connections()),
+            format!("{attempted} attempted, {failed} failed"),
+        );
+        let false_positives = kind_field(report, "healthy", "false_positives").unwrap_or(f64::NAN);
+        check(
+            "no healthy client is closed (false positives)".into(),
+            false_positives == 0.0,
+            format!("{false_positives} closed"),
+        );
+        for (kind, count) in [("silent", plan.silent), ("half-open", plan.half_open)] {
+            if count == 0 {
+                continue;
+            }
+            let quiet = kind_field(report, kind, "went_quiet").unwrap_or(f64::NAN);
+            let never = kind_field(report, kind, "never_closed").unwrap_or(f64::NAN);
+            let within = kind_field(report, kind, "within_bound").unwrap_or(f64::NAN);
+            let max = report["kinds"][kind]["detection_ms"]["max"]
+                .as_f64()
+                .unwrap_or(f64::NAN);
+            check(
+                format!("every {kind} client is detected"),
+                quiet == f64::from(count) && never == 0.0,
+                format!("{quiet} went quiet, {never} never closed"),
+            );
+            // Within the bound, except across a deliberate stop of the
+            // server, which pauses its clock too.
+            if stopped.is_none() {
+                check(
+                    format!(
+                        "every {kind} client is detected within {} ms",
+                        plan.bound().as_millis()
+                    ),
+                    within == quiet,
+                    format!("{within} of {quiet}; slowest {max} ms"),
+                );
+            }
+        }
+        if plan.slow_readers > 0 {
+            let closed = kind_field(report, "slow-reader", "closed_by_server").unwrap_or(f64::NAN);
+            check(
+                "slow readers that keep writing stay connected".into(),
+                closed == 0.0,
+                format!("{closed} closed"),
+            );
+        }
+        if plan.scenario == Scenario::Idle {
+            let min_pings = number(&["pings", "per_connection_min"]);
+            check(
+                "every connection is pinged through the hold".into(),
+                min_pings >= 4.0,
+                format!("fewest pings on a connection: {min_pings}"),
+            );
+        }
+
+        let mut figures = Vec::new();
+        let connections = end.connections.max(1) as f64;
+        if let (Some(before), Some(after)) = (baseline.heap_bytes, end.heap_bytes) {
+            figures.push((
+                "server live heap per connection",
+                format!("{:.0} B", after.saturating_sub(before) as f64 / connections),
+            ));
+        }
+        figures.push((
+            "server RSS per connection",
+            format!(
+                "{:.2} KiB",
+                end.rss_kib.saturating_sub(baseline.rss_kib) as f64 / connections
+            ),
+        ));
+        let pings = end.pings_sent.saturating_sub(start.pings_sent);
+        let seconds = end.at.duration_since(start.at).as_secs_f64();
+        if pings > 0 {
+            let cpu = end.cpu_s - start.cpu_s;
+            figures.push((
+                "server CPU per heartbeat",
+                format!(
+                    "{:.1} us ({:.2} s of CPU over {pings} heartbeats; CPU time counts in 10 ms ticks)",
+                    cpu * 1e6 / pings as f64,
+                    cpu
+                ),
+            ));
+        }
+        figures.push((
+            "heartbeats per second (window)",
+            format!("{:.0}", pings as f64 / seconds.max(f64::EPSILON)),
+        ));
+        figures.push((
+            "connections at the window's end",
+            end.connections.to_string(),
+        ));
+        figures.push((
+            "handshake p50 / p99",
+            format!(
+                "{} / {} ms",
+                number(&["handshake_ms", "p50"]),
+                number(&["handshake_ms", "p99"])
+            ),
+        ));
+        for kind in ["silent", "half-open"] {
+            let detection = &report["kinds"][kind]["detection_ms"];
+            if detection.is_object() {
+                figures.push((
+                    if kind == "silent" {
+                        "silent: detection p50 / p99 / max"
+                    } else {
+                        "half-open: detection p50 / p99 / max"
+                    },
+                    format!(
+                        "{} / {} / {} ms (bound {} ms)",
+                        detection["p50"],
+                        detection["p99"],
+                        detection["max"],
+                        plan.bound().as_millis()
+                    ),
+                ));
+            }
+        }
+        if let Some((after, length)) = stopped {
+            let resumed_ms = (after + length).as_millis() as f64;
+            if let Some(last) = kind_field(report, "silent", "last_closed_ms") {
+                let after_resume = (last - resumed_ms).max(0.0);
+                figures.push((
+                    "silent: all detected after the server resumed",
+                    format!("{after_resume:.0} ms"),
+                ));
+                checks.push(Check {
+                    name: format!(
+                        "after the stall, every silent client is detected within {} ms",
+                        plan.bound().as_millis()
+                    ),
+                    passed: after_resume <= plan.bound().as_millis() as f64,
+                    seen: format!("the last {after_resume:.0} ms after the server resumed"),
+                });
+            }
+            figures.push((
+                "server stopped (SIGSTOP)",
+                format!("{} ms", length.as_millis()),
+            ));
+        }
+        Verdict {
+            scenario: plan.name(),
+            describe: plan.describe(),
+            figures,
+            checks,
+        }
+    }
+
+    pub(crate) fn json(&self, report: &Value) -> Value {
+        json!({
+            "scenario": self.scenario,
+            "plan": self.describe,
+            "figures": self.figures.iter().map(|(name, value)| json!({"name": name, "value": value})).collect::<Vec<_>>(),
+            "checks": self.checks.iter().map(|c| json!({"name": c.name, "passed": c.passed, "seen": c.seen})).collect::<Vec<_>>(),
+            "loadgen": report,
+        })
+    }
+
+    pub(crate) fn markdown(&self) -> String {
+        let mut text = format!("### loadtest `{}`\n\n{}\n\n", self.scenario, self.describe);
+        text.push_str("| figure | value |\n|---|---|\n");
+        for (name, value) in &self.figures {
+            let _ = writeln!(text, "| {name} | {value} |");
+        }
+        text.push_str("\n| check | result | seen |\n|---|---|---|\n");
+        for check in &self.checks {
+            let result = if check.passed { "pass" } else { "**FAIL**" };
+            let _ = writeln!(text, "| {} | {result} | {} |", check.name, check.seen);
+        }
+        text
+    }
+
+    pub(crate) fn into_result(self) -> Result<()> {
+        let failed: Vec<String> = self
+            .checks
+            .iter()
+            .filter(|check| !check.passed)
+            .map(|check| format!("{} ({})", check.name, check.seen))
+            .collect();
+        if !failed.is_empty() {
+            bail!("loadtest {}: {}", self.scenario, failed.join("; "));
+        }
+        Ok(())
+    }
+}
