@@ -31,7 +31,7 @@ use crate::{
     cmd::{self, cargo, project_root},
 };
 
-const USAGE: &str = "usage: cargo xtask loadtest idle|detect|starve [--quick]";
+const USAGE: &str = "usage: cargo xtask loadtest idle|detect|starve|flood|publish|storm [--quick]";
 
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Options {
@@ -86,7 +86,7 @@ pub(crate) fn run(options: &Options) -> Result<()> {
     fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
     eprintln!("==> loadtest {}: {}", plan.name(), plan.describe());
 
-    let mut server = VigilProcess::start(&plan)?;
+    let mut server = VigilProcess::start(&plan, "127.0.0.1:0".parse()?)?;
     let baseline = server.sample()?;
     let loadgen_bin = project_root().join("target/release/vigil-loadgen");
     let mut loadgen = Child::spawn(
@@ -115,6 +115,12 @@ pub(crate) fn run(options: &Options) -> Result<()> {
         stopped_for = Some((after, length));
     }
 
+    let mut storm = None;
+    if let Some(after) = plan.restart_after {
+        wait_until(started + after, &mut server, &mut loadgen)?;
+        storm = Some(restart(&plan, &mut server, &mut loadgen, started)?);
+    }
+
     let Some(status) = loadgen.wait_timeout(plan.loadgen_lifetime())? else {
         bail!("vigil-loadgen still running after its hold; killed it");
     };
@@ -130,7 +136,10 @@ pub(crate) fn run(options: &Options) -> Result<()> {
         &plan,
         &report,
         [&baseline, &window_start, &window_end, &end],
-        stopped_for,
+        &Events {
+            stopped: stopped_for,
+            storm,
+        },
     );
     let json_path = out_dir.join(format!("{}.json", plan.name()));
     let md_path = out_dir.join(format!("{}.md", plan.name()));
@@ -148,6 +157,63 @@ pub(crate) fn run(options: &Options) -> Result<()> {
         md_path.display()
     );
     verdict.into_result()
+}
+
+/// What the harness did besides sampling, for the verdict.
+#[derive(Debug, Default)]
+pub(crate) struct Events {
+    /// When (from the loadgen's start) the server was stopped, and how long.
+    pub(crate) stopped: Option<(Duration, Duration)>,
+    pub(crate) storm: Option<Storm>,
+}
+
+/// A kill and restart under load.
+#[derive(Debug)]
+pub(crate) struct Storm {
+    /// When the new server listened, from the loadgen's start.
+    pub(crate) restarted_at: Duration,
+    /// From then until every client was connected again, if they were.
+    pub(crate) all_connected: Option<Duration>,
+    /// From then until the channel showed every client again, if it did.
+    pub(crate) presence_whole: Option<Duration>,
+}
+
+/// How long `storm` waits for every client to be back.
+const STORM_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Kills the server (SIGKILL: every client loses it at once) and starts a
+/// new one on the same port, then watches its `/metrics` until every client
+/// is connected and in the channel's presence again.
+fn restart(
+    plan: &Plan,
+    server: &mut VigilProcess,
+    loadgen: &mut Child,
+    started: Instant,
+) -> Result<Storm> {
+    let addr = server.addr();
+    eprintln!("==> SIGKILL vigil and start it again on {addr}");
+    server.kill()?;
+    *server = VigilProcess::start(plan, addr)?;
+    let restarted = Instant::now();
+    let expected = u64::from(plan.connections());
+    let mut all_connected = None;
+    let mut presence_whole = None;
+    while restarted.elapsed() < STORM_PATIENCE && presence_whole.is_none() {
+        loadgen.check_alive()?;
+        let (connections, members) = server.connections_and_members()?;
+        if all_connected.is_none() && connections >= expected {
+            all_connected = Some(restarted.elapsed());
+        }
+        if presence_whole.is_none() && members >= expected {
+            presence_whole = Some(restarted.elapsed());
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    Ok(Storm {
+        restarted_at: restarted.duration_since(started),
+        all_connected,
+        presence_whole,
+    })
 }
 
 /// Sleeps until `at`, failing early if either process died.

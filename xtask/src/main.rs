@@ -42,11 +42,14 @@ SUBCOMMANDS:
                          (default both, 19000 connections, 5000 ms, 20
                          heartbeats; --quick: 2000 connections, 3 heartbeats);
                          writes target/bench-idle/<server>.json
-    loadtest idle|detect|starve [--quick]
+    loadtest idle|detect|starve|flood|publish|storm [--quick]
                          the vigil server under vigil-loadgen: idle (memory,
                          CPU per heartbeat), detect (silent, half-open and
                          slow-reading clients among healthy ones), starve
-                         (server stopped past the timeout); checks that every
+                         (server stopped past the timeout), flood (pings
+                         every 100 ms: round trips per core), publish (fan-out
+                         to 1,000 subscribers), storm (server killed and
+                         restarted under every client); checks that every
                          quiet client is detected within the bound and no
                          healthy one is closed; writes target/loadtest/
     help                 print this message

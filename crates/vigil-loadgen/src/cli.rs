@@ -33,9 +33,20 @@ OPTIONS:
                                               forwarding both ways (sockets open)
                                  flapper      connect, stay about --flap-ms, close
                                               cleanly, reconnect, until the end
+                                 publisher    publish to the --join channel every
+                                              --publish-ms (vigil's protocol),
+                                              reading and dropping all it gets
     --silent-after-ms MS       when silent, slow-reader and half-open clients
                                turn, counted from their handshake (default 5000)
     --flap-ms MS               a flapper's mean time connected (default 1000)
+    --join CHANNEL             every client joins CHANNEL (vigil's protocol) after
+                               its handshake; healthy ones then time each channel
+                               message a publisher sent (report: messages)
+    --publish-ms MS            a publisher's pause between messages (default 100)
+    --reconnect-max-ms MS      healthy clients reconnect after the server ends
+                               them: a random delay under 1 s, then exponential
+                               backoff with full jitter from 100 ms, capped at MS
+                               (they rejoin --join); without it they stay closed
     --bound-ms MS              the server's detection bound (interval + timeout +
                                jitter): the report counts detections within it
     --connections N            clients to open, 1..=19500 per process (default 100)
@@ -74,15 +85,17 @@ pub(crate) enum Kind {
     SlowReader,
     HalfOpen,
     Flapper,
+    Publisher,
 }
 
 impl Kind {
-    pub(crate) const ALL: [Kind; 5] = [
+    pub(crate) const ALL: [Kind; 6] = [
         Kind::Healthy,
         Kind::Silent,
         Kind::SlowReader,
         Kind::HalfOpen,
         Kind::Flapper,
+        Kind::Publisher,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -92,6 +105,7 @@ impl Kind {
             Kind::SlowReader => "slow-reader",
             Kind::HalfOpen => "half-open",
             Kind::Flapper => "flapper",
+            Kind::Publisher => "publisher",
         }
     }
 
@@ -168,6 +182,9 @@ pub(crate) struct Options {
     pub(crate) silent_after: Duration,
     pub(crate) flap: Duration,
     pub(crate) bound: Option<Duration>,
+    pub(crate) join: Option<String>,
+    pub(crate) publish_every: Duration,
+    pub(crate) reconnect_cap: Option<Duration>,
     pub(crate) target: Target,
     pub(crate) connections: u32,
     pub(crate) sources: u8,
@@ -187,6 +204,9 @@ impl Options {
         let mut silent_after = Duration::from_secs(5);
         let mut flap = Duration::from_secs(1);
         let mut bound = None;
+        let mut join = None;
+        let mut publish_every = Duration::from_millis(100);
+        let mut reconnect_cap = None;
         let millis = |flag: &str, value: &str, max: u64| -> Result<Duration> {
             let ms: u64 = value
                 .parse()
@@ -225,6 +245,21 @@ impl Options {
                 "--silent-after-ms" => silent_after = millis(&flag, &value, 3_600_000)?,
                 "--flap-ms" => flap = millis(&flag, &value, 600_000)?,
                 "--bound-ms" => bound = Some(millis(&flag, &value, 3_600_000)?),
+                "--publish-ms" => publish_every = millis(&flag, &value, 600_000)?,
+                "--reconnect-max-ms" => reconnect_cap = Some(millis(&flag, &value, 600_000)?),
+                "--join" => {
+                    let valid = (1..=40).contains(&value.len())
+                        && value
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"_-.:/".contains(&b));
+                    if !valid {
+                        bail!(
+                            "`--join {value}`: a channel is 1 to 40 characters from A-Z a-z 0-9 \
+                             _ - . : /"
+                        );
+                    }
+                    join = Some(value);
+                }
                 "--url" => url = Some(Target::parse(&value)?),
                 "--connections" => {
                     connections = value.parse().with_context(context)?;
@@ -280,11 +315,17 @@ impl Options {
         let Some(target) = url else {
             bail!("`--url ws://127.0.0.1:PORT/PATH` is required (see --help)");
         };
+        if mix.has(Kind::Publisher) && join.is_none() {
+            bail!("publishers need a channel: add `--join CHANNEL`");
+        }
         Ok(Options {
             mix,
             silent_after,
             flap,
             bound,
+            join,
+            publish_every,
+            reconnect_cap,
             target,
             connections,
             sources,

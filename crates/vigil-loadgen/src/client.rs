@@ -2,6 +2,7 @@
 //! recording what it sees in its slot. Healthy clients and flappers are
 //! here; the kinds that go quiet are in [`quiet`].
 
+mod publisher;
 mod quiet;
 
 use std::{net::Ipv4Addr, sync::Arc, time::Duration};
@@ -26,12 +27,18 @@ const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// dropped at the end of the hold (which is what bounds it in time).
 pub(crate) async fn run(shared: Arc<Shared>, index: usize, source: Ipv4Addr) {
     let slot = &shared.slots[index];
-    let ws = match open(&shared, slot, source).await {
+    let begin = Instant::now();
+    let ws = match connect(&shared, source).await {
         Ok(ws) => ws,
         Err(reason) => return slot.failed(reason),
     };
+    slot.opened(begin.elapsed());
     let reason = match shared.kinds[index] {
-        Kind::Healthy => healthy(ws, slot, shared.start).await,
+        Kind::Healthy => match shared.reconnect_cap {
+            None => healthy(ws, slot, &shared).await,
+            Some(cap) => reconnecting(ws, slot, &shared, source, index, cap).await,
+        },
+        Kind::Publisher => publisher::publish(ws, &shared).await,
         Kind::Silent => quiet::silent(ws, slot, &shared).await,
         Kind::SlowReader => quiet::slow_reader(ws, slot, &shared).await,
         Kind::HalfOpen => quiet::half_open(ws, slot, &shared).await,
@@ -40,27 +47,80 @@ pub(crate) async fn run(shared: Arc<Shared>, index: usize, source: Ipv4Addr) {
     slot.closed_at(reason, ms_since(shared.start));
 }
 
-/// Connects and upgrades within the handshake timeout; records the
-/// handshake time.
-async fn open(
-    shared: &Shared,
-    slot: &Slot,
-    source: Ipv4Addr,
-) -> Result<WebSocket<Prefixed>, Reason> {
-    let begin = Instant::now();
+/// Connects, upgrades and (with `--join`) joins, within the handshake
+/// timeout.
+async fn connect(shared: &Shared, source: Ipv4Addr) -> Result<WebSocket<Prefixed>, Reason> {
     let connecting = handshake::connect(source, &shared.target, &shared.request);
-    match timeout(shared.handshake_timeout, connecting).await {
-        Err(_elapsed) => Err(Reason::HandshakeTimeout),
+    let mut ws = match timeout(shared.handshake_timeout, connecting).await {
+        Err(_elapsed) => return Err(Reason::HandshakeTimeout),
         Ok(Err(HandshakeError::Rejected(why))) => {
             // Only the first: they are all alike, and the report stays small.
             let _ = shared.first_rejection.set(why);
-            Err(Reason::HandshakeRejected)
+            return Err(Reason::HandshakeRejected);
         }
-        Ok(Err(error)) => Err(Reason::of_handshake(&error)),
-        Ok(Ok(ws)) => {
-            slot.opened(begin.elapsed());
-            Ok(ws)
-        }
+        Ok(Err(error)) => return Err(Reason::of_handshake(&error)),
+        Ok(Ok(ws)) => ws,
+    };
+    if let Some(join) = &shared.join {
+        ws.write_frame(Frame::text(Payload::Borrowed(join.as_bytes())))
+            .await
+            .map_err(|_| Reason::WriteError)?;
+    }
+    Ok(ws)
+}
+
+/// A small xorshift generator per connection, for jitter.
+fn next_random(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// A seed that differs for every connection.
+fn seed(index: usize) -> u64 {
+    (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Uniform in `[0, ceiling)`, to the microsecond.
+fn random_below(state: &mut u64, ceiling: Duration) -> Duration {
+    let micros = ceiling.as_micros().max(1) as u64;
+    Duration::from_micros(next_random(state) % micros)
+}
+
+/// The first retry of a reconnecting client comes within this; the server's
+/// clients must not all come back in the same instant.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// Backoff after a failed attempt starts from this, doubling.
+const RETRY_BASE: Duration = Duration::from_millis(100);
+
+/// Healthy, and when the server ends the connection, back again: a random
+/// delay under [`FIRST_RETRY`], then exponential backoff with full jitter
+/// from [`RETRY_BASE`] capped at `cap`. Ends only with the run.
+async fn reconnecting(
+    mut ws: WebSocket<Prefixed>,
+    slot: &Slot,
+    shared: &Shared,
+    source: Ipv4Addr,
+    index: usize,
+    cap: Duration,
+) -> Reason {
+    let mut rng = seed(index);
+    loop {
+        healthy(ws, slot, shared).await;
+        sleep(random_below(&mut rng, FIRST_RETRY)).await;
+        let mut ceiling = RETRY_BASE;
+        ws = loop {
+            match connect(shared, source).await {
+                Ok(ws) => break ws,
+                Err(reason) => {
+                    slot.reconnect_failed(reason);
+                    sleep(random_below(&mut rng, ceiling)).await;
+                    ceiling = (ceiling * 2).min(cap);
+                }
+            }
+        };
+        slot.reconnected(ms_since(shared.start));
     }
 }
 
@@ -73,21 +133,22 @@ pub(crate) fn ms_since(start: Instant) -> u32 {
 /// payload (by hand rather than auto-pong, to count the pings) and every
 /// application-level ping text with its pong, answers a close
 /// (fastwebsockets' auto-close) and ends.
-async fn healthy<S>(mut ws: WebSocket<S>, slot: &Slot, start: Instant) -> Reason
+async fn healthy<S>(mut ws: WebSocket<S>, slot: &Slot, shared: &Shared) -> Reason
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     ws.set_auto_pong(false);
-    answer_pings(&mut ws, slot, start).await
+    answer_pings(&mut ws, slot, shared).await
 }
 
 /// The healthy loop on a borrowed socket: ends only when the connection
 /// does. Not cancel-safe (fastwebsockets' `read_frame` is not): a caller
 /// that drops it mid-read must not read this socket again.
-async fn answer_pings<S>(ws: &mut WebSocket<S>, slot: &Slot, start: Instant) -> Reason
+async fn answer_pings<S>(ws: &mut WebSocket<S>, slot: &Slot, shared: &Shared) -> Reason
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let start = shared.start;
     loop {
         let frame = match ws.read_frame().await {
             Ok(frame) => frame,
@@ -104,7 +165,13 @@ where
                     let text = format!(r#"{{"type":"pong","id":{id}}}"#);
                     Frame::text(Payload::Owned(text.into_bytes()))
                 }
-                None => continue,
+                None => {
+                    if let Some(sent_us) = publisher::sent_us(&frame.payload) {
+                        let now_us = start.elapsed().as_micros() as u64;
+                        shared.latency.record(now_us.saturating_sub(sent_us));
+                    }
+                    continue;
+                }
             },
             OpCode::Close => return Reason::CloseFrame,
             _ => continue,
@@ -137,14 +204,13 @@ async fn flapper(
     index: usize,
 ) -> Reason {
     ws.set_auto_pong(false);
-    let mut rng = (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut rng = seed(index);
     loop {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let stay = shared.flap.mul_f64(0.5 + (rng % 1000) as f64 / 1000.0);
+        let stay = shared
+            .flap
+            .mul_f64(0.5 + (next_random(&mut rng) % 1000) as f64 / 1000.0);
         // Dropping the healthy loop mid-read is fine: the socket is closed next.
-        if let Ok(reason) = timeout(stay, answer_pings(&mut ws, slot, shared.start)).await {
+        if let Ok(reason) = timeout(stay, answer_pings(&mut ws, slot, shared)).await {
             return reason; // the server ended it first
         }
         let _ = ws.write_frame(Frame::close(1000, b"")).await;
@@ -157,17 +223,16 @@ async fn flapper(
         })
         .await;
         ws = loop {
-            let connecting = handshake::connect(source, &shared.target, &shared.request);
-            match timeout(shared.handshake_timeout, connecting).await {
-                Ok(Ok(ws)) => break ws,
-                _ => {
-                    slot.reconnect_failed();
-                    sleep(Duration::from_millis(100)).await;
+            match connect(shared, source).await {
+                Ok(ws) => break ws,
+                Err(reason) => {
+                    slot.reconnect_failed(reason);
+                    sleep(RETRY_BASE).await;
                 }
             }
         };
         ws.set_auto_pong(false);
-        slot.cycled();
+        slot.reconnected(ms_since(shared.start));
     }
 }
 

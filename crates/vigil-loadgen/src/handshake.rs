@@ -138,6 +138,11 @@ impl Prefixed {
     pub(crate) fn stream(&self) -> &TcpStream {
         &self.stream
     }
+
+    /// The socket, dropping any bytes still in the prefix.
+    pub(crate) fn into_stream(self) -> TcpStream {
+        self.stream
+    }
 }
 
 impl AsyncRead for Prefixed {

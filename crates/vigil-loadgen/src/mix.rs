@@ -69,6 +69,11 @@ impl Mix {
             .collect()
     }
 
+    /// Whether some connection will be of `kind`.
+    pub(crate) fn has(&self, kind: Kind) -> bool {
+        self.0.iter().any(|&(k, weight)| k == kind && weight > 0)
+    }
+
     /// How the command line would write it.
     pub(crate) fn describe(&self) -> String {
         match self.0.as_slice() {

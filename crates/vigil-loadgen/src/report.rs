@@ -129,9 +129,14 @@ pub(crate) struct Slot {
     quiet_ms: AtomicU32,
     /// When the server ended it, ms since the start of the run.
     ended_ms: AtomicU32,
-    /// A flapper's completed connect-close cycles, and failed reconnects.
+    /// Completed reconnects (a flapper's cycles, a reconnecting healthy
+    /// client's comebacks), attempts refused (nothing listening) and other
+    /// failed attempts.
     cycles: AtomicU32,
+    reconnect_refused: AtomicU32,
     reconnect_failures: AtomicU32,
+    /// When it last reconnected, ms since the start of the run.
+    reconnected_ms: AtomicU32,
 }
 
 impl Slot {
@@ -147,7 +152,9 @@ impl Slot {
             quiet_ms: AtomicU32::new(UNSET),
             ended_ms: AtomicU32::new(UNSET),
             cycles: AtomicU32::new(0),
+            reconnect_refused: AtomicU32::new(0),
             reconnect_failures: AtomicU32::new(0),
+            reconnected_ms: AtomicU32::new(UNSET),
         }
     }
 
@@ -167,9 +174,20 @@ impl Slot {
         self.cycles.fetch_add(1, Relaxed);
     }
 
-    /// A flapper's reconnect failed (it tries again).
-    pub(crate) fn reconnect_failed(&self) {
-        self.reconnect_failures.fetch_add(1, Relaxed);
+    /// A reconnect attempt failed (it tries again): refused when nothing
+    /// listened, otherwise a real failure.
+    pub(crate) fn reconnect_failed(&self, reason: Reason) {
+        if reason == Reason::ConnectRefused {
+            self.reconnect_refused.fetch_add(1, Relaxed);
+        } else {
+            self.reconnect_failures.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// A reconnecting client is back, `now_ms` after the start of the run.
+    pub(crate) fn reconnected(&self, now_ms: u32) {
+        self.reconnected_ms.store(now_ms, Relaxed);
+        self.cycled();
     }
 
     pub(crate) fn failed(&self, reason: Reason) {
@@ -286,6 +304,9 @@ pub(crate) struct Report {
     pub(crate) first_rejection: Option<String>,
     pub(crate) handshake_ms: Latency,
     pub(crate) pings: Pings,
+    /// Channel messages subscribers received (with `--join` and a publisher).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) messages: Option<Messages>,
 }
 
 #[derive(Debug, Default, Serialize, PartialEq)]
@@ -374,8 +395,10 @@ fn percentile(sorted: &[u32], percent: usize) -> u32 {
 }
 
 mod kinds;
+mod latency;
 
 pub(crate) use kinds::{KindReport, by_kind};
+pub(crate) use latency::{MessageLatency, Messages};
 
 #[cfg(test)]
 mod tests;

@@ -21,7 +21,7 @@ use tokio::{
 use crate::{
     cli::{Kind, Options, Target},
     client, handshake,
-    report::{Report, Slot, Tally, by_kind, summarize},
+    report::{MessageLatency, Report, Slot, Tally, by_kind, summarize},
 };
 
 /// What every connection task reads.
@@ -32,6 +32,14 @@ pub(crate) struct Shared {
     pub(crate) slots: Box<[Slot]>,
     pub(crate) silent_after: Duration,
     pub(crate) flap: Duration,
+    /// `--join`: the channel (empty without it) and the join request.
+    pub(crate) channel: String,
+    pub(crate) join: Option<String>,
+    pub(crate) publish_every: Duration,
+    /// `--reconnect-max-ms`: healthy clients come back, with this backoff cap.
+    pub(crate) reconnect_cap: Option<Duration>,
+    /// Delivery latency of channel messages, over all subscribers.
+    pub(crate) latency: MessageLatency,
     pub(crate) start: Instant,
     pub(crate) target: Target,
     pub(crate) request: String,
@@ -66,6 +74,14 @@ async fn control(options: Options) -> Result<Report> {
         slots: (0..n).map(|_| Slot::new()).collect(),
         silent_after: options.silent_after,
         flap: options.flap,
+        channel: options.join.clone().unwrap_or_default(),
+        join: options
+            .join
+            .as_ref()
+            .map(|channel| format!(r#"{{"op":"join","channel":"{channel}"}}"#)),
+        publish_every: options.publish_every,
+        reconnect_cap: options.reconnect_cap,
+        latency: MessageLatency::new(),
         start: Instant::now(),
         request: handshake::request(&options.target),
         target: options.target.clone(),
@@ -159,6 +175,7 @@ async fn control(options: Options) -> Result<Report> {
         first_rejection: shared.first_rejection.get().cloned(),
         handshake_ms,
         pings,
+        messages: shared.latency.summary(),
     })
 }
 

@@ -14,6 +14,15 @@ pub(crate) enum Scenario {
     /// The server is stopped for longer than the heartbeat timeout: no
     /// healthy client is closed for the server's own stall.
     Starve,
+    /// Pings every 100 ms: the most heartbeat round trips one server core
+    /// handles.
+    Flood,
+    /// One publisher, a channel of subscribers: fan-out throughput and
+    /// delivery latency.
+    Publish,
+    /// The server is killed and restarted under every client at once: how
+    /// fast they are all back, none failing, presence whole again.
+    Storm,
 }
 
 impl Scenario {
@@ -22,6 +31,9 @@ impl Scenario {
             "idle" => Some(Scenario::Idle),
             "detect" => Some(Scenario::Detect),
             "starve" => Some(Scenario::Starve),
+            "flood" => Some(Scenario::Flood),
+            "publish" => Some(Scenario::Publish),
+            "storm" => Some(Scenario::Storm),
             _ => None,
         }
     }
@@ -31,6 +43,9 @@ impl Scenario {
             Scenario::Idle => "idle",
             Scenario::Detect => "detect",
             Scenario::Starve => "starve",
+            Scenario::Flood => "flood",
+            Scenario::Publish => "publish",
+            Scenario::Storm => "storm",
         }
     }
 }
@@ -41,6 +56,14 @@ const JITTER: f64 = 0.1;
 /// timeout`: the shard's tick, scheduling on a shared machine, and the
 /// client seeing the server's FIN.
 const BOUND_SLACK: Duration = Duration::from_secs(1);
+/// The channel every client of `publish` joins.
+const CHANNEL: &str = "bench";
+/// The channel every client of `storm` joins.
+const STORM_CHANNEL: &str = "storm";
+/// Reconnect backoff cap of `storm`'s clients.
+const STORM_BACKOFF_CAP: Duration = Duration::from_secs(5);
+/// How often the publisher of `publish` sends.
+const PUBLISH_EVERY: Duration = Duration::from_millis(20);
 /// Loadgen processes hold at most this many connections (20,000 files).
 pub(crate) const MAX_PER_LOADGEN: u32 = 19_000;
 
@@ -52,6 +75,8 @@ pub(crate) struct Plan {
     pub(crate) silent: u32,
     pub(crate) half_open: u32,
     pub(crate) slow_readers: u32,
+    /// Clients publishing to the channel everyone joins (`publish`).
+    pub(crate) publishers: u32,
     pub(crate) interval: Duration,
     pub(crate) timeout: Duration,
     /// Connections opened per second.
@@ -62,11 +87,16 @@ pub(crate) struct Plan {
     pub(crate) hold: Duration,
     /// When (from the loadgen's start) to SIGSTOP the server, and for how long.
     pub(crate) stop: Option<(Duration, Duration)>,
+    /// When (from the loadgen's start) to kill and restart the server.
+    pub(crate) restart_after: Option<Duration>,
 }
 
 impl Plan {
     pub(crate) fn of(scenario: Scenario, quick: bool) -> Plan {
-        let (interval, timeout) = if quick {
+        let (interval, timeout) = if scenario == Scenario::Flood {
+            // The shortest interval and timeout vigil-core allows.
+            (Duration::from_millis(100), Duration::from_secs(1))
+        } else if quick {
             (Duration::from_secs(1), Duration::from_secs(1))
         } else {
             (Duration::from_secs(5), Duration::from_secs(10))
@@ -78,6 +108,7 @@ impl Plan {
             silent: 0,
             half_open: 0,
             slow_readers: 0,
+            publishers: 0,
             interval,
             timeout,
             rate: if quick { 1_000 } else { 2_000 },
@@ -85,6 +116,7 @@ impl Plan {
             silent_after: if quick { interval * 3 } else { interval * 6 },
             hold: Duration::ZERO,
             stop: None,
+            restart_after: None,
         };
         let mut plan = match (scenario, quick) {
             (Scenario::Idle, true) => Plan {
@@ -119,15 +151,41 @@ impl Plan {
                 silent: 500,
                 ..base
             },
+            (Scenario::Flood, true) => Plan {
+                healthy: 1_000,
+                ..base
+            },
+            (Scenario::Flood, false) => Plan {
+                healthy: 19_000,
+                ..base
+            },
+            (Scenario::Publish, quick) => Plan {
+                healthy: if quick { 100 } else { 1_000 },
+                publishers: 1,
+                ..base
+            },
+            (Scenario::Storm, quick) => Plan {
+                healthy: if quick { 500 } else { 19_000 },
+                ..base
+            },
         };
         let ramp = plan.ramp();
         plan.hold = match scenario {
             // Enough heartbeats for a steady window.
             Scenario::Idle => plan.interval * 8,
+            Scenario::Flood => Duration::from_secs(30),
+            Scenario::Publish => Duration::from_secs(if quick { 8 } else { 30 }),
+            // Before the restart, the restart, and everyone back.
+            Scenario::Storm => Duration::from_secs(if quick { 20 } else { 60 }),
             // Every quiet client's detection fits, with room to spare.
             Scenario::Detect => plan.silent_after + plan.bound() * 2,
             Scenario::Starve => plan.silent_after + plan.stall() + plan.bound() * 2,
         };
+        if scenario == Scenario::Storm {
+            // Killed (SIGKILL) and started again on the same port once the
+            // window is measured.
+            plan.restart_after = Some(plan.window().end + Duration::from_secs(1));
+        }
         if scenario == Scenario::Starve {
             // Stop just after the last client went quiet: the silent ones
             // are mid-detection, the healthy ones mid-heartbeat.
@@ -141,7 +199,7 @@ impl Plan {
     }
 
     pub(crate) fn connections(&self) -> u32 {
-        self.healthy + self.silent + self.half_open + self.slow_readers
+        self.healthy + self.silent + self.half_open + self.slow_readers + self.publishers
     }
 
     /// How long the server is stopped in `starve`: longer than the whole
@@ -164,9 +222,16 @@ impl Plan {
     /// after the ramp and one heartbeat (two for `idle`), ending before the
     /// first client can turn quiet.
     pub(crate) fn window(&self) -> Range<Duration> {
-        if self.scenario == Scenario::Idle {
-            let start = self.ramp() + self.interval * 2;
-            return start..start + self.interval * 4;
+        match self.scenario {
+            Scenario::Idle => {
+                let start = self.ramp() + self.interval * 2;
+                return start..start + self.interval * 4;
+            }
+            Scenario::Flood | Scenario::Publish | Scenario::Storm => {
+                let start = self.ramp() + Duration::from_secs(2);
+                return start..start + self.hold / 2;
+            }
+            Scenario::Detect | Scenario::Starve => {}
         }
         let start = self.ramp() + self.interval;
         start..self.silent_after.max(start + Duration::from_millis(500))
@@ -199,12 +264,13 @@ impl Plan {
             ("silent", self.silent),
             ("half-open", self.half_open),
             ("slow-reader", self.slow_readers),
+            ("publisher", self.publishers),
         ]
         .into_iter()
         .filter(|&(_, count)| count > 0)
         .map(|(kind, count)| format!("{kind}={count}"))
         .collect();
-        vec![
+        let mut args = vec![
             "--url".to_owned(),
             format!("ws://{addr}/ws"),
             "--kind".to_owned(),
@@ -221,17 +287,40 @@ impl Plan {
             self.silent_after.as_millis().to_string(),
             "--bound-ms".to_owned(),
             self.bound().as_millis().to_string(),
-        ]
+        ];
+        if self.scenario == Scenario::Storm {
+            args.extend([
+                "--join".to_owned(),
+                STORM_CHANNEL.to_owned(),
+                "--reconnect-max-ms".to_owned(),
+                STORM_BACKOFF_CAP.as_millis().to_string(),
+            ]);
+        }
+        if self.publishers > 0 {
+            args.extend([
+                "--join".to_owned(),
+                CHANNEL.to_owned(),
+                "--publish-ms".to_owned(),
+                PUBLISH_EVERY.as_millis().to_string(),
+            ]);
+        }
+        args
+    }
+
+    /// Messages a second the publishers send (`publish`).
+    pub(crate) fn publish_rate(&self) -> f64 {
+        f64::from(self.publishers) / PUBLISH_EVERY.as_secs_f64()
     }
 
     pub(crate) fn describe(&self) -> String {
         format!(
-            "{} healthy, {} silent, {} half-open, {} slow readers; ping after {} ms, timeout \
-             {} ms, jitter {JITTER}; bound {} ms{}",
+            "{} healthy, {} silent, {} half-open, {} slow readers, {} publishers; ping after {} \
+             ms, timeout {} ms, jitter {JITTER}; bound {} ms{}",
             self.healthy,
             self.silent,
             self.half_open,
             self.slow_readers,
+            self.publishers,
             self.interval.as_millis(),
             self.timeout.as_millis(),
             self.bound().as_millis(),
@@ -249,7 +338,14 @@ mod tests {
 
     #[test]
     fn every_plan_fits_one_loadgen_and_detects_within_its_hold() {
-        for scenario in [Scenario::Idle, Scenario::Detect, Scenario::Starve] {
+        for scenario in [
+            Scenario::Idle,
+            Scenario::Detect,
+            Scenario::Starve,
+            Scenario::Flood,
+            Scenario::Publish,
+            Scenario::Storm,
+        ] {
             for quick in [true, false] {
                 let plan = Plan::of(scenario, quick);
                 assert!(plan.connections() <= MAX_PER_LOADGEN, "{plan:?}");

@@ -42,11 +42,13 @@ pub(crate) struct VigilProcess {
 }
 
 impl VigilProcess {
-    pub(crate) fn start(plan: &Plan) -> Result<VigilProcess> {
+    /// Starts `vigil` listening on `listen` (port 0: any free port).
+    pub(crate) fn start(plan: &Plan, listen: SocketAddr) -> Result<VigilProcess> {
         let binary = project_root().join("target/release/vigil");
         let mut command = Command::new(binary);
         command
-            .args(["--listen", "127.0.0.1:0"])
+            .arg("--listen")
+            .arg(listen.to_string())
             .args(plan.server_args())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -105,6 +107,24 @@ impl VigilProcess {
         Ok(())
     }
 
+    /// SIGKILL, and waits until the process is gone (its port free).
+    pub(crate) fn kill(&mut self) -> Result<()> {
+        self.signal("KILL")?;
+        if self.child.wait_timeout(Duration::from_secs(10))?.is_none() {
+            bail!("vigil still running 10 s after SIGKILL");
+        }
+        Ok(())
+    }
+
+    /// `/metrics` as `(connections, presence members)`.
+    pub(crate) fn connections_and_members(&self) -> Result<(u64, u64)> {
+        let metrics = scrape(self.addr)?;
+        Ok((
+            series(&metrics, "vigil_connections")?,
+            series(&metrics, "vigil_presence_members")?,
+        ))
+    }
+
     pub(crate) fn sample(&self) -> Result<Sample> {
         let pid = self.child.id();
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -132,24 +152,26 @@ impl VigilProcess {
             .and_then(|kib| kib.parse().ok())
             .context("no VmRSS in /proc/PID/status")?;
         let metrics = scrape(self.addr)?;
-        let series = |name: &str| -> Result<u64> {
-            let prefix = format!("{name} ");
-            metrics
-                .lines()
-                .find_map(|line| line.strip_prefix(&prefix))
-                .and_then(|value| value.trim().parse().ok())
-                .with_context(|| format!("no {name} in /metrics"))
-        };
         Ok(Sample {
             at: Instant::now(),
             cpu_s: ticks as f64 / self.ticks_per_second as f64,
             rss_kib,
-            connections: series("vigil_connections")?,
-            pings_sent: series("vigil_heartbeat_pings_sent_total")?,
-            pongs_received: series("vigil_heartbeat_pongs_received_total")?,
-            heap_bytes: series("vigil_heap_live_bytes").ok(),
+            connections: series(&metrics, "vigil_connections")?,
+            pings_sent: series(&metrics, "vigil_heartbeat_pings_sent_total")?,
+            pongs_received: series(&metrics, "vigil_heartbeat_pongs_received_total")?,
+            heap_bytes: series(&metrics, "vigil_heap_live_bytes").ok(),
         })
     }
+}
+
+/// The value of an unlabelled series in a scrape.
+fn series(metrics: &str, name: &str) -> Result<u64> {
+    let prefix = format!("{name} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|value| value.trim().parse().ok())
+        .with_context(|| format!("no {name} in /metrics"))
 }
 
 /// `GET /metrics`, the body.

@@ -76,7 +76,7 @@ pub(super) async fn half_open(ws: WebSocket<Prefixed>, slot: &Slot, shared: &Sha
     let (client_end, mut proxy_end) = tokio::io::duplex(64 << 10);
     let mut client = WebSocket::after_handshake(client_end, Role::Client);
     client.set_auto_pong(false);
-    let client_side = answer_pings(&mut client, slot, shared.start);
+    let client_side = answer_pings(&mut client, slot, shared);
     tokio::pin!(client_side);
     let blackhole_at = Instant::now() + shared.silent_after;
     tokio::select! {
@@ -104,7 +104,7 @@ where
     ws.set_auto_pong(false);
     let quiet_at = Instant::now() + shared.silent_after;
     // Dropping the loop mid-read is fine: this socket is not read again.
-    timeout_at(quiet_at, answer_pings(ws, slot, shared.start))
+    timeout_at(quiet_at, answer_pings(ws, slot, shared))
         .await
         .ok()
 }
@@ -129,15 +129,7 @@ async fn server_closed(stream: &TcpStream) -> Reason {
 /// Writes one masked text frame of under 126 bytes, bypassing the codec
 /// (which no longer owns the socket).
 async fn write_masked_text(stream: &TcpStream, payload: &[u8]) -> io::Result<()> {
-    let len = u8::try_from(payload.len())
-        .ok()
-        .filter(|&len| len < 126)
-        .expect("short payloads only");
-    let mask = [0x5a, 0xc3, 0x3c, 0xa5];
-    let mut frame = Vec::with_capacity(6 + payload.len());
-    frame.extend_from_slice(&[0x81, 0x80 | len]);
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+    let frame = super::publisher::masked_text_frame(payload);
     let mut written = 0;
     while written < frame.len() {
         stream.writable().await?;

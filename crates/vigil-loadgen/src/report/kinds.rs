@@ -37,10 +37,20 @@ pub(crate) struct KindReport {
     /// Detections within `--bound-ms`, when given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) within_bound: Option<u32>,
-    /// Flappers: completed close-and-reconnect cycles.
+    /// Flappers and reconnecting clients: completed reconnects.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) cycles: Option<u64>,
-    /// Flappers: reconnects that failed (retried).
+    /// Clients that reconnected at least once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) reconnected_clients: Option<u32>,
+    /// When the last of them reconnected, ms since the start of the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) last_reconnected_ms: Option<u32>,
+    /// Reconnect attempts refused because nothing listened (a restarting
+    /// server; retried).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) reconnect_refused: Option<u32>,
+    /// Reconnect attempts that failed otherwise (retried; target 0).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) reconnect_failures: Option<u32>,
 }
@@ -70,6 +80,25 @@ pub(crate) fn by_kind(
         }
         let quiet = slot.quiet_ms.load(std::sync::atomic::Ordering::Relaxed);
         let ended = slot.ended_ms.load(std::sync::atomic::Ordering::Relaxed);
+        let cycles = slot.cycles.load(std::sync::atomic::Ordering::Relaxed);
+        if cycles > 0 {
+            *report.cycles.get_or_insert(0) += u64::from(cycles);
+            *report.reconnected_clients.get_or_insert(0) += 1;
+            let at = slot
+                .reconnected_ms
+                .load(std::sync::atomic::Ordering::Relaxed);
+            report.last_reconnected_ms = report.last_reconnected_ms.max(Some(at));
+        }
+        let refused = slot
+            .reconnect_refused
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let failures = slot
+            .reconnect_failures
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if refused + failures > 0 || kind == Kind::Flapper {
+            *report.reconnect_refused.get_or_insert(0) += refused;
+            *report.reconnect_failures.get_or_insert(0) += failures;
+        }
         match kind {
             Kind::Healthy => {
                 *report.false_positives.get_or_insert(0) += u32::from(state == CLOSED);
@@ -85,12 +114,10 @@ pub(crate) fn by_kind(
                     }
                 }
             }
+            // Its messages keep it alive; it is judged by what others receive.
+            Kind::Publisher => {}
             Kind::Flapper => {
-                let cycles = slot.cycles.load(std::sync::atomic::Ordering::Relaxed);
-                *report.cycles.get_or_insert(0) += u64::from(cycles);
-                *report.reconnect_failures.get_or_insert(0) += slot
-                    .reconnect_failures
-                    .load(std::sync::atomic::Ordering::Relaxed);
+                report.cycles.get_or_insert(0);
             }
         }
     }
@@ -146,9 +173,10 @@ mod tests {
         slots[3].went_quiet(5_000); // never detected
         slots[4].went_quiet(6_000);
         slots[4].closed_at(Reason::Eof, 11_500); // detected after 5.5 s
-        slots[5].cycled();
-        slots[5].cycled();
-        slots[5].reconnect_failed();
+        slots[5].reconnected(2_000);
+        slots[5].reconnected(3_000);
+        slots[5].reconnect_failed(Reason::HandshakeTimeout);
+        slots[5].reconnect_failed(Reason::ConnectRefused);
         let reports = by_kind(&slots, &kinds, Some(Duration::from_millis(4_000)));
 
         let healthy = &reports["healthy"];
@@ -171,5 +199,8 @@ mod tests {
             (flapper.cycles, flapper.reconnect_failures),
             (Some(2), Some(1))
         );
+        assert_eq!(flapper.reconnect_refused, Some(1));
+        assert_eq!(flapper.last_reconnected_ms, Some(3_000));
+        assert_eq!(flapper.reconnected_clients, Some(1));
     }
 }

@@ -32,6 +32,10 @@ use wheel::{UNARMED, Wheel};
 /// overloaded instead of growing memory without bound.
 const MAX_PENDING_COMMANDS: usize = 1 << 20;
 
+/// Commands a drained queue keeps room for: a burst (a join announced to a
+/// whole channel) must not leave its capacity behind for good.
+const COMMANDS_KEEP: usize = 1024;
+
 /// A connection's place in its shard: the slot and its reuse generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SlotRef {
@@ -288,6 +292,9 @@ impl Shard {
                     }
                 }
             }
+        }
+        if commands.capacity() > COMMANDS_KEEP {
+            commands.shrink_to(COMMANDS_KEEP);
         }
         self.commands = commands;
     }

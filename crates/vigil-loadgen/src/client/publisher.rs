@@ -1,0 +1,111 @@
+//! The publisher: sends `{"op":"publish","channel":C,"data":{"sent_us":T}}`
+//! every `--publish-ms` on its own socket (its messages are its life), and
+//! reads and drops everything the server sends it. `T` is microseconds
+//! since the run started, so subscribers in the same process time each
+//! delivery on the same clock.
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    time::{Instant, sleep_until},
+};
+
+use fastwebsockets::WebSocket;
+
+use crate::{handshake::Prefixed, report::Reason, run::Shared};
+
+/// What precedes the send time in a message a subscriber receives.
+const SENT_MARK: &[u8] = br#""sent_us":"#;
+
+pub(super) async fn publish(ws: WebSocket<Prefixed>, shared: &Shared) -> Reason {
+    let channel = &shared.channel;
+    let (mut reader, mut writer) = ws.into_inner().into_stream().into_split();
+    let draining = async {
+        let mut sink = vec![0; 16 << 10];
+        loop {
+            match reader.read(&mut sink).await {
+                Ok(0) => return Reason::Eof,
+                Ok(_) => {}
+                Err(error) => return Reason::of_io(&error),
+            }
+        }
+    };
+    let publishing = async {
+        let mut next = Instant::now();
+        loop {
+            next += shared.publish_every;
+            sleep_until(next).await;
+            let sent_us = shared.start.elapsed().as_micros();
+            let text = format!(
+                r#"{{"op":"publish","channel":"{channel}","data":{{"sent_us":{sent_us}}}}}"#
+            );
+            if writer
+                .write_all(&masked_text_frame(text.as_bytes()))
+                .await
+                .is_err()
+            {
+                return Reason::WriteError;
+            }
+        }
+    };
+    tokio::select! {
+        reason = draining => reason,
+        reason = publishing => reason,
+    }
+}
+
+/// The send time in a channel message, if it is one of ours (vigil writes
+/// the keys in any order: sorted, today).
+pub(super) fn sent_us(payload: &[u8]) -> Option<u64> {
+    let find = |needle: &[u8]| {
+        payload
+            .windows(needle.len())
+            .position(|window| window == needle)
+    };
+    find(br#""type":"message""#)?;
+    let at = find(SENT_MARK)? + SENT_MARK.len();
+    let digits = payload[at..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    std::str::from_utf8(&payload[at..at + digits])
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// One masked client text frame of under 126 bytes.
+pub(super) fn masked_text_frame(payload: &[u8]) -> Vec<u8> {
+    let len = u8::try_from(payload.len())
+        .ok()
+        .filter(|&len| len < 126)
+        .expect("short payloads only");
+    let mask = [0x5a, 0xc3, 0x3c, 0xa5];
+    let mut frame = Vec::with_capacity(6 + payload.len());
+    frame.extend_from_slice(&[0x81, 0x80 | len]);
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+    frame
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_send_time_is_read_from_vigil_channel_messages_only() {
+        let message =
+            br#"{"channel":"bench","data":{"sent_us":123456},"from":"anon-3","type":"message"}"#;
+        assert_eq!(sent_us(message), Some(123_456));
+        assert_eq!(sent_us(br#"{"type":"reply","id":1,"delivered":5}"#), None);
+        assert_eq!(sent_us(br#"{"type":"message","data":{"other":1}}"#), None);
+    }
+
+    #[test]
+    fn frames_are_masked_text_frames() {
+        let frame = masked_text_frame(b"hi");
+        assert_eq!(&frame[..2], &[0x81, 0x82]);
+        let mask = &frame[2..6];
+        let unmasked: Vec<u8> = frame[6..].iter().zip(mask).map(|(b, m)| b ^ m).collect();
+        assert_eq!(unmasked, b"hi");
+    }
+}
