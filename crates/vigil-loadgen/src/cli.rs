@@ -42,7 +42,11 @@ OPTIONS:
     --join CHANNEL             every client joins CHANNEL (vigil's protocol) after
                                its handshake; healthy ones then time each channel
                                message a publisher sent (report: messages)
+    --channels K               with --join NAME: client i joins NAME-(i % K), K
+                               rooms instead of one channel (default 1: NAME)
     --publish-ms MS            a publisher's pause between messages (default 100)
+    --publish-after-ms MS      publishers start MS after the run starts (default
+                               0), e.g. once every subscriber has joined
     --reconnect-max-ms MS      healthy clients reconnect after the server ends
                                them: a random delay under 1 s, then exponential
                                backoff with full jitter from 100 ms, capped at MS
@@ -183,7 +187,9 @@ pub(crate) struct Options {
     pub(crate) flap: Duration,
     pub(crate) bound: Option<Duration>,
     pub(crate) join: Option<String>,
+    pub(crate) channels: u32,
     pub(crate) publish_every: Duration,
+    pub(crate) publish_after: Duration,
     pub(crate) reconnect_cap: Option<Duration>,
     pub(crate) target: Target,
     pub(crate) connections: u32,
@@ -207,6 +213,8 @@ impl Options {
         let mut join = None;
         let mut publish_every = Duration::from_millis(100);
         let mut reconnect_cap = None;
+        let mut channels = 1;
+        let mut publish_after = Duration::ZERO;
         let millis = |flag: &str, value: &str, max: u64| -> Result<Duration> {
             let ms: u64 = value
                 .parse()
@@ -246,7 +254,17 @@ impl Options {
                 "--flap-ms" => flap = millis(&flag, &value, 600_000)?,
                 "--bound-ms" => bound = Some(millis(&flag, &value, 3_600_000)?),
                 "--publish-ms" => publish_every = millis(&flag, &value, 600_000)?,
+                "--publish-after-ms" => publish_after = millis(&flag, &value, 3_600_000)?,
                 "--reconnect-max-ms" => reconnect_cap = Some(millis(&flag, &value, 600_000)?),
+                "--channels" => {
+                    channels = value
+                        .parse()
+                        .ok()
+                        .filter(|k| (1..=100_000).contains(k))
+                        .with_context(|| {
+                            format!("`--channels` must be 1..=100000, got `{value}`")
+                        })?;
+                }
                 "--join" => {
                     let valid = (1..=40).contains(&value.len())
                         && value
@@ -324,7 +342,9 @@ impl Options {
             flap,
             bound,
             join,
+            channels,
             publish_every,
+            publish_after,
             reconnect_cap,
             target,
             connections,

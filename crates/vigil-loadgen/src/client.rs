@@ -28,7 +28,7 @@ const CLOSE_WAIT: Duration = Duration::from_secs(1);
 pub(crate) async fn run(shared: Arc<Shared>, index: usize, source: Ipv4Addr) {
     let slot = &shared.slots[index];
     let begin = Instant::now();
-    let ws = match connect(&shared, source).await {
+    let ws = match connect(&shared, source, index).await {
         Ok(ws) => ws,
         Err(reason) => return slot.failed(reason),
     };
@@ -38,7 +38,7 @@ pub(crate) async fn run(shared: Arc<Shared>, index: usize, source: Ipv4Addr) {
             None => healthy(ws, slot, &shared).await,
             Some(cap) => reconnecting(ws, slot, &shared, source, index, cap).await,
         },
-        Kind::Publisher => publisher::publish(ws, &shared).await,
+        Kind::Publisher => publisher::publish(ws, slot, &shared, index).await,
         Kind::Silent => quiet::silent(ws, slot, &shared).await,
         Kind::SlowReader => quiet::slow_reader(ws, slot, &shared).await,
         Kind::HalfOpen => quiet::half_open(ws, slot, &shared).await,
@@ -49,7 +49,11 @@ pub(crate) async fn run(shared: Arc<Shared>, index: usize, source: Ipv4Addr) {
 
 /// Connects, upgrades and (with `--join`) joins, within the handshake
 /// timeout.
-async fn connect(shared: &Shared, source: Ipv4Addr) -> Result<WebSocket<Prefixed>, Reason> {
+async fn connect(
+    shared: &Shared,
+    source: Ipv4Addr,
+    index: usize,
+) -> Result<WebSocket<Prefixed>, Reason> {
     let connecting = handshake::connect(source, &shared.target, &shared.request);
     let mut ws = match timeout(shared.handshake_timeout, connecting).await {
         Err(_elapsed) => return Err(Reason::HandshakeTimeout),
@@ -61,8 +65,9 @@ async fn connect(shared: &Shared, source: Ipv4Addr) -> Result<WebSocket<Prefixed
         Ok(Err(error)) => return Err(Reason::of_handshake(&error)),
         Ok(Ok(ws)) => ws,
     };
-    if let Some(join) = &shared.join {
-        ws.write_frame(Frame::text(Payload::Borrowed(join.as_bytes())))
+    if let Some(channel) = shared.channel_of(index) {
+        let join = format!(r#"{{"op":"join","channel":"{channel}"}}"#);
+        ws.write_frame(Frame::text(Payload::Owned(join.into_bytes())))
             .await
             .map_err(|_| Reason::WriteError)?;
     }
@@ -111,7 +116,7 @@ async fn reconnecting(
         sleep(random_below(&mut rng, FIRST_RETRY)).await;
         let mut ceiling = RETRY_BASE;
         ws = loop {
-            match connect(shared, source).await {
+            match connect(shared, source, index).await {
                 Ok(ws) => break ws,
                 Err(reason) => {
                     slot.reconnect_failed(reason);
@@ -168,7 +173,9 @@ where
                 None => {
                     if let Some(sent_us) = publisher::sent_us(&frame.payload) {
                         let now_us = start.elapsed().as_micros() as u64;
-                        shared.latency.record(now_us.saturating_sub(sent_us));
+                        shared
+                            .latency
+                            .record(now_us, now_us.saturating_sub(sent_us));
                     }
                     continue;
                 }
@@ -223,7 +230,7 @@ async fn flapper(
         })
         .await;
         ws = loop {
-            match connect(shared, source).await {
+            match connect(shared, source, index).await {
                 Ok(ws) => break ws,
                 Err(reason) => {
                     slot.reconnect_failed(reason);

@@ -32,10 +32,13 @@ pub(crate) struct Shared {
     pub(crate) slots: Box<[Slot]>,
     pub(crate) silent_after: Duration,
     pub(crate) flap: Duration,
-    /// `--join`: the channel (empty without it) and the join request.
-    pub(crate) channel: String,
+    /// `--join`: the channel (empty without it), or the stem of `--channels`
+    /// rooms; `None` when clients join nothing.
     pub(crate) join: Option<String>,
+    pub(crate) channels: u32,
     pub(crate) publish_every: Duration,
+    /// Publishers start this long after the run's start.
+    pub(crate) publish_after: Duration,
     /// `--reconnect-max-ms`: healthy clients come back, with this backoff cap.
     pub(crate) reconnect_cap: Option<Duration>,
     /// Delivery latency of channel messages, over all subscribers.
@@ -46,6 +49,19 @@ pub(crate) struct Shared {
     pub(crate) handshake_timeout: Duration,
     /// Why the first rejected handshake was rejected (`status 400`, ...).
     pub(crate) first_rejection: OnceLock<String>,
+}
+
+impl Shared {
+    /// The channel connection `index` joins: the `--join` name, or with
+    /// `--channels K` one of K rooms named after it.
+    pub(crate) fn channel_of(&self, index: usize) -> Option<String> {
+        let name = self.join.as_ref()?;
+        Some(if self.channels > 1 {
+            format!("{name}-{}", index % self.channels as usize)
+        } else {
+            name.clone()
+        })
+    }
 }
 
 const POLL: Duration = Duration::from_millis(100);
@@ -74,12 +90,10 @@ async fn control(options: Options) -> Result<Report> {
         slots: (0..n).map(|_| Slot::new()).collect(),
         silent_after: options.silent_after,
         flap: options.flap,
-        channel: options.join.clone().unwrap_or_default(),
-        join: options
-            .join
-            .as_ref()
-            .map(|channel| format!(r#"{{"op":"join","channel":"{channel}"}}"#)),
+        join: options.join.clone(),
+        channels: options.channels,
         publish_every: options.publish_every,
+        publish_after: options.publish_after,
         reconnect_cap: options.reconnect_cap,
         latency: MessageLatency::new(),
         start: Instant::now(),

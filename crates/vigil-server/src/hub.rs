@@ -3,22 +3,31 @@
 //! fan-out of presence diffs and channel messages to members.
 //!
 //! Presence is announced per user: several tabs of one user are one member,
-//! and a reload within the grace announces nothing.
+//! and a reload within the grace announces nothing. Diffs are merged per
+//! channel for [`DIFF_WINDOW`] before they go out ([`diffs`]), so a crowd
+//! joining at once costs each member a few messages, not one per joiner.
+
+mod diffs;
 
 use crate::protocol::ErrorCode;
+use bytes::Bytes;
+use diffs::PendingDiffs;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use vigil_core::presence::{ConnId, Departure, Event, Presence, PresenceConfig, Snapshot};
 use vigil_ws::Connection;
 
+/// How long a presence change may wait to be merged with the next ones.
+const DIFF_WINDOW: Duration = Duration::from_millis(25);
+
 /// The shared state of one server process.
 pub(crate) struct Hub {
     state: Mutex<State>,
-    /// Wakes the presence timer task when a leave was scheduled.
+    /// Wakes the timer task when a leave was scheduled or a diff is waiting.
     timers: Notify,
     max_channels: usize,
 }
@@ -32,6 +41,9 @@ struct State {
     metas: HashMap<(u64, Arc<str>), Option<Value>>,
     /// Members of each channel, by connection, to fan out to.
     members: HashMap<Arc<str>, BTreeMap<u64, Connection>>,
+    /// Presence diffs not yet sent, and when they must go.
+    pending: PendingDiffs,
+    flush_at: Option<Instant>,
 }
 
 /// How much the hub holds, for `/metrics`.
@@ -60,6 +72,8 @@ impl Hub {
                 conns: HashMap::new(),
                 metas: HashMap::new(),
                 members: HashMap::new(),
+                pending: PendingDiffs::default(),
+                flush_at: None,
             }),
             timers: Notify::new(),
             max_channels,
@@ -106,7 +120,7 @@ impl Hub {
             .entry(Arc::clone(&channel))
             .or_default()
             .insert(id.0, conn.clone());
-        drain(&mut state);
+        self.changed(&mut state);
         Ok(snapshot_json(&channel, &state.presence.members(&channel)))
     }
 
@@ -118,7 +132,7 @@ impl Hub {
         }
         remove_member(&mut state, channel, id.0);
         state.metas.remove(&(id.0, Arc::from(channel)));
-        drain(&mut state);
+        self.changed(&mut state);
         Ok(())
     }
 
@@ -146,7 +160,7 @@ impl Hub {
             let meta = meta.map(|m| Arc::from(m.to_string()));
             state.presence.join(now(), id, channel, meta);
         }
-        drain(&mut state);
+        self.changed(&mut state);
     }
 
     /// Sends `data` from this connection to every member of `channel`.
@@ -263,14 +277,32 @@ impl Hub {
         state.conns.remove(&id);
         drain(&mut state);
         drop(state);
+        // A leave grace started, or a diff waits: the timer task decides.
         self.timers.notify_one();
     }
 
-    /// Drives the presence leave-grace timers; runs until the runtime ends.
+    /// Collects the presence events of a change; wakes the timer task when
+    /// a diff now waits to be sent.
+    fn changed(&self, state: &mut State) {
+        let was_waiting = state.flush_at.is_some();
+        drain(state);
+        if !was_waiting && state.flush_at.is_some() {
+            self.timers.notify_one();
+        }
+    }
+
+    /// Drives the presence leave-grace timers and sends merged diffs when
+    /// their window ends; runs until the runtime ends.
     pub(crate) async fn run_timers(self: Arc<Self>) {
         loop {
             let notified = self.timers.notified();
-            let deadline = self.state.lock().presence.poll_timeout();
+            let deadline = {
+                let state = self.state.lock();
+                match (state.presence.poll_timeout(), state.flush_at) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            };
             match deadline {
                 Some(at) => {
                     let _ = tokio::time::timeout_at(at.into(), notified).await;
@@ -278,8 +310,15 @@ impl Hub {
                 None => notified.await,
             }
             let mut state = self.state.lock();
-            state.presence.handle_timeout(now());
+            let now = now();
+            state.presence.handle_timeout(now);
             drain(&mut state);
+            if state.flush_at.is_some_and(|at| at <= now) {
+                state.flush_at = None;
+                for (channel, text) in state.pending.take() {
+                    send_to_members(&state, &channel, &text);
+                }
+            }
         }
     }
 }
@@ -293,7 +332,8 @@ fn remove_member(state: &mut State, channel: &str, id: u64) {
     }
 }
 
-/// Sends every presence event to the members concerned.
+/// Takes every presence event: diffs wait in `pending` (the timer task
+/// sends them when their window ends), last wills go out at once.
 fn drain(state: &mut State) {
     while let Some(event) = state.presence.poll_event() {
         match event {
@@ -303,12 +343,13 @@ fn drain(state: &mut State) {
                 joins,
                 leaves,
             } => {
-                let joins: Vec<Value> = joins.iter().map(member_json).collect();
-                let leaves: Vec<&str> = leaves.iter().map(|u| &**u).collect();
-                let text = json!({"type": "presence", "channel": &*channel, "version": version,
-                                  "joins": joins, "leaves": leaves})
-                .to_string();
-                send_to_members(state, &channel, &text);
+                let joins = joins
+                    .iter()
+                    .map(|member| (Arc::clone(&member.user), member_json(member)));
+                state
+                    .pending
+                    .merge(&channel, version, joins, leaves.iter().cloned());
+                state.flush_at.get_or_insert_with(|| now() + DIFF_WINDOW);
             }
             Event::LastWill { user, payload, .. } => {
                 let Ok(will) = serde_json::from_str::<Value>(&payload) else {
@@ -331,8 +372,10 @@ fn send_to_members(state: &State, channel: &str, text: &str) -> usize {
     let Some(members) = state.members.get(channel) else {
         return 0;
     };
+    // One copy of the text, shared by every member's queue.
+    let text = Bytes::copy_from_slice(text.as_bytes());
     for member in members.values() {
-        let _ = member.send_text(text.to_owned());
+        let _ = member.send_text(text.clone());
     }
     members.len()
 }

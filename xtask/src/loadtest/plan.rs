@@ -58,8 +58,12 @@ const JITTER: f64 = 0.1;
 const BOUND_SLACK: Duration = Duration::from_secs(1);
 /// The channel every client of `publish` joins.
 const CHANNEL: &str = "bench";
-/// The channel every client of `storm` joins.
+/// The stem of the rooms `storm`'s clients join.
 const STORM_CHANNEL: &str = "storm";
+/// Clients per room in `storm`: presence is announced to every member, so
+/// a room's cost grows with the square of its size; rooms of 100 are what
+/// a chat or a document service holds.
+const STORM_ROOM: u32 = 100;
 /// Reconnect backoff cap of `storm`'s clients.
 const STORM_BACKOFF_CAP: Duration = Duration::from_secs(5);
 /// How often the publisher of `publish` sends.
@@ -292,6 +296,8 @@ impl Plan {
             args.extend([
                 "--join".to_owned(),
                 STORM_CHANNEL.to_owned(),
+                "--channels".to_owned(),
+                self.connections().div_ceil(STORM_ROOM).to_string(),
                 "--reconnect-max-ms".to_owned(),
                 STORM_BACKOFF_CAP.as_millis().to_string(),
             ]);
@@ -302,6 +308,11 @@ impl Plan {
                 CHANNEL.to_owned(),
                 "--publish-ms".to_owned(),
                 PUBLISH_EVERY.as_millis().to_string(),
+                // Once every subscriber has joined: steady-state latency.
+                "--publish-after-ms".to_owned(),
+                (self.ramp() + Duration::from_secs(2))
+                    .as_millis()
+                    .to_string(),
             ]);
         }
         args

@@ -219,8 +219,8 @@ impl Verdict {
         ));
         if plan.scenario == Scenario::Publish {
             let received = number(&["messages", "received"]);
-            // Deliveries over the time the loadgen held (after its ramp).
-            let held = number(&["hold_s"]).max(f64::EPSILON);
+            // Deliveries over the time between the first and the last.
+            let held = number(&["messages", "span_s"]).max(f64::EPSILON);
             figures.push((
                 "publish: messages sent per second",
                 format!("{:.0} to {} subscribers", plan.publish_rate(), plan.healthy),

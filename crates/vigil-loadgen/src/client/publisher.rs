@@ -1,23 +1,40 @@
-//! The publisher: sends `{"op":"publish","channel":C,"data":{"sent_us":T}}`
-//! every `--publish-ms` on its own socket (its messages are its life), and
-//! reads and drops everything the server sends it. `T` is microseconds
+//! The publisher: healthy until `--publish-after-ms`, then sends
+//! `{"op":"publish","channel":C,"data":{"sent_us":T}}` every `--publish-ms`
+//! on its own socket (its messages are its life), and reads and drops
+//! everything the server sends it. `T` is microseconds
 //! since the run started, so subscribers in the same process time each
 //! delivery on the same clock.
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    time::{Instant, sleep_until},
+    time::{Instant, sleep_until, timeout_at},
 };
 
 use fastwebsockets::WebSocket;
 
-use crate::{handshake::Prefixed, report::Reason, run::Shared};
+use crate::{
+    handshake::Prefixed,
+    report::{Reason, Slot},
+    run::Shared,
+};
 
 /// What precedes the send time in a message a subscriber receives.
 const SENT_MARK: &[u8] = br#""sent_us":"#;
 
-pub(super) async fn publish(ws: WebSocket<Prefixed>, shared: &Shared) -> Reason {
-    let channel = &shared.channel;
+pub(super) async fn publish(
+    mut ws: WebSocket<Prefixed>,
+    slot: &Slot,
+    shared: &Shared,
+    index: usize,
+) -> Reason {
+    ws.set_auto_pong(false);
+    let begin = shared.start + shared.publish_after;
+    // Dropping the healthy loop mid-read is fine: from here on the socket
+    // is read raw and dropped.
+    if let Ok(reason) = timeout_at(begin, super::answer_pings(&mut ws, slot, shared)).await {
+        return reason;
+    }
+    let channel = shared.channel_of(index).unwrap_or_default();
     let (mut reader, mut writer) = ws.into_inner().into_stream().into_split();
     let draining = async {
         let mut sink = vec![0; 16 << 10];

@@ -17,12 +17,17 @@ pub(crate) struct MessageLatency {
     overflow: AtomicU64,
     max_us: AtomicU64,
     received: AtomicU64,
+    /// First and last delivery, µs since the start of the run.
+    first_us: AtomicU64,
+    last_us: AtomicU64,
 }
 
 /// The `messages` part of the report.
 #[derive(Debug, Serialize, PartialEq)]
 pub(crate) struct Messages {
     pub(crate) received: u64,
+    /// From the first delivery to the last, seconds.
+    pub(crate) span_s: f64,
     /// From the publisher's send to a subscriber's read (one process, one
     /// clock). Bucketed: percentiles are upper bounds to 0.25 ms.
     pub(crate) latency_ms: Latency,
@@ -35,11 +40,17 @@ impl MessageLatency {
             overflow: AtomicU64::new(0),
             max_us: AtomicU64::new(0),
             received: AtomicU64::new(0),
+            first_us: AtomicU64::new(u64::MAX),
+            last_us: AtomicU64::new(0),
         }
     }
 
-    pub(crate) fn record(&self, latency_us: u64) {
+    /// A delivery at `now_us` (since the start of the run) that took
+    /// `latency_us`.
+    pub(crate) fn record(&self, now_us: u64, latency_us: u64) {
         self.received.fetch_add(1, Relaxed);
+        self.first_us.fetch_min(now_us, Relaxed);
+        self.last_us.fetch_max(now_us, Relaxed);
         self.max_us.fetch_max(latency_us, Relaxed);
         match self.counts.get((latency_us / BUCKET_US) as usize) {
             Some(count) => {
@@ -71,8 +82,13 @@ impl MessageLatency {
             }
             max_ms
         };
+        let span_us = self
+            .last_us
+            .load(Relaxed)
+            .saturating_sub(self.first_us.load(Relaxed));
         Some(Messages {
             received,
+            span_s: span_us as f64 / 1e6,
             latency_ms: Latency {
                 p50: percentile(50),
                 p99: percentile(99),
@@ -90,11 +106,18 @@ mod tests {
     fn percentiles_are_bucket_edges_and_the_max_is_exact() {
         let latency = MessageLatency::new();
         assert_eq!(latency.summary(), None);
-        for us in [100, 200, 300, 900, 5_000_000] {
-            latency.record(us);
+        for (at, us) in [
+            (1_000, 100),
+            (2_000, 200),
+            (3_000, 300),
+            (4_000, 900),
+            (9_000, 5_000_000),
+        ] {
+            latency.record(at, us);
         }
         let summary = latency.summary().expect("messages");
         assert_eq!(summary.received, 5);
+        assert_eq!(summary.span_s, 0.008);
         // Ranks: p50 is the 3rd (300 us, bucket 250..500), p99 the 5th.
         assert_eq!(summary.latency_ms.p50, 0.5);
         assert_eq!(summary.latency_ms.p99, 5_000.0);
