@@ -12,7 +12,7 @@
 
 mod figures;
 
-pub(crate) use self::figures::clock_ticks_per_second;
+pub(crate) use self::figures::{clock_ticks_per_second, field};
 
 use std::{
     fs,
@@ -25,7 +25,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-use self::figures::{Figures, Measured, Noise, Sample, field};
+use self::figures::{Figures, Measured, Noise, Sample};
 use crate::child::Child;
 use crate::cmd::{self, cargo, project_root};
 

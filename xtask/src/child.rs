@@ -57,6 +57,14 @@ impl Child {
         }
     }
 
+    /// Its piped stdout, to read while it runs.
+    pub(crate) fn take_stdout(&mut self) -> Result<std::process::ChildStdout> {
+        self.child
+            .stdout
+            .take()
+            .with_context(|| format!("{}'s stdout was not piped", self.name))
+    }
+
     /// Its piped stderr, to read while it runs.
     pub(crate) fn take_stderr(&mut self) -> Result<std::process::ChildStderr> {
         self.child

@@ -24,8 +24,9 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-pub(crate) use self::plan::Scenario;
-use self::{plan::Plan, server::VigilProcess, verdict::Verdict};
+pub(crate) use self::plan::{Plan, Scenario};
+pub(crate) use self::server::VigilProcess;
+use self::verdict::Verdict;
 use crate::{
     child::Child,
     cmd::{self, cargo, project_root},

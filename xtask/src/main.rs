@@ -10,6 +10,7 @@ mod bench_idle;
 mod child;
 mod ci;
 mod cmd;
+mod compare;
 mod fuzz;
 mod loadtest;
 mod manifest;
@@ -52,6 +53,12 @@ SUBCOMMANDS:
                          restarted under every client); checks that every
                          quiet client is detected within the bound and no
                          healthy one is closed; writes target/loadtest/
+    compare [--quick] [--only NAME,...]
+                         loadtest's idle and detect loads against vigil and
+                         its peers (benches/peers/: node-ws, python-websockets,
+                         go-gorilla, and the naive tokio server) in one run;
+                         installs their toolchains under target/peers (Go via
+                         apt-get); writes target/compare/compare.md
     help                 print this message
 ";
 
@@ -73,6 +80,7 @@ fn main() -> ExitCode {
             bench_idle::Options::parse(rest).and_then(|options| bench_idle::run(&options))
         }
         "loadtest" => loadtest::Options::parse(rest).and_then(|options| loadtest::run(&options)),
+        "compare" => compare::Options::parse(rest).and_then(|options| compare::run(&options)),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

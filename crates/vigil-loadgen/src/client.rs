@@ -119,7 +119,8 @@ async fn reconnecting(
             match connect(shared, source, index).await {
                 Ok(ws) => break ws,
                 Err(reason) => {
-                    slot.reconnect_failed(reason);
+                    slot.reconnect_failed(reason, ms_since(shared.start));
+                    shared.reconnect_failures.count(reason);
                     sleep(random_below(&mut rng, ceiling)).await;
                     ceiling = (ceiling * 2).min(cap);
                 }
@@ -233,7 +234,8 @@ async fn flapper(
             match connect(shared, source, index).await {
                 Ok(ws) => break ws,
                 Err(reason) => {
-                    slot.reconnect_failed(reason);
+                    slot.reconnect_failed(reason, ms_since(shared.start));
+                    shared.reconnect_failures.count(reason);
                     sleep(RETRY_BASE).await;
                 }
             }

@@ -112,6 +112,26 @@ impl Reason {
     }
 }
 
+/// Failed reconnect attempts by reason, over all connections.
+#[derive(Debug, Default)]
+pub(crate) struct ReconnectFailures([AtomicU32; REASONS.len()]);
+
+impl ReconnectFailures {
+    pub(crate) fn count(&self, reason: Reason) {
+        self.0[reason as usize].fetch_add(1, Relaxed);
+    }
+
+    /// The reasons seen, by name.
+    pub(crate) fn summary(&self) -> BTreeMap<&'static str, u32> {
+        REASONS
+            .iter()
+            .zip(&self.0)
+            .map(|(reason, count)| (reason.name(), count.load(Relaxed)))
+            .filter(|&(_, count)| count > 0)
+            .collect()
+    }
+}
+
 /// One connection's record. Only its own task writes it; the control loop
 /// reads it. `state` is stored last (Release) so a reader that sees a state
 /// sees the fields written before it.
@@ -135,8 +155,10 @@ pub(crate) struct Slot {
     cycles: AtomicU32,
     reconnect_refused: AtomicU32,
     reconnect_failures: AtomicU32,
-    /// When it last reconnected, ms since the start of the run.
+    /// When it last reconnected, and when a reconnect attempt last failed
+    /// (refusals aside), ms since the start of the run.
     reconnected_ms: AtomicU32,
+    reconnect_failed_ms: AtomicU32,
 }
 
 impl Slot {
@@ -155,6 +177,7 @@ impl Slot {
             reconnect_refused: AtomicU32::new(0),
             reconnect_failures: AtomicU32::new(0),
             reconnected_ms: AtomicU32::new(UNSET),
+            reconnect_failed_ms: AtomicU32::new(UNSET),
         }
     }
 
@@ -176,11 +199,12 @@ impl Slot {
 
     /// A reconnect attempt failed (it tries again): refused when nothing
     /// listened, otherwise a real failure.
-    pub(crate) fn reconnect_failed(&self, reason: Reason) {
+    pub(crate) fn reconnect_failed(&self, reason: Reason, now_ms: u32) {
         if reason == Reason::ConnectRefused {
             self.reconnect_refused.fetch_add(1, Relaxed);
         } else {
             self.reconnect_failures.fetch_add(1, Relaxed);
+            self.reconnect_failed_ms.store(now_ms, Relaxed);
         }
     }
 
@@ -304,6 +328,10 @@ pub(crate) struct Report {
     pub(crate) first_rejection: Option<String>,
     pub(crate) handshake_ms: Latency,
     pub(crate) pings: Pings,
+    /// Failed reconnect attempts by reason (refusals while nothing listened
+    /// included), when clients reconnect.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) reconnect_failures: BTreeMap<&'static str, u32>,
     /// Channel messages subscribers received (with `--join` and a publisher).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) messages: Option<Messages>,

@@ -21,7 +21,7 @@ use tokio::{
 use crate::{
     cli::{Kind, Options, Target},
     client, handshake,
-    report::{MessageLatency, Report, Slot, Tally, by_kind, summarize},
+    report::{MessageLatency, ReconnectFailures, Report, Slot, Tally, by_kind, summarize},
 };
 
 /// What every connection task reads.
@@ -41,6 +41,8 @@ pub(crate) struct Shared {
     pub(crate) publish_after: Duration,
     /// `--reconnect-max-ms`: healthy clients come back, with this backoff cap.
     pub(crate) reconnect_cap: Option<Duration>,
+    /// Failed reconnect attempts by reason.
+    pub(crate) reconnect_failures: ReconnectFailures,
     /// Delivery latency of channel messages, over all subscribers.
     pub(crate) latency: MessageLatency,
     pub(crate) start: Instant,
@@ -96,6 +98,7 @@ async fn control(options: Options) -> Result<Report> {
         publish_after: options.publish_after,
         reconnect_cap: options.reconnect_cap,
         latency: MessageLatency::new(),
+        reconnect_failures: ReconnectFailures::default(),
         start: Instant::now(),
         request: handshake::request(&options.target),
         target: options.target.clone(),
@@ -190,6 +193,7 @@ async fn control(options: Options) -> Result<Report> {
         handshake_ms,
         pings,
         messages: shared.latency.summary(),
+        reconnect_failures: shared.reconnect_failures.summary(),
     })
 }
 

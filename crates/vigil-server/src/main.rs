@@ -158,8 +158,7 @@ fn serve(settings: config::Settings, max_connections: usize) -> Result<()> {
         .build()
         .context("cannot build the HTTP runtime")?;
     runtime.block_on(async move {
-        let listener = TcpListener::bind(settings.listen)
-            .await
+        let listener = listen(settings.listen)
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         tracing::info!(address = %listener.local_addr()?, "vigil listening; WebSocket endpoint /ws");
         tokio::spawn(Arc::clone(&hub).run_timers());
@@ -255,6 +254,26 @@ async fn drain_connections(hub: &hub::Hub) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Connections the kernel may hold for us before we accept them. tokio's
+/// `TcpListener::bind` asks for 1,024; when every client of a restarted
+/// server comes back within a second, that queue overflows and some of
+/// them are reset (`cargo xtask loadtest storm`). The kernel caps it at
+/// `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 8192;
+
+/// A listening socket on `addr` with [`LISTEN_BACKLOG`] (and SO_REUSEADDR,
+/// as tokio's `bind` sets it, so a restarted server gets its port back).
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -33,7 +33,7 @@ pub(crate) fn clock_ticks_per_second() -> u64 {
 
 /// The unsigned integer value of `"key":` in a flat JSON line (or in pretty
 /// JSON whose keys are unique).
-pub(super) fn field(json: &str, key: &str) -> Option<u64> {
+pub(crate) fn field(json: &str, key: &str) -> Option<u64> {
     let pattern = format!("\"{key}\":");
     let at = json.find(&pattern)? + pattern.len();
     let rest = json[at..].trim_start();

@@ -1,6 +1,6 @@
-//! The `vigil` process under test: started on a free loopback port (read
-//! back from its log), sampled from `/proc` and its own `/metrics`, killed
-//! on drop.
+//! The server under test: `vigil`, or a peer for `compare`, started on a
+//! free loopback port (read back from what it prints), sampled from
+//! `/proc` and, for vigil, its own `/metrics`; killed on drop.
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
@@ -39,6 +39,8 @@ pub(crate) struct VigilProcess {
     child: Child,
     addr: SocketAddr,
     ticks_per_second: u64,
+    /// Whether it serves vigil's `/metrics`.
+    metrics: bool,
 }
 
 impl VigilProcess {
@@ -49,40 +51,55 @@ impl VigilProcess {
         command
             .arg("--listen")
             .arg(listen.to_string())
-            .args(plan.server_args())
+            .args(plan.server_args());
+        Self::spawn("vigil", command, true)
+    }
+
+    /// Starts `command`, which prints `address=ADDR` (vigil's log) or
+    /// `listening on ADDR` (the bench servers and peers) once it listens.
+    pub(crate) fn spawn(
+        name: &'static str,
+        mut command: Command,
+        metrics: bool,
+    ) -> Result<VigilProcess> {
+        command
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = Child::spawn("vigil", &mut command)?;
-        let stderr = child.take_stderr()?;
+        let mut child = Child::spawn(name, &mut command)?;
         let (lines, received) = mpsc::channel();
-        thread::spawn(move || {
-            // Forwards the log until the process ends.
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("[vigil] {line}");
-                let _ = lines.send(line);
-            }
-        });
+        let stdout = child.take_stdout()?;
+        let stderr = child.take_stderr()?;
+        for pipe in [
+            Box::new(stdout) as Box<dyn Read + Send>,
+            Box::new(stderr) as Box<dyn Read + Send>,
+        ] {
+            let lines = lines.clone();
+            thread::spawn(move || {
+                // Forwards the output until the process ends.
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    eprintln!("[{name}] {line}");
+                    let _ = lines.send(line);
+                }
+            });
+        }
         let deadline = Instant::now() + START_TIMEOUT;
         let addr = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = received
                 .recv_timeout(left)
-                .context("vigil did not log its listening address in time")?;
-            if let Some(addr) = line
-                .split("address=")
-                .nth(1)
-                .and_then(|rest| rest.split_whitespace().next())
-            {
+                .with_context(|| format!("{name} did not print its listening address in time"))?;
+            if let Some(addr) = listening_address(&line) {
                 break addr
                     .parse()
-                    .with_context(|| format!("not an address after address=: {line}"))?;
+                    .with_context(|| format!("not an address: {line}"))?;
             }
         };
         Ok(VigilProcess {
             child,
             addr,
             ticks_per_second: clock_ticks_per_second(),
+            metrics,
         })
     }
 
@@ -125,7 +142,8 @@ impl VigilProcess {
         ))
     }
 
-    pub(crate) fn sample(&self) -> Result<Sample> {
+    /// CPU time (s) and RSS (KiB) from `/proc`.
+    pub(crate) fn cpu_and_rss(&self) -> Result<(f64, u64)> {
         let pid = self.child.id();
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .context("cannot read the server's /proc/PID/stat")?;
@@ -151,10 +169,27 @@ impl VigilProcess {
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|kib| kib.parse().ok())
             .context("no VmRSS in /proc/PID/status")?;
+        Ok((ticks as f64 / self.ticks_per_second as f64, rss_kib))
+    }
+
+    pub(crate) fn sample(&self) -> Result<Sample> {
+        let (cpu_s, rss_kib) = self.cpu_and_rss()?;
+        let at = Instant::now();
+        if !self.metrics {
+            return Ok(Sample {
+                at,
+                cpu_s,
+                rss_kib,
+                connections: 0,
+                pings_sent: 0,
+                pongs_received: 0,
+                heap_bytes: None,
+            });
+        }
         let metrics = scrape(self.addr)?;
         Ok(Sample {
-            at: Instant::now(),
-            cpu_s: ticks as f64 / self.ticks_per_second as f64,
+            at,
+            cpu_s,
             rss_kib,
             connections: series(&metrics, "vigil_connections")?,
             pings_sent: series(&metrics, "vigil_heartbeat_pings_sent_total")?,
@@ -162,6 +197,17 @@ impl VigilProcess {
             heap_bytes: series(&metrics, "vigil_heap_live_bytes").ok(),
         })
     }
+}
+
+/// The address in `address=ADDR` or `listening on ADDR[,...]`.
+fn listening_address(line: &str) -> Option<&str> {
+    let rest = line
+        .split("address=")
+        .nth(1)
+        .or_else(|| line.split("listening on ").nth(1))?;
+    rest.split([' ', ','])
+        .next()
+        .filter(|addr| !addr.is_empty())
 }
 
 /// The value of an unlabelled series in a scrape.
@@ -193,4 +239,27 @@ fn scrape(addr: SocketAddr) -> Result<String> {
         bail!("/metrics answered {}", head.lines().next().unwrap_or(""));
     }
     Ok(body.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listening_address;
+
+    #[test]
+    fn the_address_is_read_from_each_servers_own_words() {
+        for (line, addr) in [
+            (
+                "2026-11-27T05:06:37Z INFO vigil listening; WebSocket endpoint /ws address=127.0.0.1:41795",
+                "127.0.0.1:41795",
+            ),
+            (
+                "naive_ws_server: listening on 127.0.0.1:39207, ping every 5s",
+                "127.0.0.1:39207",
+            ),
+            ("listening on 127.0.0.1:9001", "127.0.0.1:9001"),
+        ] {
+            assert_eq!(listening_address(line), Some(addr), "{line}");
+        }
+        assert_eq!(listening_address("starting up"), None);
+    }
 }

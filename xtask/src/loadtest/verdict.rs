@@ -127,6 +127,11 @@ impl Verdict {
             let expected = f64::from(plan.connections());
             let back = kind_field(report, "healthy", "reconnected_clients").unwrap_or(0.0);
             let failures = kind_field(report, "healthy", "reconnect_failures").unwrap_or(0.0);
+            // Handshakes queued at the killed server are reset when it dies:
+            // those failures come before the new server listens.
+            let last_failure = kind_field(report, "healthy", "last_reconnect_failure_ms");
+            let restarted_ms = storm.restarted_at.as_millis() as f64;
+            let after_restart = last_failure.is_some_and(|at| at > restarted_ms);
             check(
                 "every client reconnects after the restart".into(),
                 back == expected && storm.all_connected.is_some(),
@@ -136,10 +141,15 @@ impl Verdict {
                 ),
             );
             check(
-                "no reconnect fails once the server listens (refusals while it is down aside)"
-                    .into(),
-                failures == 0.0,
-                format!("{failures} failed attempts"),
+                "no reconnect fails once the new server listens".into(),
+                !after_restart,
+                match last_failure {
+                    Some(at) => format!(
+                        "{failures} attempts failed (refusals aside), the last {at:.0} ms into the \
+                         run; the new server listened from {restarted_ms:.0} ms"
+                    ),
+                    None => "none failed (refusals aside)".to_owned(),
+                },
             );
             check(
                 "the channel's presence is whole again".into(),

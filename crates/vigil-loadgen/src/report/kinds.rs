@@ -53,6 +53,10 @@ pub(crate) struct KindReport {
     /// Reconnect attempts that failed otherwise (retried; target 0).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) reconnect_failures: Option<u32>,
+    /// When the last of those failed, ms since the start of the run (a
+    /// server that dies resets the handshakes in its queue).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) last_reconnect_failure_ms: Option<u32>,
 }
 
 /// The report of every kind present; `kinds[i]` is the kind of `slots[i]`.
@@ -98,6 +102,13 @@ pub(crate) fn by_kind(
         if refused + failures > 0 || kind == Kind::Flapper {
             *report.reconnect_refused.get_or_insert(0) += refused;
             *report.reconnect_failures.get_or_insert(0) += failures;
+        }
+        let failed_at = slot
+            .reconnect_failed_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if failed_at != UNSET {
+            report.last_reconnect_failure_ms =
+                report.last_reconnect_failure_ms.max(Some(failed_at));
         }
         match kind {
             Kind::Healthy => {
@@ -175,8 +186,8 @@ mod tests {
         slots[4].closed_at(Reason::Eof, 11_500); // detected after 5.5 s
         slots[5].reconnected(2_000);
         slots[5].reconnected(3_000);
-        slots[5].reconnect_failed(Reason::HandshakeTimeout);
-        slots[5].reconnect_failed(Reason::ConnectRefused);
+        slots[5].reconnect_failed(Reason::HandshakeTimeout, 2_500);
+        slots[5].reconnect_failed(Reason::ConnectRefused, 2_600);
         let reports = by_kind(&slots, &kinds, Some(Duration::from_millis(4_000)));
 
         let healthy = &reports["healthy"];
@@ -200,6 +211,7 @@ mod tests {
             (Some(2), Some(1))
         );
         assert_eq!(flapper.reconnect_refused, Some(1));
+        assert_eq!(flapper.last_reconnect_failure_ms, Some(2_500));
         assert_eq!(flapper.last_reconnected_ms, Some(3_000));
         assert_eq!(flapper.reconnected_clients, Some(1));
     }
