@@ -32,22 +32,30 @@ use crate::{
     loadtest::{Plan, Scenario, VigilProcess},
 };
 
-const USAGE: &str = "usage: cargo xtask compare [--quick] [--only vigil,naive,node-ws,python-websockets,go-gorilla]";
+const USAGE: &str = "usage: cargo xtask compare [--quick] [--sweep] [--only vigil,naive,node-ws,python-websockets,go-gorilla]";
+
+/// Idle connection counts of `--sweep` (and of `--sweep --quick`).
+const SWEEP: [u32; 4] = [1_000, 5_000, 10_000, 19_000];
+const SWEEP_QUICK: [u32; 3] = [200, 500, 1_000];
 
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Options {
     quick: bool,
+    /// Idle loads of several sizes, for memory and RTT against load.
+    sweep: bool,
     contenders: Vec<Contender>,
 }
 
 impl Options {
     pub(crate) fn parse(args: &[String]) -> Result<Options> {
         let mut quick = false;
+        let mut sweep = false;
         let mut contenders = Contender::ALL.to_vec();
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--quick" => quick = true,
+                "--sweep" => sweep = true,
                 "--only" => {
                     let Some(list) = args.next() else {
                         bail!("`--only` needs a list\n{USAGE}");
@@ -63,7 +71,11 @@ impl Options {
                 other => bail!("unknown argument `{other}`\n{USAGE}"),
             }
         }
-        Ok(Options { quick, contenders })
+        Ok(Options {
+            quick,
+            sweep,
+            contenders,
+        })
     }
 }
 
@@ -83,6 +95,8 @@ struct Outcome {
     detection_p50_ms: f64,
     detection_p99_ms: f64,
     detection_max_ms: f64,
+    /// The loadgen's whole report.
+    report: Value,
 }
 
 pub(crate) fn run(options: &Options) -> Result<()> {
@@ -107,12 +121,15 @@ pub(crate) fn run(options: &Options) -> Result<()> {
     }
     let out_dir = project_root().join("target/compare");
     fs::create_dir_all(&out_dir)?;
+    if options.sweep {
+        return sweep(options, &out_dir);
+    }
     let mut results = Vec::new();
     for scenario in [Scenario::Idle, Scenario::Detect] {
         let plan = Plan::of(scenario, options.quick);
         for &contender in &options.contenders {
             eprintln!("==> compare {}: {}", plan.name(), contender.name());
-            let outcome = measure(&plan, contender)
+            let outcome = measure(&plan, contender, &[])
                 .with_context(|| format!("{} under {}", contender.name(), plan.name()))?;
             results.push((scenario, contender, outcome));
         }
@@ -133,6 +150,8 @@ pub(crate) fn run(options: &Options) -> Result<()> {
             "never_closed": o.never_closed,
             "within_bound": o.within_bound,
             "detection_ms": {"p50": o.detection_p50_ms, "p99": o.detection_p99_ms, "max": o.detection_max_ms},
+            "bound_ms": Plan::of(*scenario, options.quick).bound().as_millis() as u64,
+            "loadgen": o.report,
         }))
         .collect::<Vec<_>>());
     fs::write(
@@ -145,8 +164,40 @@ pub(crate) fn run(options: &Options) -> Result<()> {
     Ok(())
 }
 
-/// Runs `plan`'s load against `contender` and reads off the figures.
-fn measure(plan: &Plan, contender: Contender) -> Result<Outcome> {
+/// Idle loads of each size in [`SWEEP`] against every contender, with the
+/// clients probing their round trip after every ping of the server's:
+/// `target/compare/sweep.json`, for `cargo xtask loadtest --plot`.
+fn sweep(options: &Options, out_dir: &std::path::Path) -> Result<()> {
+    let sizes: &[u32] = if options.quick { &SWEEP_QUICK } else { &SWEEP };
+    let mut rows = Vec::new();
+    for &connections in sizes {
+        let mut plan = Plan::of(Scenario::Idle, options.quick);
+        plan.healthy = connections;
+        for &contender in &options.contenders {
+            eprintln!("==> sweep {connections} idle: {}", contender.name());
+            let o = measure(&plan, contender, &["--probe-rtt-every", "1"])
+                .with_context(|| format!("{} with {connections} connections", contender.name()))?;
+            rows.push(json!({
+                "server": contender.name(),
+                "connections": connections,
+                "rss_kib_per_conn": o.rss_kib_per_conn,
+                "heap_b_per_conn": o.heap_b_per_conn,
+                "cpu_us_per_heartbeat": o.cpu_us_per_heartbeat,
+                "failed_handshakes": o.failed,
+                "false_positives": o.false_positives,
+                "rtt_ms": o.report["rtt"]["latency_ms"],
+            }));
+        }
+    }
+    let path = out_dir.join("sweep.json");
+    fs::write(&path, serde_json::to_string_pretty(&rows)?)?;
+    eprintln!("==> wrote {}", path.display());
+    Ok(())
+}
+
+/// Runs `plan`'s load (plus `extra` loadgen flags) against `contender` and
+/// reads off the figures.
+fn measure(plan: &Plan, contender: Contender, extra: &[&str]) -> Result<Outcome> {
     let lifetime = plan.loadgen_lifetime() + Duration::from_secs(60);
     let server = VigilProcess::spawn(
         contender.name(),
@@ -162,6 +213,7 @@ fn measure(plan: &Plan, contender: Contender) -> Result<Outcome> {
         "vigil-loadgen",
         Command::new(project_root().join("target/release/vigil-loadgen"))
             .args(plan.loadgen_args(server.addr()))
+            .args(extra)
             .arg("--status-file")
             .arg(&status_path)
             .stdout(Stdio::piped()),
@@ -227,6 +279,7 @@ fn measure(plan: &Plan, contender: Contender) -> Result<Outcome> {
     outcome.detection_p50_ms = worst("p50");
     outcome.detection_p99_ms = worst("p99");
     outcome.detection_max_ms = worst("max");
+    outcome.report = report;
     Ok(outcome)
 }
 

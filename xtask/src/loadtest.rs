@@ -32,12 +32,37 @@ use crate::{
     cmd::{self, cargo, project_root},
 };
 
-const USAGE: &str = "usage: cargo xtask loadtest idle|detect|starve|flood|publish|storm [--quick]";
+const USAGE: &str =
+    "usage: cargo xtask loadtest idle|detect|starve|flood|publish|storm [--quick] | --plot";
 
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Options {
     pub(crate) scenario: Scenario,
     pub(crate) quick: bool,
+}
+
+/// What `cargo xtask loadtest ...` asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Request {
+    Run(Options),
+    /// `--plot`: charts of the latest `compare` results.
+    Plot,
+}
+
+impl Request {
+    pub(crate) fn parse(args: &[String]) -> Result<Request> {
+        if args == ["--plot"] {
+            return Ok(Request::Plot);
+        }
+        Options::parse(args).map(Request::Run)
+    }
+
+    pub(crate) fn run(&self) -> Result<()> {
+        match self {
+            Request::Run(options) => run(options),
+            Request::Plot => crate::plot::run(),
+        }
+    }
 }
 
 impl Options {
@@ -236,6 +261,14 @@ mod tests {
     }
 
     #[test]
+    fn plot_stands_alone() {
+        assert_eq!(
+            Request::parse(&["--plot".to_owned()]).expect("valid"),
+            Request::Plot
+        );
+    }
+
+    #[test]
     fn a_scenario_by_name_quick_or_not() {
         assert_eq!(
             parse(&["detect", "--quick"]).expect("valid"),
@@ -255,6 +288,7 @@ mod tests {
             (&[][..], "which scenario"),
             (&["nap"], "unknown scenario or flag `nap`"),
             (&["idle", "detect"], "one scenario at a time"),
+            (&["--plot", "idle"], "unknown scenario or flag `--plot`"),
         ] {
             let error = parse(words).expect_err("refused").to_string();
             assert!(error.contains(expected), "{words:?}: {error}");

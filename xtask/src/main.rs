@@ -14,6 +14,7 @@ mod compare;
 mod fuzz;
 mod loadtest;
 mod manifest;
+mod plot;
 mod suites;
 #[cfg(test)]
 mod tidy;
@@ -43,7 +44,7 @@ SUBCOMMANDS:
                          (default both, 19000 connections, 5000 ms, 20
                          heartbeats; --quick: 2000 connections, 3 heartbeats);
                          writes target/bench-idle/<server>.json
-    loadtest idle|detect|starve|flood|publish|storm [--quick]
+    loadtest idle|detect|starve|flood|publish|storm [--quick] | --plot
                          the vigil server under vigil-loadgen: idle (memory,
                          CPU per heartbeat), detect (silent, half-open and
                          slow-reading clients among healthy ones), starve
@@ -52,13 +53,17 @@ SUBCOMMANDS:
                          to 1,000 subscribers), storm (server killed and
                          restarted under every client); checks that every
                          quiet client is detected within the bound and no
-                         healthy one is closed; writes target/loadtest/
-    compare [--quick] [--only NAME,...]
+                         healthy one is closed; writes target/loadtest/;
+                         --plot draws benches/plots/*.svg from compare's
+                         results
+    compare [--quick] [--sweep] [--only NAME,...]
                          loadtest's idle and detect loads against vigil and
                          its peers (benches/peers/: node-ws, python-websockets,
                          go-gorilla, and the naive tokio server) in one run;
                          installs their toolchains under target/peers (Go via
-                         apt-get); writes target/compare/compare.md
+                         apt-get); writes target/compare/compare.md;
+                         --sweep: idle at 1k-19k connections with client RTT
+                         probes, target/compare/sweep.json (for --plot)
     help                 print this message
 ";
 
@@ -79,7 +84,7 @@ fn main() -> ExitCode {
         "bench-idle" => {
             bench_idle::Options::parse(rest).and_then(|options| bench_idle::run(&options))
         }
-        "loadtest" => loadtest::Options::parse(rest).and_then(|options| loadtest::run(&options)),
+        "loadtest" => loadtest::Request::parse(rest).and_then(|request| request.run()),
         "compare" => compare::Options::parse(rest).and_then(|options| compare::run(&options)),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");

@@ -51,6 +51,9 @@ OPTIONS:
                                them: a random delay under 1 s, then exponential
                                backoff with full jitter from 100 ms, capped at MS
                                (they rejoin --join); without it they stay closed
+    --probe-rtt-every K        healthy clients send a ping of their own after every
+                               K-th ping of the server's and time its pong
+                               (report: rtt); default 0, never
     --bound-ms MS              the server's detection bound (interval + timeout +
                                jitter): the report counts detections within it
     --connections N            clients to open, 1..=19500 per process (default 100)
@@ -191,6 +194,7 @@ pub(crate) struct Options {
     pub(crate) publish_every: Duration,
     pub(crate) publish_after: Duration,
     pub(crate) reconnect_cap: Option<Duration>,
+    pub(crate) probe_every: u32,
     pub(crate) target: Target,
     pub(crate) connections: u32,
     pub(crate) sources: u8,
@@ -215,6 +219,7 @@ impl Options {
         let mut reconnect_cap = None;
         let mut channels = 1;
         let mut publish_after = Duration::ZERO;
+        let mut probe_every = 0;
         let millis = |flag: &str, value: &str, max: u64| -> Result<Duration> {
             let ms: u64 = value
                 .parse()
@@ -255,6 +260,16 @@ impl Options {
                 "--bound-ms" => bound = Some(millis(&flag, &value, 3_600_000)?),
                 "--publish-ms" => publish_every = millis(&flag, &value, 600_000)?,
                 "--publish-after-ms" => publish_after = millis(&flag, &value, 3_600_000)?,
+                "--probe-rtt-every" => {
+                    probe_every =
+                        value
+                            .parse()
+                            .ok()
+                            .filter(|k| *k <= 1_000)
+                            .with_context(|| {
+                                format!("`--probe-rtt-every` must be 0..=1000, got `{value}`")
+                            })?;
+                }
                 "--reconnect-max-ms" => reconnect_cap = Some(millis(&flag, &value, 600_000)?),
                 "--channels" => {
                     channels = value
@@ -346,6 +361,7 @@ impl Options {
             publish_every,
             publish_after,
             reconnect_cap,
+            probe_every,
             target,
             connections,
             sources,

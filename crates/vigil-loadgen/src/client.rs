@@ -165,6 +165,16 @@ where
                 slot.ping(ms_since(start));
                 Frame::pong(frame.payload)
             }
+            OpCode::Pong => {
+                // The answer to our RTT probe: its payload is the send time.
+                if let Ok(sent) = <[u8; 8]>::try_from(&frame.payload[..]) {
+                    let now_us = start.elapsed().as_micros() as u64;
+                    shared
+                        .rtt
+                        .record(now_us, now_us.saturating_sub(u64::from_be_bytes(sent)));
+                }
+                continue;
+            }
             OpCode::Text => match app_ping_id(&frame.payload) {
                 Some(id) => {
                     slot.ping(ms_since(start));
@@ -186,6 +196,20 @@ where
         };
         if ws.write_frame(pong).await.is_err() {
             return Reason::WriteError;
+        }
+        // An RTT probe rides on the server's ping: no timer of our own, and
+        // a read is never cancelled for it.
+        if shared.probe_every > 0 && slot.pings().is_multiple_of(shared.probe_every) {
+            let sent_us = start.elapsed().as_micros() as u64;
+            let probe = Frame::new(
+                true,
+                OpCode::Ping,
+                None,
+                Payload::Owned(sent_us.to_be_bytes().to_vec()),
+            );
+            if ws.write_frame(probe).await.is_err() {
+                return Reason::WriteError;
+            }
         }
     }
 }

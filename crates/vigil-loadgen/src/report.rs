@@ -230,6 +230,11 @@ impl Slot {
         self.state.store(CLOSED, Release);
     }
 
+    /// Pings received so far.
+    pub(crate) fn pings(&self) -> u32 {
+        self.pings.load(Relaxed)
+    }
+
     /// A ping arrived `now_ms` after the start of the run.
     pub(crate) fn ping(&self, now_ms: u32) {
         let last = self.last_ping_ms.load(Relaxed);
@@ -332,6 +337,9 @@ pub(crate) struct Report {
     /// included), when clients reconnect.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub(crate) reconnect_failures: BTreeMap<&'static str, u32>,
+    /// Round trips of the clients' own pings (`--probe-rtt-every`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) rtt: Option<Messages>,
     /// Channel messages subscribers received (with `--join` and a publisher).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) messages: Option<Messages>,

@@ -41,6 +41,10 @@ pub(crate) struct Shared {
     pub(crate) publish_after: Duration,
     /// `--reconnect-max-ms`: healthy clients come back, with this backoff cap.
     pub(crate) reconnect_cap: Option<Duration>,
+    /// Probe the server's round trip after every this many of its pings
+    /// (0: never), and the round trips measured.
+    pub(crate) probe_every: u32,
+    pub(crate) rtt: MessageLatency,
     /// Failed reconnect attempts by reason.
     pub(crate) reconnect_failures: ReconnectFailures,
     /// Delivery latency of channel messages, over all subscribers.
@@ -99,6 +103,8 @@ async fn control(options: Options) -> Result<Report> {
         reconnect_cap: options.reconnect_cap,
         latency: MessageLatency::new(),
         reconnect_failures: ReconnectFailures::default(),
+        probe_every: options.probe_every,
+        rtt: MessageLatency::new(),
         start: Instant::now(),
         request: handshake::request(&options.target),
         target: options.target.clone(),
@@ -193,6 +199,7 @@ async fn control(options: Options) -> Result<Report> {
         handshake_ms,
         pings,
         messages: shared.latency.summary(),
+        rtt: shared.rtt.summary(),
         reconnect_failures: shared.reconnect_failures.summary(),
     })
 }

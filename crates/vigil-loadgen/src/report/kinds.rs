@@ -28,6 +28,10 @@ pub(crate) struct KindReport {
     /// From going quiet to the server closing, over those it closed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) detection_ms: Option<Latency>,
+    /// Every detection, in ms, ascending (for plots of the distribution;
+    /// at most one per connection).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) detections_ms: Vec<u32>,
     /// Quiet clients still open at the end (silent and half-open: target 0).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) never_closed: Option<u32>,
@@ -153,6 +157,7 @@ pub(crate) fn by_kind(
                         max: f64::from(*detections.last().expect("not empty")),
                     });
                 }
+                report.detections_ms = detections;
             }
             (kind.name(), report)
         })
@@ -198,6 +203,7 @@ mod tests {
         assert_eq!(silent.within_bound, Some(1));
         assert_eq!(silent.detection_ms.as_ref().map(|d| d.max), Some(3_100.0));
         assert_eq!(silent.last_closed_ms, Some(8_100));
+        assert_eq!(silent.detections_ms, [3_100]);
         let half_open = &reports["half-open"];
         assert_eq!(
             half_open.within_bound,

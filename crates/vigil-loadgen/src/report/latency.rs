@@ -1,6 +1,7 @@
-//! Delivery latency of channel messages, recorded by every subscriber into
-//! one shared histogram (0.25 ms buckets up to 1 s, then one overflow
-//! bucket; the exact maximum is kept beside it).
+//! Delivery latency of channel messages (and round trips of the clients'
+//! own pings), recorded by every client into one shared histogram (0.25 ms
+//! buckets up to 1 s, then one overflow bucket; the exact maximum is kept
+//! beside it).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
