@@ -186,6 +186,7 @@ fn sweep(options: &Options, out_dir: &std::path::Path) -> Result<()> {
                 "failed_handshakes": o.failed,
                 "false_positives": o.false_positives,
                 "rtt_ms": o.report["rtt"]["latency_ms"],
+                "interval_ms": plan.interval.as_millis() as u64,
             }));
         }
     }
@@ -260,25 +261,28 @@ fn measure(plan: &Plan, contender: Contender, extra: &[&str]) -> Result<Outcome>
         false_positives: number(&["kinds", "healthy", "false_positives"]),
         ..Outcome::default()
     };
-    let mut detections = Vec::new();
+    // Silent and half-open clients together: one distribution.
+    let mut detections: Vec<f64> = Vec::new();
     for kind in ["silent", "half-open"] {
         let kind_report = &report["kinds"][kind];
         outcome.went_quiet += kind_report["went_quiet"].as_f64().unwrap_or(0.0);
         outcome.never_closed += kind_report["never_closed"].as_f64().unwrap_or(0.0);
         outcome.within_bound += kind_report["within_bound"].as_f64().unwrap_or(0.0);
-        if kind_report["detection_ms"].is_object() {
-            detections.push(&kind_report["detection_ms"]);
+        if let Some(all) = kind_report["detections_ms"].as_array() {
+            detections.extend(all.iter().filter_map(Value::as_f64));
         }
     }
-    let worst = |key: &str| {
-        detections
-            .iter()
-            .filter_map(|d| d[key].as_f64())
-            .fold(0.0, f64::max)
+    detections.sort_by(f64::total_cmp);
+    let percentile = |percent: usize| {
+        if detections.is_empty() {
+            return 0.0;
+        }
+        let rank = (percent * detections.len()).div_ceil(100).max(1);
+        detections[rank - 1]
     };
-    outcome.detection_p50_ms = worst("p50");
-    outcome.detection_p99_ms = worst("p99");
-    outcome.detection_max_ms = worst("max");
+    outcome.detection_p50_ms = percentile(50);
+    outcome.detection_p99_ms = percentile(99);
+    outcome.detection_max_ms = detections.last().copied().unwrap_or(0.0);
     outcome.report = report;
     Ok(outcome)
 }

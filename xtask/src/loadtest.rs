@@ -204,9 +204,6 @@ pub(crate) struct Storm {
     pub(crate) presence_whole: Option<Duration>,
 }
 
-/// How long `storm` waits for every client to be back.
-const STORM_PATIENCE: Duration = Duration::from_secs(60);
-
 /// Kills the server (SIGKILL: every client loses it at once) and starts a
 /// new one on the same port, then watches its `/metrics` until every client
 /// is connected and in the channel's presence again.
@@ -224,7 +221,7 @@ fn restart(
     let expected = u64::from(plan.connections());
     let mut all_connected = None;
     let mut presence_whole = None;
-    while restarted.elapsed() < STORM_PATIENCE && presence_whole.is_none() {
+    while restarted.elapsed() < plan::STORM_PATIENCE && presence_whole.is_none() {
         loadgen.check_alive()?;
         let (connections, members) = server.connections_and_members()?;
         if all_connected.is_none() && connections >= expected {

@@ -97,11 +97,12 @@ fn memory(sweep: &Value, path: &Path) -> Result<()> {
         .iter()
         .filter_map(|r| r["connections"].as_f64())
         .fold(0.0, f64::max);
+    let interval_s = rows[0]["interval_ms"].as_f64().unwrap_or(f64::NAN) / 1000.0;
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            "RSS per idle connection (ping every 5 s)",
+            format!("RSS per idle connection (ping every {interval_s} s)"),
             ("sans-serif", 20),
         )
         .margin(12)

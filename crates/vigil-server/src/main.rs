@@ -178,11 +178,18 @@ fn serve(settings: config::Settings, max_connections: usize) -> Result<()> {
                     continue;
                 }
             };
+            accept_errors.succeeded();
             let app = Arc::clone(&app);
             tokio::spawn(async move {
                 let for_service = Arc::clone(&app);
-                let service =
-                    service_fn(move |request| http::route(Arc::clone(&for_service), peer, request));
+                // Whether a request arrived: the header timeout also ends
+                // idle keep-alive connections, which are no refused handshake.
+                let requested = Arc::new(AtomicBool::new(false));
+                let seen = Arc::clone(&requested);
+                let service = service_fn(move |request| {
+                    seen.store(true, Ordering::Relaxed);
+                    http::route(Arc::clone(&for_service), peer, request)
+                });
                 let served = http1::Builder::new()
                     // A client that never finishes its request head must
                     // not hold a socket (slowloris).
@@ -191,7 +198,9 @@ fn serve(settings: config::Settings, max_connections: usize) -> Result<()> {
                     .serve_connection(TokioIo::new(stream), service)
                     .with_upgrades()
                     .await;
-                if served.is_err_and(|error| error.is_timeout()) {
+                if served.is_err_and(|error| error.is_timeout())
+                    && !requested.load(Ordering::Relaxed)
+                {
                     app.rejections.count(rejections::Rejection::HandshakeTimeout);
                 }
             });
@@ -235,6 +244,17 @@ impl AcceptErrors {
                 ACCEPT_BACKOFF.as_millis()
             );
             self.last_logged = Some(now);
+            self.unlogged = 0;
+        }
+    }
+
+    /// An accept worked again: the failures not yet logged are reported.
+    fn succeeded(&mut self) {
+        if self.unlogged > 0 {
+            tracing::warn!(
+                failures = self.unlogged,
+                "accepting again after failures not logged yet"
+            );
             self.unlogged = 0;
         }
     }

@@ -64,6 +64,11 @@ const STORM_CHANNEL: &str = "storm";
 /// a room's cost grows with the square of its size; rooms of 100 are what
 /// a chat or a document service holds.
 const STORM_ROOM: u32 = 100;
+/// `storm`'s steady window before the restart.
+const STORM_STEADY: Duration = Duration::from_secs(10);
+/// How long `storm` waits for every client to be back after the restart;
+/// the loadgen holds that long past it.
+pub(crate) const STORM_PATIENCE: Duration = Duration::from_secs(30);
 /// Reconnect backoff cap of `storm`'s clients.
 const STORM_BACKOFF_CAP: Duration = Duration::from_secs(5);
 /// How often the publisher of `publish` sends.
@@ -179,8 +184,9 @@ impl Plan {
             Scenario::Idle => plan.interval * 8,
             Scenario::Flood => Duration::from_secs(30),
             Scenario::Publish => Duration::from_secs(if quick { 8 } else { 30 }),
-            // Before the restart, the restart, and everyone back.
-            Scenario::Storm => Duration::from_secs(if quick { 20 } else { 60 }),
+            // A steady window, the restart, and room for everyone to come
+            // back (the harness waits at most STORM_PATIENCE).
+            Scenario::Storm => STORM_STEADY + Duration::from_secs(3) + STORM_PATIENCE,
             // Every quiet client's detection fits, with room to spare.
             Scenario::Detect => plan.silent_after + plan.bound() * 2,
             Scenario::Starve => plan.silent_after + plan.stall() + plan.bound() * 2,
@@ -231,9 +237,13 @@ impl Plan {
                 let start = self.ramp() + self.interval * 2;
                 return start..start + self.interval * 4;
             }
-            Scenario::Flood | Scenario::Publish | Scenario::Storm => {
+            Scenario::Flood | Scenario::Publish => {
                 let start = self.ramp() + Duration::from_secs(2);
                 return start..start + self.hold / 2;
+            }
+            Scenario::Storm => {
+                let start = self.ramp() + Duration::from_secs(2);
+                return start..start + STORM_STEADY;
             }
             Scenario::Detect | Scenario::Starve => {}
         }

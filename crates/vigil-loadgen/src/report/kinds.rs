@@ -1,7 +1,8 @@
 //! The report per kind of client: what each kind is expected to do decides
 //! what is counted. Healthy clients closed by the server are false
-//! positives; silent and half-open ones are detections, timed from the
-//! moment they went quiet to the moment the server let go.
+//! positives; silent and half-open ones are detections, timed from the last
+//! frame they sent before going quiet (the pong to their last ping) to the
+//! moment the server let go, as the server's promise is stated.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -25,7 +26,8 @@ pub(crate) struct KindReport {
     /// Clients that went quiet during the run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) went_quiet: Option<u32>,
-    /// From going quiet to the server closing, over those it closed.
+    /// From the last frame sent before going quiet to the server closing,
+    /// over those it closed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) detection_ms: Option<Latency>,
     /// Every detection, in ms, ascending (for plots of the distribution;
@@ -122,7 +124,17 @@ pub(crate) fn by_kind(
                 if quiet != UNSET {
                     *report.went_quiet.get_or_insert(0) += 1;
                     if state == CLOSED && ended != UNSET {
-                        detections.push(ended.saturating_sub(quiet));
+                        // The server's promise runs from the last frame it
+                        // heard: the pong to the last ping answered before
+                        // going quiet (or going quiet, if none was).
+                        let last_ping =
+                            slot.last_ping_ms.load(std::sync::atomic::Ordering::Relaxed);
+                        let last_frame = if last_ping != UNSET && last_ping <= quiet {
+                            last_ping
+                        } else {
+                            quiet
+                        };
+                        detections.push(ended.saturating_sub(last_frame));
                         report.last_closed_ms = report.last_closed_ms.max(Some(ended));
                     } else if kind.goes_quiet() {
                         *report.never_closed.get_or_insert(0) += 1;
@@ -184,8 +196,9 @@ mod tests {
             slot.opened(Duration::from_millis(1));
         }
         slots[1].closed_at(Reason::Eof, 9_000); // a healthy client dropped
+        slots[2].ping(4_500); // answered at 4.5 s: its last frame
         slots[2].went_quiet(5_000);
-        slots[2].closed_at(Reason::Eof, 8_100); // detected after 3.1 s
+        slots[2].closed_at(Reason::Eof, 7_600); // detected 3.1 s after it
         slots[3].went_quiet(5_000); // never detected
         slots[4].went_quiet(6_000);
         slots[4].closed_at(Reason::Eof, 11_500); // detected after 5.5 s
@@ -202,7 +215,7 @@ mod tests {
         assert_eq!(silent.never_closed, Some(1));
         assert_eq!(silent.within_bound, Some(1));
         assert_eq!(silent.detection_ms.as_ref().map(|d| d.max), Some(3_100.0));
-        assert_eq!(silent.last_closed_ms, Some(8_100));
+        assert_eq!(silent.last_closed_ms, Some(7_600));
         assert_eq!(silent.detections_ms, [3_100]);
         let half_open = &reports["half-open"];
         assert_eq!(
