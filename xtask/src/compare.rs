@@ -1,4 +1,4 @@
-//! `cargo xtask compare [--quick] [--only NAME,...]`: the `idle` and
+//! `cargo xtask compare [--quick] [--sweep] [--only NAME,...]`: the `idle` and
 //! `detect` loads of `loadtest`, run against vigil and against servers
 //! written the way people write them with other tools (`benches/peers/`:
 //! Node `ws`, Python `websockets`, Go gorilla/websocket, and the naive
@@ -17,7 +17,6 @@ use std::{
     fmt::Write as _,
     fs,
     process::{Command, Stdio},
-    thread,
     time::{Duration, Instant},
 };
 
@@ -29,7 +28,7 @@ use crate::{
     bench_idle::field,
     child::Child,
     cmd::{self, cargo, project_root},
-    loadtest::{Plan, Scenario, VigilProcess},
+    loadtest::{Plan, Scenario, ServerProcess, wait_until},
 };
 
 const USAGE: &str = "usage: cargo xtask compare [--quick] [--sweep] [--only vigil,naive,node-ws,python-websockets,go-gorilla]";
@@ -200,7 +199,7 @@ fn sweep(options: &Options, out_dir: &std::path::Path) -> Result<()> {
 /// reads off the figures.
 fn measure(plan: &Plan, contender: Contender, extra: &[&str]) -> Result<Outcome> {
     let lifetime = plan.loadgen_lifetime() + Duration::from_secs(60);
-    let server = VigilProcess::spawn(
+    let mut server = ServerProcess::spawn(
         contender.name(),
         contender.command(plan.interval, plan.timeout, lifetime),
         contender == Contender::Vigil,
@@ -221,11 +220,11 @@ fn measure(plan: &Plan, contender: Contender, extra: &[&str]) -> Result<Outcome>
     )?;
     let started = Instant::now();
     let window = plan.window();
-    sleep_until(started + window.start, &mut loadgen)?;
+    wait_until(started + window.start, &mut server, &mut loadgen)?;
     let (cpu_start, _) = server.cpu_and_rss()?;
     let at_start = Instant::now();
     let status_start = fs::read_to_string(&status_path).context("no loadgen status yet")?;
-    sleep_until(started + window.end, &mut loadgen)?;
+    wait_until(started + window.end, &mut server, &mut loadgen)?;
     let (cpu_end, rss_end) = server.cpu_and_rss()?;
     let at_end = Instant::now();
     let status_end = fs::read_to_string(&status_path).context("no loadgen status")?;
@@ -288,19 +287,11 @@ fn measure(plan: &Plan, contender: Contender, extra: &[&str]) -> Result<Outcome>
 }
 
 /// vigil's live heap, from its `/metrics`; none for the others.
-fn heap(server: &VigilProcess, contender: Contender) -> Result<Option<u64>> {
+fn heap(server: &ServerProcess, contender: Contender) -> Result<Option<u64>> {
     if contender != Contender::Vigil {
         return Ok(None);
     }
     Ok(server.sample()?.heap_bytes)
-}
-
-fn sleep_until(at: Instant, loadgen: &mut Child) -> Result<()> {
-    while Instant::now() < at {
-        loadgen.check_alive()?;
-        thread::sleep(Duration::from_millis(50).min(at.saturating_duration_since(Instant::now())));
-    }
-    Ok(())
 }
 
 /// The comparison as markdown: one table per load, vigil first, each

@@ -25,7 +25,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 
 pub(crate) use self::plan::{Plan, Scenario};
-pub(crate) use self::server::VigilProcess;
+pub(crate) use self::server::ServerProcess;
 use self::verdict::Verdict;
 use crate::{
     child::Child,
@@ -112,7 +112,7 @@ pub(crate) fn run(options: &Options) -> Result<()> {
     fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
     eprintln!("==> loadtest {}: {}", plan.name(), plan.describe());
 
-    let mut server = VigilProcess::start(&plan, "127.0.0.1:0".parse()?)?;
+    let mut server = ServerProcess::start(&plan, "127.0.0.1:0".parse()?)?;
     let baseline = server.sample()?;
     let loadgen_bin = project_root().join("target/release/vigil-loadgen");
     let mut loadgen = Child::spawn(
@@ -209,14 +209,14 @@ pub(crate) struct Storm {
 /// is connected and in the channel's presence again.
 fn restart(
     plan: &Plan,
-    server: &mut VigilProcess,
+    server: &mut ServerProcess,
     loadgen: &mut Child,
     started: Instant,
 ) -> Result<Storm> {
     let addr = server.addr();
     eprintln!("==> SIGKILL vigil and start it again on {addr}");
     server.kill()?;
-    *server = VigilProcess::start(plan, addr)?;
+    *server = ServerProcess::start(plan, addr)?;
     let restarted = Instant::now();
     let expected = u64::from(plan.connections());
     let mut all_connected = None;
@@ -240,7 +240,11 @@ fn restart(
 }
 
 /// Sleeps until `at`, failing early if either process died.
-fn wait_until(at: Instant, server: &mut VigilProcess, loadgen: &mut Child) -> Result<()> {
+pub(crate) fn wait_until(
+    at: Instant,
+    server: &mut ServerProcess,
+    loadgen: &mut Child,
+) -> Result<()> {
     while Instant::now() < at {
         server.check_alive()?;
         loadgen.check_alive()?;

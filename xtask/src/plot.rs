@@ -12,6 +12,7 @@
 use std::{fs, path::Path};
 
 use anyhow::{Context, Result, bail};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use serde_json::Value;
 
@@ -86,6 +87,75 @@ fn ceiling(lines: &[Vec<(f64, f64)>]) -> f64 {
     lines.iter().flatten().map(|&(_, y)| y).fold(0.0, f64::max) * 1.15
 }
 
+/// The axes and words of one chart.
+struct Axes<'a> {
+    caption: String,
+    x_desc: &'a str,
+    y_desc: &'a str,
+    x_max: f64,
+    y_max: f64,
+    legend: SeriesLabelPosition,
+}
+
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Draws one chart at `path`: white ground, caption, mesh, what `series`
+/// draws, and the legend.
+fn draw(
+    path: &Path,
+    axes: Axes<'_>,
+    series: impl FnOnce(&mut Chart<'_, '_>) -> Result<()>,
+) -> Result<()> {
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(axes.caption, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..axes.x_max, 0.0..axes.y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc(axes.x_desc)
+        .y_desc(axes.y_desc)
+        .draw()?;
+    series(&mut chart)?;
+    chart
+        .configure_series_labels()
+        .position(axes.legend)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// Server number `index`'s solid line, in its colour, with a legend entry.
+fn named_line(
+    chart: &mut Chart<'_, '_>,
+    index: usize,
+    name: &str,
+    points: &[(f64, f64)],
+) -> Result<()> {
+    let colour = colour(index);
+    chart
+        .draw_series(LineSeries::new(points.to_vec(), colour.stroke_width(2)))?
+        .label(name)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)));
+    Ok(())
+}
+
+fn colour(index: usize) -> RGBColor {
+    COLOURS[index % COLOURS.len()]
+}
+
+/// The largest connection count in `rows`.
+fn max_connections(rows: &[Value]) -> f64 {
+    rows.iter()
+        .filter_map(|r| r["connections"].as_f64())
+        .fold(0.0, f64::max)
+}
+
 fn memory(sweep: &Value, path: &Path) -> Result<()> {
     let rows = rows(sweep)?;
     let names = servers(rows);
@@ -93,47 +163,23 @@ fn memory(sweep: &Value, path: &Path) -> Result<()> {
         .iter()
         .map(|name| series(rows, name, "connections", &["rss_kib_per_conn"]))
         .collect();
-    let max_x = rows
-        .iter()
-        .filter_map(|r| r["connections"].as_f64())
-        .fold(0.0, f64::max);
     let interval_s = rows[0]["interval_ms"].as_f64().unwrap_or(f64::NAN) / 1000.0;
-    let root = SVGBackend::new(path, SIZE).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!("RSS per idle connection (ping every {interval_s} s)"),
-            ("sans-serif", 20),
-        )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(56)
-        .build_cartesian_2d(0.0..max_x * 1.05, 0.0..ceiling(&lines).max(1.0))?;
-    chart
-        .configure_mesh()
-        .x_desc("idle connections")
-        .y_desc("KiB per connection")
-        .draw()?;
-    for (index, (name, line)) in names.iter().zip(&lines).enumerate() {
-        let colour = COLOURS[index % COLOURS.len()];
-        chart
-            .draw_series(LineSeries::new(line.clone(), colour.stroke_width(2)))?
-            .label(name.as_str())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
-            });
-        chart.draw_series(
-            line.iter()
-                .map(|&point| Circle::new(point, 3, colour.filled())),
-        )?;
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
-    root.present()?;
-    Ok(())
+    let axes = Axes {
+        caption: format!("RSS per idle connection (ping every {interval_s} s)"),
+        x_desc: "idle connections",
+        y_desc: "KiB per connection",
+        x_max: max_connections(rows) * 1.05,
+        y_max: ceiling(&lines).max(1.0),
+        legend: SeriesLabelPosition::MiddleRight,
+    };
+    draw(path, axes, |chart| {
+        for (index, (name, line)) in names.iter().zip(&lines).enumerate() {
+            named_line(chart, index, name, line)?;
+            let fill = colour(index).filled();
+            chart.draw_series(line.iter().map(|&point| Circle::new(point, 3, fill)))?;
+        }
+        Ok(())
+    })
 }
 
 fn rtt(sweep: &Value, path: &Path) -> Result<()> {
@@ -147,48 +193,26 @@ fn rtt(sweep: &Value, path: &Path) -> Result<()> {
         .iter()
         .map(|name| series(rows, name, "connections", &["rtt_ms", "p50"]))
         .collect();
-    let max_x = rows
-        .iter()
-        .filter_map(|r| r["connections"].as_f64())
-        .fold(0.0, f64::max);
-    let root = SVGBackend::new(path, SIZE).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Client ping round trip vs load: p99 (solid), p50 (dashed)",
-            ("sans-serif", 20),
-        )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(56)
-        .build_cartesian_2d(0.0..max_x * 1.05, 0.0..ceiling(&p99).max(1.0))?;
-    chart
-        .configure_mesh()
-        .x_desc("idle connections")
-        .y_desc("round trip, ms")
-        .draw()?;
-    for (index, name) in names.iter().enumerate() {
-        let colour = COLOURS[index % COLOURS.len()];
-        chart
-            .draw_series(LineSeries::new(p99[index].clone(), colour.stroke_width(2)))?
-            .label(name.as_str())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
-            });
-        chart.draw_series(DashedLineSeries::new(
-            p50[index].clone(),
-            6,
-            4,
-            colour.stroke_width(1),
-        ))?;
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
-    root.present()?;
-    Ok(())
+    let axes = Axes {
+        caption: "Client ping round trip vs load: p99 (solid), p50 (dashed)".to_owned(),
+        x_desc: "idle connections",
+        y_desc: "round trip, ms",
+        x_max: max_connections(rows) * 1.05,
+        y_max: ceiling(&p99).max(1.0),
+        legend: SeriesLabelPosition::MiddleRight,
+    };
+    draw(path, axes, |chart| {
+        for (index, name) in names.iter().enumerate() {
+            named_line(chart, index, name, &p99[index])?;
+            chart.draw_series(DashedLineSeries::new(
+                p50[index].clone(),
+                6,
+                4,
+                colour(index).stroke_width(1),
+            ))?;
+        }
+        Ok(())
+    })
 }
 
 fn detection(results: &Value, path: &Path) -> Result<()> {
@@ -230,43 +254,24 @@ fn detection(results: &Value, path: &Path) -> Result<()> {
         .flat_map(|(_, line)| line.iter().map(|&(x, _)| x))
         .fold(bound_s, f64::max)
         * 1.1;
-    let root = SVGBackend::new(path, SIZE).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Silent and half-open clients detected (cumulative), bound dashed",
-            ("sans-serif", 20),
-        )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(56)
-        .build_cartesian_2d(0.0..max_x, 0.0..1.05)?;
-    chart
-        .configure_mesh()
-        .x_desc("seconds from going quiet to the server closing")
-        .y_desc("share detected")
-        .draw()?;
-    chart.draw_series(DashedLineSeries::new(
-        vec![(bound_s, 0.0), (bound_s, 1.05)],
-        8,
-        6,
-        BLACK.stroke_width(1),
-    ))?;
-    for (index, (name, line)) in lines.iter().enumerate() {
-        let colour = COLOURS[index % COLOURS.len()];
-        chart
-            .draw_series(LineSeries::new(line.clone(), colour.stroke_width(2)))?
-            .label(name.as_str())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
-            });
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
-    root.present()?;
-    Ok(())
+    let axes = Axes {
+        caption: "Silent and half-open clients detected (cumulative), bound dashed".to_owned(),
+        x_desc: "seconds from the client's last frame to the server closing",
+        y_desc: "share detected",
+        x_max: max_x,
+        y_max: 1.05,
+        legend: SeriesLabelPosition::UpperLeft,
+    };
+    draw(path, axes, |chart| {
+        chart.draw_series(DashedLineSeries::new(
+            vec![(bound_s, 0.0), (bound_s, 1.05)],
+            8,
+            6,
+            BLACK.stroke_width(1),
+        ))?;
+        for (index, (name, line)) in lines.iter().enumerate() {
+            named_line(chart, index, name, line)?;
+        }
+        Ok(())
+    })
 }

@@ -34,7 +34,7 @@ pub(crate) async fn run(shared: Arc<Shared>, index: usize, source: Ipv4Addr) {
     };
     slot.opened(begin.elapsed());
     let reason = match shared.kinds[index] {
-        Kind::Healthy => match shared.reconnect_cap {
+        Kind::Healthy => match shared.options.reconnect_cap {
             None => healthy(ws, slot, &shared).await,
             Some(cap) => reconnecting(ws, slot, &shared, source, index, cap).await,
         },
@@ -54,8 +54,8 @@ async fn connect(
     source: Ipv4Addr,
     index: usize,
 ) -> Result<WebSocket<Prefixed>, Reason> {
-    let connecting = handshake::connect(source, &shared.target, &shared.request);
-    let mut ws = match timeout(shared.handshake_timeout, connecting).await {
+    let connecting = handshake::connect(source, &shared.options.target, &shared.request);
+    let mut ws = match timeout(shared.options.handshake_timeout, connecting).await {
         Err(_elapsed) => return Err(Reason::HandshakeTimeout),
         Ok(Err(HandshakeError::Rejected(why))) => {
             // Only the first: they are all alike, and the report stays small.
@@ -199,7 +199,8 @@ where
         }
         // An RTT probe rides on the server's ping: no timer of our own, and
         // a read is never cancelled for it.
-        if shared.probe_every > 0 && slot.pings().is_multiple_of(shared.probe_every) {
+        if shared.options.probe_every > 0 && slot.pings().is_multiple_of(shared.options.probe_every)
+        {
             let sent_us = start.elapsed().as_micros() as u64;
             let probe = Frame::new(
                 true,
@@ -239,6 +240,7 @@ async fn flapper(
     let mut rng = seed(index);
     loop {
         let stay = shared
+            .options
             .flap
             .mul_f64(0.5 + (next_random(&mut rng) % 1000) as f64 / 1000.0);
         // Dropping the healthy loop mid-read is fine: the socket is closed next.

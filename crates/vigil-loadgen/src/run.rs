@@ -19,7 +19,7 @@ use tokio::{
 };
 
 use crate::{
-    cli::{Kind, Options, Target},
+    cli::{Kind, Options},
     client, handshake,
     report::{MessageLatency, ReconnectFailures, Report, Slot, Tally, by_kind, summarize},
 };
@@ -30,29 +30,16 @@ pub(crate) struct Shared {
     /// The kind of each connection, by index.
     pub(crate) kinds: Box<[Kind]>,
     pub(crate) slots: Box<[Slot]>,
-    pub(crate) silent_after: Duration,
-    pub(crate) flap: Duration,
-    /// `--join`: the channel (empty without it), or the stem of `--channels`
-    /// rooms; `None` when clients join nothing.
-    pub(crate) join: Option<String>,
-    pub(crate) channels: u32,
-    pub(crate) publish_every: Duration,
-    /// Publishers start this long after the run's start.
-    pub(crate) publish_after: Duration,
-    /// `--reconnect-max-ms`: healthy clients come back, with this backoff cap.
-    pub(crate) reconnect_cap: Option<Duration>,
-    /// Probe the server's round trip after every this many of its pings
-    /// (0: never), and the round trips measured.
-    pub(crate) probe_every: u32,
+    /// The command line: what the clients do and against what.
+    pub(crate) options: Options,
+    /// Round trips of the clients' own pings (`--probe-rtt-every`).
     pub(crate) rtt: MessageLatency,
     /// Failed reconnect attempts by reason.
     pub(crate) reconnect_failures: ReconnectFailures,
     /// Delivery latency of channel messages, over all subscribers.
     pub(crate) latency: MessageLatency,
     pub(crate) start: Instant,
-    pub(crate) target: Target,
     pub(crate) request: String,
-    pub(crate) handshake_timeout: Duration,
     /// Why the first rejected handshake was rejected (`status 400`, ...).
     pub(crate) first_rejection: OnceLock<String>,
 }
@@ -61,9 +48,10 @@ impl Shared {
     /// The channel connection `index` joins: the `--join` name, or with
     /// `--channels K` one of K rooms named after it.
     pub(crate) fn channel_of(&self, index: usize) -> Option<String> {
-        let name = self.join.as_ref()?;
-        Some(if self.channels > 1 {
-            format!("{name}-{}", index % self.channels as usize)
+        let name = self.options.join.as_ref()?;
+        let channels = self.options.channels;
+        Some(if channels > 1 {
+            format!("{name}-{}", index % channels as usize)
         } else {
             name.clone()
         })
@@ -94,22 +82,13 @@ async fn control(options: Options) -> Result<Report> {
     let shared = Arc::new(Shared {
         kinds: options.mix.assign(n).into(),
         slots: (0..n).map(|_| Slot::new()).collect(),
-        silent_after: options.silent_after,
-        flap: options.flap,
-        join: options.join.clone(),
-        channels: options.channels,
-        publish_every: options.publish_every,
-        publish_after: options.publish_after,
-        reconnect_cap: options.reconnect_cap,
         latency: MessageLatency::new(),
         reconnect_failures: ReconnectFailures::default(),
-        probe_every: options.probe_every,
         rtt: MessageLatency::new(),
         start: Instant::now(),
         request: handshake::request(&options.target),
-        target: options.target.clone(),
-        handshake_timeout: options.handshake_timeout,
         first_rejection: OnceLock::new(),
+        options: options.clone(),
     });
     let attempted = Arc::new(AtomicUsize::new(0));
     if let Some(path) = &options.status_file {

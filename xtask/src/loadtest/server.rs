@@ -29,13 +29,12 @@ pub(crate) struct Sample {
     /// From `/metrics`.
     pub(crate) connections: u64,
     pub(crate) pings_sent: u64,
-    pub(crate) pongs_received: u64,
     /// Live heap bytes (the binary is built with `count-alloc`).
     pub(crate) heap_bytes: Option<u64>,
 }
 
 #[derive(Debug)]
-pub(crate) struct VigilProcess {
+pub(crate) struct ServerProcess {
     child: Child,
     addr: SocketAddr,
     ticks_per_second: u64,
@@ -43,9 +42,9 @@ pub(crate) struct VigilProcess {
     metrics: bool,
 }
 
-impl VigilProcess {
+impl ServerProcess {
     /// Starts `vigil` listening on `listen` (port 0: any free port).
-    pub(crate) fn start(plan: &Plan, listen: SocketAddr) -> Result<VigilProcess> {
+    pub(crate) fn start(plan: &Plan, listen: SocketAddr) -> Result<ServerProcess> {
         let binary = project_root().join("target/release/vigil");
         let mut command = Command::new(binary);
         command
@@ -61,7 +60,7 @@ impl VigilProcess {
         name: &'static str,
         mut command: Command,
         metrics: bool,
-    ) -> Result<VigilProcess> {
+    ) -> Result<ServerProcess> {
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -95,7 +94,7 @@ impl VigilProcess {
                     .with_context(|| format!("not an address: {line}"))?;
             }
         };
-        Ok(VigilProcess {
+        Ok(ServerProcess {
             child,
             addr,
             ticks_per_second: clock_ticks_per_second(),
@@ -182,7 +181,6 @@ impl VigilProcess {
                 rss_kib,
                 connections: 0,
                 pings_sent: 0,
-                pongs_received: 0,
                 heap_bytes: None,
             });
         }
@@ -193,7 +191,6 @@ impl VigilProcess {
             rss_kib,
             connections: series(&metrics, "vigil_connections")?,
             pings_sent: series(&metrics, "vigil_heartbeat_pings_sent_total")?,
-            pongs_received: series(&metrics, "vigil_heartbeat_pongs_received_total")?,
             heap_bytes: series(&metrics, "vigil_heap_live_bytes").ok(),
         })
     }

@@ -28,7 +28,7 @@ pub(super) async fn publish(
     index: usize,
 ) -> Reason {
     ws.set_auto_pong(false);
-    let begin = shared.start + shared.publish_after;
+    let begin = shared.start + shared.options.publish_after;
     // Dropping the healthy loop mid-read is fine: from here on the socket
     // is read raw and dropped.
     if let Ok(reason) = timeout_at(begin, super::answer_pings(&mut ws, slot, shared)).await {
@@ -49,7 +49,7 @@ pub(super) async fn publish(
     let publishing = async {
         let mut next = Instant::now();
         loop {
-            next += shared.publish_every;
+            next += shared.options.publish_every;
             sleep_until(next).await;
             let sent_us = shared.start.elapsed().as_micros();
             let text = format!(

@@ -78,7 +78,7 @@ pub(super) async fn half_open(ws: WebSocket<Prefixed>, slot: &Slot, shared: &Sha
     client.set_auto_pong(false);
     let client_side = answer_pings(&mut client, slot, shared);
     tokio::pin!(client_side);
-    let blackhole_at = Instant::now() + shared.silent_after;
+    let blackhole_at = Instant::now() + shared.options.silent_after;
     tokio::select! {
         reason = &mut client_side => return reason,
         _ = tokio::io::copy_bidirectional(&mut upstream, &mut proxy_end) => return Reason::Eof,
@@ -102,7 +102,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     ws.set_auto_pong(false);
-    let quiet_at = Instant::now() + shared.silent_after;
+    let quiet_at = Instant::now() + shared.options.silent_after;
     // Dropping the loop mid-read is fine: this socket is not read again.
     timeout_at(quiet_at, answer_pings(ws, slot, shared))
         .await
