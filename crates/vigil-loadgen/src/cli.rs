@@ -56,7 +56,11 @@ OPTIONS:
                                (report: rtt); default 0, never
     --bound-ms MS              the server's detection bound (interval + timeout +
                                jitter): the report counts detections within it
-    --connections N            clients to open, 1..=19500 per process (default 100)
+    --connections N            clients to open (default 100); over 19,500 they are
+                               spread over several processes, 1..=300000
+    --processes N              run the clients in N child processes (client i in
+                               process i % N; default: as few as hold 19,500 each),
+                               whose reports this one merges into one
     --sources N                spread clients over source addresses 127.0.0.2 ..
                                127.0.0.(N+1), 1..=250 (default 4)
     --rate R                   open R connections per second (default 1000)
@@ -73,13 +77,21 @@ OPTIONS:
     --handshake-timeout-ms MS  connect + upgrade deadline (default 10000)
 
 The report (one JSON document on stdout) is printed when the hold ends, on
-SIGINT or SIGTERM too. One process holds at most 20,000 open files here: for
-more than 19,500 connections run several processes.
+SIGINT or SIGTERM too (forwarded to the child processes). One process holds at
+most 20,000 open files here, hence the child processes; one source address
+has about 28,000 ports, hence --sources.
 ";
 
-/// Files a process may hold here (hard limit, cannot be raised); keep a
-/// margin for stdio, the runtime and the report files.
-pub(crate) const MAX_CONNECTIONS: u32 = 19_500;
+/// Connections one process holds: 20,000 files a process here (a hard
+/// limit, cannot be raised) less a margin for stdio, the runtime and the
+/// report files.
+pub(crate) const PER_PROCESS: u32 = 19_500;
+/// Child processes at most, and so connections at most.
+const MAX_PROCESSES: u32 = 16;
+const MAX_CONNECTIONS: u32 = 300_000;
+/// Ephemeral ports of one source address (`net.ipv4.ip_local_port_range`
+/// 32768-60999 by default), less a margin for ports still in TIME_WAIT.
+const PORTS_PER_SOURCE: u32 = 25_000;
 const MAX_SOURCES: u8 = 250;
 const MAX_HOLD_SECONDS: u64 = 6 * 3600;
 const MAX_RATE: f64 = 100_000.0;
@@ -204,6 +216,33 @@ pub(crate) struct Options {
     pub(crate) ready_file: Option<PathBuf>,
     pub(crate) status_file: Option<PathBuf>,
     pub(crate) handshake_timeout: Duration,
+    /// Child processes the clients are spread over (1: this one).
+    pub(crate) processes: u32,
+    /// In a child process: which share of the clients it runs, and when (µs
+    /// since the Unix epoch) the run started, so every process times
+    /// connection `i` from the same instant.
+    pub(crate) part: Option<Part>,
+    pub(crate) epoch_unix_us: Option<u64>,
+}
+
+/// `--part P/N`: this child process runs the clients whose index is P
+/// modulo N.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Part {
+    pub(crate) index: u32,
+    pub(crate) of: u32,
+}
+
+impl Part {
+    fn parse(value: &str) -> Result<Part> {
+        let parsed = value
+            .split_once('/')
+            .and_then(|(index, of)| Some((index.parse().ok()?, of.parse().ok()?)));
+        match parsed {
+            Some((index, of)) if index < of && of <= MAX_PROCESSES => Ok(Part { index, of }),
+            _ => bail!("`--part {value}` must be P/N with P < N <= {MAX_PROCESSES}"),
+        }
+    }
 }
 
 impl Options {
@@ -238,6 +277,9 @@ impl Options {
         let mut ready_file = None;
         let mut status_file = None;
         let mut handshake_timeout = Duration::from_secs(10);
+        let mut processes = None;
+        let mut part = None;
+        let mut epoch_unix_us = None;
         let mut args = args.into_iter();
         while let Some(word) = args.next() {
             if word == "--help" || word == "-h" {
@@ -296,17 +338,19 @@ impl Options {
                 "--url" => url = Some(Target::parse(&value)?),
                 "--connections" => {
                     connections = value.parse().with_context(context)?;
-                    if connections == 0 {
-                        bail!("`--connections` must be at least 1");
-                    }
-                    if connections > MAX_CONNECTIONS {
-                        bail!(
-                            "`--connections {connections}`: one process holds at most \
-                             {MAX_CONNECTIONS} connections (20,000 open files per process here, \
-                             a hard limit); run several vigil-loadgen processes instead"
-                        );
+                    if !(1..=MAX_CONNECTIONS).contains(&connections) {
+                        bail!("`--connections` must be 1..={MAX_CONNECTIONS}, got {connections}");
                     }
                 }
+                "--processes" => {
+                    let n: u32 = value.parse().with_context(context)?;
+                    if !(1..=MAX_PROCESSES).contains(&n) {
+                        bail!("`--processes` must be 1..={MAX_PROCESSES}, got {n}");
+                    }
+                    processes = Some(n);
+                }
+                "--part" => part = Some(Part::parse(&value)?),
+                "--epoch-unix-us" => epoch_unix_us = Some(value.parse().with_context(context)?),
                 "--sources" => {
                     sources = value.parse().with_context(context)?;
                     if !(1..=MAX_SOURCES).contains(&sources) {
@@ -351,6 +395,37 @@ impl Options {
         if mix.has(Kind::Publisher) && join.is_none() {
             bail!("publishers need a channel: add `--join CHANNEL`");
         }
+        let processes = processes.unwrap_or(connections.div_ceil(PER_PROCESS));
+        if processes > connections {
+            bail!("`--processes {processes}` for fewer connections ({connections})");
+        }
+        if connections.div_ceil(processes) > PER_PROCESS {
+            bail!(
+                "{connections} connections in {processes} processes is more than {PER_PROCESS} \
+                 a process (20,000 open files per process here, a hard limit): use \
+                 `--processes {}` or more",
+                connections.div_ceil(PER_PROCESS)
+            );
+        }
+        if connections > u32::from(sources) * PORTS_PER_SOURCE {
+            bail!(
+                "{connections} connections over {sources} source addresses is more than \
+                 {PORTS_PER_SOURCE} ports each: use `--sources {}` or more",
+                connections.div_ceil(PORTS_PER_SOURCE)
+            );
+        }
+        if part.is_some() != epoch_unix_us.is_some() {
+            bail!("`--part` and `--epoch-unix-us` go together (the parent process passes both)");
+        }
+        if let Some(part) = part
+            && part.of != processes
+        {
+            bail!(
+                "`--part {}/{}` with `--processes {processes}`",
+                part.index,
+                part.of
+            );
+        }
         Ok(Options {
             mix,
             silent_after,
@@ -371,7 +446,17 @@ impl Options {
             ready_file,
             status_file,
             handshake_timeout,
+            processes,
+            part,
+            epoch_unix_us,
         })
+    }
+
+    /// The connections this process runs itself: all of them, or with
+    /// `--part P/N` those whose index is P modulo N.
+    pub(crate) fn own_indices(&self) -> impl Iterator<Item = u32> + use<> {
+        let (first, step) = self.part.map_or((0, 1), |part| (part.index, part.of));
+        (first..self.connections).step_by(step as usize)
     }
 
     /// Source address of connection `index`: round-robin over the sources.

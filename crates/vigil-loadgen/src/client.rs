@@ -23,17 +23,18 @@ use crate::{
 /// How long a flapper waits for the server's answer to its close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
-/// Runs connection `index` until the server ends it or the runtime is
-/// dropped at the end of the hold (which is what bounds it in time).
-pub(crate) async fn run(shared: Arc<Shared>, index: usize, source: Ipv4Addr) {
-    let slot = &shared.slots[index];
+/// Runs connection `index` (over every process; `local` in this one's
+/// slots) until the server ends it or the runtime is dropped at the end of
+/// the hold (which is what bounds it in time).
+pub(crate) async fn run(shared: Arc<Shared>, local: usize, index: usize, source: Ipv4Addr) {
+    let slot = &shared.slots[local];
     let begin = Instant::now();
     let ws = match connect(&shared, source, index).await {
         Ok(ws) => ws,
         Err(reason) => return slot.failed(reason),
     };
     slot.opened(begin.elapsed());
-    let reason = match shared.kinds[index] {
+    let reason = match shared.kinds[local] {
         Kind::Healthy => match shared.options.reconnect_cap {
             None => healthy(ws, slot, &shared).await,
             Some(cap) => reconnecting(ws, slot, &shared, source, index, cap).await,
@@ -116,10 +117,11 @@ async fn reconnecting(
         sleep(random_below(&mut rng, FIRST_RETRY)).await;
         let mut ceiling = RETRY_BASE;
         ws = loop {
+            let attempt_ms = ms_since(shared.start);
             match connect(shared, source, index).await {
                 Ok(ws) => break ws,
                 Err(reason) => {
-                    slot.reconnect_failed(reason, ms_since(shared.start));
+                    slot.reconnect_failed(reason, attempt_ms);
                     shared.reconnect_failures.count(reason);
                     sleep(random_below(&mut rng, ceiling)).await;
                     ceiling = (ceiling * 2).min(cap);
@@ -257,10 +259,11 @@ async fn flapper(
         })
         .await;
         ws = loop {
+            let attempt_ms = ms_since(shared.start);
             match connect(shared, source, index).await {
                 Ok(ws) => break ws,
                 Err(reason) => {
-                    slot.reconnect_failed(reason, ms_since(shared.start));
+                    slot.reconnect_failed(reason, attempt_ms);
                     shared.reconnect_failures.count(reason);
                     sleep(RETRY_BASE).await;
                 }

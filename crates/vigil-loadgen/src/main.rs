@@ -3,8 +3,9 @@
 //!
 //! Kinds of client (`--kind`, mixable by weight): healthy, silent, slow
 //! reader, half-open (through a built-in blackhole proxy) and flapper; see
-//! `client.rs`. `cargo xtask bench-idle` and `cargo xtask loadtest` drive
-//! it; `--help` has the command line.
+//! `client.rs`. More than one process holds are spread over child
+//! processes (`spread.rs`). `cargo xtask bench-idle` and `cargo xtask
+//! loadtest` drive it; `--help` has the command line.
 
 mod cli;
 mod client;
@@ -12,6 +13,7 @@ mod handshake;
 mod mix;
 mod report;
 mod run;
+mod spread;
 
 use std::process::ExitCode;
 
@@ -23,14 +25,24 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let report = match run::main(options) {
-        Ok(report) => report,
+    let output = if options.processes > 1 && options.part.is_none() {
+        spread::main(options).map(run::Output::Report)
+    } else {
+        if options.part.is_some() {
+            end_with_the_parent();
+        }
+        run::main(options)
+    };
+    let json = match output {
+        Ok(run::Output::Report(report)) => serde_json::to_string_pretty(&report),
+        // Read by the parent, not a person: compact.
+        Ok(run::Output::Part(part)) => serde_json::to_string(&part),
         Err(error) => {
             eprintln!("vigil-loadgen: error: {error:#}");
             return ExitCode::FAILURE;
         }
     };
-    match serde_json::to_string_pretty(&report) {
+    match json {
         Ok(json) => {
             println!("{json}");
             ExitCode::SUCCESS
@@ -39,5 +51,14 @@ fn main() -> ExitCode {
             eprintln!("vigil-loadgen: cannot encode the report: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A child process (`--part`) gets SIGTERM when its parent ends, however it
+/// ends: its clients must not outlive the run.
+fn end_with_the_parent() {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag of this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
     }
 }

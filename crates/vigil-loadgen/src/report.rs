@@ -11,7 +11,10 @@ use std::{
 use fastwebsockets::WebSocketError;
 use serde::Serialize;
 
-use crate::handshake::HandshakeError;
+use crate::{
+    cli::{Kind, Options},
+    handshake::HandshakeError,
+};
 
 const PENDING: u8 = 0;
 const OPEN: u8 = 1;
@@ -76,6 +79,10 @@ impl Reason {
         }
     }
 
+    pub(crate) fn from_name(name: &str) -> Option<Reason> {
+        REASONS.iter().copied().find(|reason| reason.name() == name)
+    }
+
     fn from_u8(value: u8) -> Reason {
         REASONS
             .get(usize::from(value))
@@ -132,6 +139,9 @@ impl ReconnectFailures {
     }
 }
 
+/// A [`Slot`]'s fields as plain numbers, in declaration order.
+pub(crate) type SlotRecord = [u32; 14];
+
 /// One connection's record. Only its own task writes it; the control loop
 /// reads it. `state` is stored last (Release) so a reader that sees a state
 /// sees the fields written before it.
@@ -155,8 +165,8 @@ pub(crate) struct Slot {
     cycles: AtomicU32,
     reconnect_refused: AtomicU32,
     reconnect_failures: AtomicU32,
-    /// When it last reconnected, and when a reconnect attempt last failed
-    /// (refusals aside), ms since the start of the run.
+    /// When it last reconnected, and when the last reconnect attempt that
+    /// failed (refusals aside) started, ms since the start of the run.
     reconnected_ms: AtomicU32,
     reconnect_failed_ms: AtomicU32,
 }
@@ -181,6 +191,68 @@ impl Slot {
         }
     }
 
+    /// Every field, in declaration order: how a child process hands its
+    /// slots to the parent (`--processes`).
+    pub(crate) fn to_record(&self) -> SlotRecord {
+        [
+            u32::from(self.state.load(Acquire)),
+            u32::from(self.reason.load(Relaxed)),
+            self.handshake_us.load(Relaxed),
+            self.pings.load(Relaxed),
+            self.first_ping_ms.load(Relaxed),
+            self.last_ping_ms.load(Relaxed),
+            self.max_gap_ms.load(Relaxed),
+            self.quiet_ms.load(Relaxed),
+            self.ended_ms.load(Relaxed),
+            self.cycles.load(Relaxed),
+            self.reconnect_refused.load(Relaxed),
+            self.reconnect_failures.load(Relaxed),
+            self.reconnected_ms.load(Relaxed),
+            self.reconnect_failed_ms.load(Relaxed),
+        ]
+    }
+
+    /// The slot a [`Slot::to_record`] was taken of; `None` when the state or
+    /// reason is out of range (not a record this program wrote).
+    pub(crate) fn from_record(record: &SlotRecord) -> Option<Slot> {
+        let [
+            state,
+            reason,
+            handshake_us,
+            pings,
+            first_ping_ms,
+            last_ping_ms,
+            max_gap_ms,
+            quiet_ms,
+            ended_ms,
+            cycles,
+            reconnect_refused,
+            reconnect_failures,
+            reconnected_ms,
+            reconnect_failed_ms,
+        ] = *record;
+        let state = u8::try_from(state).ok().filter(|&s| s <= CLOSED)?;
+        let reason = u8::try_from(reason)
+            .ok()
+            .filter(|&r| usize::from(r) < REASONS.len())?;
+        Some(Slot {
+            state: AtomicU8::new(state),
+            reason: AtomicU8::new(reason),
+            handshake_us: AtomicU32::new(handshake_us),
+            pings: AtomicU32::new(pings),
+            first_ping_ms: AtomicU32::new(first_ping_ms),
+            last_ping_ms: AtomicU32::new(last_ping_ms),
+            max_gap_ms: AtomicU32::new(max_gap_ms),
+            quiet_ms: AtomicU32::new(quiet_ms),
+            ended_ms: AtomicU32::new(ended_ms),
+            cycles: AtomicU32::new(cycles),
+            reconnect_refused: AtomicU32::new(reconnect_refused),
+            reconnect_failures: AtomicU32::new(reconnect_failures),
+            reconnected_ms: AtomicU32::new(reconnected_ms),
+            reconnect_failed_ms: AtomicU32::new(reconnect_failed_ms),
+        })
+    }
+
     /// It stopped answering `now_ms` after the start of the run.
     pub(crate) fn went_quiet(&self, now_ms: u32) {
         self.quiet_ms.store(now_ms, Relaxed);
@@ -197,14 +269,16 @@ impl Slot {
         self.cycles.fetch_add(1, Relaxed);
     }
 
-    /// A reconnect attempt failed (it tries again): refused when nothing
-    /// listened, otherwise a real failure.
-    pub(crate) fn reconnect_failed(&self, reason: Reason, now_ms: u32) {
+    /// A reconnect attempt that started `started_ms` after the start of the
+    /// run failed (it tries again): refused when nothing listened, otherwise
+    /// a real failure. The start, not the failure, is kept: it says which
+    /// server the attempt could have reached.
+    pub(crate) fn reconnect_failed(&self, reason: Reason, started_ms: u32) {
         if reason == Reason::ConnectRefused {
             self.reconnect_refused.fetch_add(1, Relaxed);
         } else {
             self.reconnect_failures.fetch_add(1, Relaxed);
-            self.reconnect_failed_ms.store(now_ms, Relaxed);
+            self.reconnect_failed_ms.store(started_ms, Relaxed);
         }
     }
 
@@ -318,8 +392,11 @@ pub(crate) struct Report {
     pub(crate) url: String,
     pub(crate) sources: u8,
     pub(crate) rate_per_s: f64,
-    /// `hold` (time ran out), `until_pings`, `all_closed` or `signal`.
-    pub(crate) stopped_by: &'static str,
+    /// `hold` (time ran out), `until_pings`, `all_closed` or `signal` (with
+    /// several processes, each one's, when they differ).
+    pub(crate) stopped_by: String,
+    /// Processes the clients ran in.
+    pub(crate) processes: u32,
     pub(crate) ramp_s: f64,
     pub(crate) hold_s: f64,
     pub(crate) attempted: u32,
@@ -362,6 +439,52 @@ pub(crate) struct Pings {
     pub(crate) interval_median_ms: u32,
     /// Longest gap between two pings seen on any connection.
     pub(crate) max_gap_ms: u32,
+}
+
+/// What a run leaves, from one process or merged from several: the slots of
+/// the attempted connections with their kinds, and the shared records.
+pub(crate) struct Outcome<'a> {
+    pub(crate) slots: &'a [Slot],
+    pub(crate) kinds: &'a [Kind],
+    pub(crate) stopped_by: String,
+    pub(crate) ramp_s: f64,
+    pub(crate) hold_s: f64,
+    pub(crate) messages: Option<Messages>,
+    pub(crate) rtt: Option<Messages>,
+    pub(crate) reconnect_failures: BTreeMap<&'static str, u32>,
+    pub(crate) first_rejection: Option<String>,
+}
+
+impl Report {
+    pub(crate) fn new(options: &Options, outcome: Outcome<'_>) -> Report {
+        let end = Tally::of(outcome.slots);
+        let (handshake_ms, pings, failures, closes) = summarize(outcome.slots);
+        Report {
+            kind: options.mix.describe(),
+            kinds: by_kind(outcome.slots, outcome.kinds, options.bound),
+            bound_ms: options.bound.map(|bound| bound.as_millis() as u64),
+            url: format!("ws://{}{}", options.target.host, options.target.path),
+            sources: options.sources,
+            rate_per_s: options.rate,
+            stopped_by: outcome.stopped_by,
+            processes: options.processes,
+            ramp_s: outcome.ramp_s,
+            hold_s: outcome.hold_s,
+            attempted: u32::try_from(outcome.slots.len()).unwrap_or(u32::MAX),
+            established: end.established(),
+            failed: end.failed,
+            failures,
+            open_at_end: end.open,
+            closed_by_server: end.closed,
+            closes,
+            first_rejection: outcome.first_rejection,
+            handshake_ms,
+            pings,
+            messages: outcome.messages,
+            rtt: outcome.rtt,
+            reconnect_failures: outcome.reconnect_failures,
+        }
+    }
 }
 
 /// The parts of the report the slots hold.
@@ -432,9 +555,11 @@ fn percentile(sorted: &[u32], percent: usize) -> u32 {
 
 mod kinds;
 mod latency;
+mod part;
 
 pub(crate) use kinds::{KindReport, by_kind};
-pub(crate) use latency::{MessageLatency, Messages};
+pub(crate) use latency::{LatencyRecord, MessageLatency, Messages};
+pub(crate) use part::PartReport;
 
 #[cfg(test)]
 mod tests;

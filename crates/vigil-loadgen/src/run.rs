@@ -21,13 +21,14 @@ use tokio::{
 use crate::{
     cli::{Kind, Options},
     client, handshake,
-    report::{MessageLatency, ReconnectFailures, Report, Slot, Tally, by_kind, summarize},
+    report::{MessageLatency, Outcome, PartReport, ReconnectFailures, Report, Slot, Tally},
 };
 
 /// What every connection task reads.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    /// The kind of each connection, by index.
+    /// The kind and slot of each connection this process runs, in index
+    /// order (all of them, or with `--part P/N` indices P, P + N, ...).
     pub(crate) kinds: Box<[Kind]>,
     pub(crate) slots: Box<[Slot]>,
     /// The command line: what the clients do and against what.
@@ -63,11 +64,19 @@ const STATUS_EVERY: Duration = Duration::from_secs(1);
 /// Room for stdio, the runtime's own descriptors and the report files.
 const SPARE_FILES: u64 = 64;
 
-/// Runs the whole load on a current-thread runtime (one core: the server
-/// under test keeps the other) and returns the report. Dropping the runtime
-/// at the end closes every connection.
-pub(crate) fn main(options: Options) -> Result<Report> {
-    check_file_limit(options.connections)?;
+/// What a run prints: the report, or in a child process (`--part`) its
+/// share for the parent to merge.
+#[derive(Debug)]
+pub(crate) enum Output {
+    Report(Report),
+    Part(PartReport),
+}
+
+/// Runs this process's clients on a current-thread runtime (one core: the
+/// server under test keeps the other). Dropping the runtime at the end
+/// closes every connection.
+pub(crate) fn main(options: Options) -> Result<Output> {
+    check_file_limit(options.own_indices().count())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -75,17 +84,21 @@ pub(crate) fn main(options: Options) -> Result<Report> {
     runtime.block_on(control(options))
 }
 
-async fn control(options: Options) -> Result<Report> {
+async fn control(options: Options) -> Result<Output> {
     let stop = Arc::new(AtomicBool::new(false));
     watch_signals(Arc::clone(&stop))?;
-    let n = options.connections as usize;
+    let own: Vec<u32> = options.own_indices().collect();
+    let every_kind = options.mix.assign(options.connections as usize);
     let shared = Arc::new(Shared {
-        kinds: options.mix.assign(n).into(),
-        slots: (0..n).map(|_| Slot::new()).collect(),
+        kinds: own
+            .iter()
+            .map(|&index| every_kind[index as usize])
+            .collect(),
+        slots: own.iter().map(|_| Slot::new()).collect(),
         latency: MessageLatency::new(),
         reconnect_failures: ReconnectFailures::default(),
         rtt: MessageLatency::new(),
-        start: Instant::now(),
+        start: start_instant(options.epoch_unix_us),
         request: handshake::request(&options.target),
         first_rejection: OnceLock::new(),
         options: options.clone(),
@@ -100,16 +113,21 @@ async fn control(options: Options) -> Result<Report> {
         ));
     }
 
-    // Ramp: connection i starts at i / rate.
+    // Ramp: connection i starts at i / rate (in whichever process runs it).
     let start = shared.start;
-    for index in 0..n {
+    for (local, &index) in own.iter().enumerate() {
         if stop.load(Relaxed) {
             break;
         }
-        sleep_until(start + Duration::from_secs_f64(index as f64 / options.rate)).await;
-        let source = options.source(u32::try_from(index).expect("connections <= 19,500"));
-        tokio::spawn(client::run(Arc::clone(&shared), index, source));
-        attempted.store(index + 1, Relaxed);
+        sleep_until(start + Duration::from_secs_f64(f64::from(index) / options.rate)).await;
+        let source = options.source(index);
+        tokio::spawn(client::run(
+            Arc::clone(&shared),
+            local,
+            index as usize,
+            source,
+        ));
+        attempted.store(local + 1, Relaxed);
     }
     let ramp_end = Instant::now();
 
@@ -153,34 +171,68 @@ async fn control(options: Options) -> Result<Report> {
         sleep(POLL).await;
     };
 
-    let end = tally(&shared);
-    let attempted_slots = &shared.slots[..attempted.load(Relaxed)];
-    let (handshake_ms, pings, failures, closes) = summarize(attempted_slots);
-    let kinds = by_kind(attempted_slots, &shared.kinds, options.bound);
-    Ok(Report {
-        kind: options.mix.describe(),
-        kinds,
-        bound_ms: options.bound.map(|bound| bound.as_millis() as u64),
-        url: format!("ws://{}{}", options.target.host, options.target.path),
-        sources: options.sources,
-        rate_per_s: options.rate,
-        stopped_by,
-        ramp_s: (ramp_end - start).as_secs_f64(),
-        hold_s: hold_start.elapsed().as_secs_f64(),
-        attempted: u32::try_from(attempted.load(Relaxed)).expect("connections <= 19,500"),
-        established: end.established(),
-        failed: end.failed,
-        failures,
-        open_at_end: end.open,
-        closed_by_server: end.closed,
-        closes,
-        first_rejection: shared.first_rejection.get().cloned(),
-        handshake_ms,
-        pings,
-        messages: shared.latency.summary(),
-        rtt: shared.rtt.summary(),
-        reconnect_failures: shared.reconnect_failures.summary(),
-    })
+    let attempted = attempted.load(Relaxed);
+    let slots = &shared.slots[..attempted];
+    let ramp_s = (ramp_end - start).as_secs_f64();
+    let hold_s = hold_start.elapsed().as_secs_f64();
+    let first_rejection = shared.first_rejection.get().cloned();
+    if options.part.is_some() {
+        return Ok(Output::Part(PartReport {
+            slots: slots.iter().map(Slot::to_record).collect(),
+            latency: shared.latency.to_record(),
+            rtt: shared.rtt.to_record(),
+            reconnect_failures: shared
+                .reconnect_failures
+                .summary()
+                .into_iter()
+                .map(|(name, count)| (name.to_owned(), count))
+                .collect(),
+            first_rejection,
+            stopped_by: stopped_by.to_owned(),
+            ramp_s,
+            hold_s,
+        }));
+    }
+    Ok(Output::Report(Report::new(
+        &options,
+        Outcome {
+            slots,
+            kinds: &shared.kinds[..attempted],
+            stopped_by: stopped_by.to_owned(),
+            ramp_s,
+            hold_s,
+            messages: shared.latency.summary(),
+            rtt: shared.rtt.summary(),
+            reconnect_failures: shared.reconnect_failures.summary(),
+            first_rejection,
+        },
+    )))
+}
+
+/// The instant the run started: now, or in a child process the parent's
+/// start (`--epoch-unix-us`, on the wall clock every process shares), so
+/// that every process ramps and times from the same moment.
+fn start_instant(epoch_unix_us: Option<u64>) -> Instant {
+    let now = Instant::now();
+    let Some(epoch) = epoch_unix_us else {
+        return now;
+    };
+    let wall = unix_micros();
+    if epoch >= wall {
+        now + Duration::from_micros(epoch - wall)
+    } else {
+        now.checked_sub(Duration::from_micros(wall - epoch))
+            .unwrap_or(now)
+    }
+}
+
+/// Microseconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
+        })
 }
 
 fn watch_signals(stop: Arc<AtomicBool>) -> Result<()> {
@@ -213,12 +265,12 @@ async fn status_loop(path: std::path::PathBuf, shared: Arc<Shared>, attempted: A
 fn write_status(path: &Path, shared: &Shared, attempted: &AtomicUsize) -> Result<()> {
     let attempted = attempted.load(Relaxed);
     let tally = Tally::of(&shared.slots[..attempted]);
-    let attempted = u32::try_from(attempted).expect("connections <= 19,500");
+    let attempted = u32::try_from(attempted).unwrap_or(u32::MAX);
     write_atomically(path, &tally.status_line(shared.start.elapsed(), attempted))
 }
 
 /// Readers never see a half-written file: write a sibling, then rename.
-fn write_atomically(path: &Path, text: &str) -> Result<()> {
+pub(crate) fn write_atomically(path: &Path, text: &str) -> Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     fs::write(&tmp, text)
@@ -228,7 +280,7 @@ fn write_atomically(path: &Path, text: &str) -> Result<()> {
 
 /// Fails early, with the fix, when the soft limit of open files cannot hold
 /// the connections (otherwise they would fail one by one with EMFILE).
-fn check_file_limit(connections: u32) -> Result<()> {
+fn check_file_limit(connections: usize) -> Result<()> {
     let Ok(limits) = fs::read_to_string("/proc/self/limits") else {
         return Ok(());
     };
@@ -238,12 +290,12 @@ fn check_file_limit(connections: u32) -> Result<()> {
         .and_then(|line| line.split_whitespace().nth(3))
         .and_then(|soft| soft.parse::<u64>().ok());
     if let Some(soft) = soft
-        && soft < u64::from(connections) + SPARE_FILES
+        && soft < connections as u64 + SPARE_FILES
     {
         bail!(
             "{connections} connections need about {} open files, and this process may open \
              {soft}: raise the soft limit (`ulimit -n`) or run several processes",
-            u64::from(connections) + SPARE_FILES
+            connections as u64 + SPARE_FILES
         );
     }
     Ok(())

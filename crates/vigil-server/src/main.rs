@@ -277,10 +277,9 @@ async fn drain_connections(hub: &hub::Hub) {
 }
 
 /// Connections the kernel may hold for us before we accept them. tokio's
-/// `TcpListener::bind` asks for 1,024; when every client of a restarted
-/// server comes back within a second, that queue overflows and some of
-/// them are reset (`cargo xtask loadtest storm`). The kernel caps it at
-/// `net.core.somaxconn`.
+/// `TcpListener::bind` asks for 1,024; every client of a restarted server
+/// comes back within a second (`cargo xtask loadtest storm`), and a longer
+/// queue absorbs that burst. The kernel caps it at `net.core.somaxconn`.
 const LISTEN_BACKLOG: u32 = 8192;
 
 /// A listening socket on `addr` with [`LISTEN_BACKLOG`] (and SO_REUSEADDR,

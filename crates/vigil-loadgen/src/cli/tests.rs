@@ -117,10 +117,34 @@ fn refusals() {
     let url = "--url=ws://127.0.0.1:1/";
     for (words, expected) in [
         (
-            &[url, "--connections", "19501"][..],
-            "run several vigil-loadgen processes",
+            &[url, "--connections", "19501", "--processes", "1"][..],
+            "use `--processes 2` or more",
         ),
-        (&[url, "--connections", "0"], "at least 1"),
+        (
+            &[url, "--connections", "60000", "--sources", "2"],
+            "use `--sources 3` or more",
+        ),
+        (&[url, "--connections", "300001"], "`--connections` must be"),
+        (&[url, "--connections", "0"], "`--connections` must be"),
+        (
+            &[url, "--connections", "3", "--processes", "4"],
+            "fewer connections",
+        ),
+        (&[url, "--processes", "17"], "`--processes` must be"),
+        (&[url, "--part", "2/2", "--epoch-unix-us", "1"], "P < N"),
+        (&[url, "--part", "0/2"], "go together"),
+        (
+            &[
+                url,
+                "--part",
+                "0/2",
+                "--epoch-unix-us",
+                "1",
+                "--processes",
+                "3",
+            ],
+            "`--part 0/2` with `--processes 3`",
+        ),
         (&[url, "--sources", "0"], "`--sources` must be"),
         (&[url, "--rate", "0"], "`--rate` must be"),
         (&[url, "--rate", "NaN"], "`--rate` must be"),
@@ -139,4 +163,29 @@ fn refusals() {
         let error = format!("{:#}", parse(words).unwrap_err());
         assert!(error.contains(expected), "{words:?}: {error}");
     }
+}
+
+#[test]
+fn more_than_a_process_holds_is_spread_over_processes() {
+    let url = "--url=ws://127.0.0.1:1/";
+    let options = parse(&[url, "--connections", "45000", "--sources", "4"]).unwrap();
+    assert_eq!(options.processes, 3, "19,500 at most a process");
+    assert_eq!(
+        options.own_indices().count(),
+        45_000,
+        "without `--part`, every index"
+    );
+    let child = parse(&[
+        url,
+        "--connections",
+        "10",
+        "--processes",
+        "3",
+        "--part",
+        "1/3",
+        "--epoch-unix-us",
+        "1",
+    ])
+    .unwrap();
+    assert_eq!(child.own_indices().collect::<Vec<_>>(), [1, 4, 7]);
 }

@@ -59,10 +59,10 @@ pub(crate) struct KindReport {
     /// Reconnect attempts that failed otherwise (retried; target 0).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) reconnect_failures: Option<u32>,
-    /// When the last of those failed, ms since the start of the run (a
-    /// server that dies resets the handshakes in its queue).
+    /// When the last of those attempts started, ms since the start of the
+    /// run (a killed server's kernel resets the handshakes in its queue).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) last_reconnect_failure_ms: Option<u32>,
+    pub(crate) last_failed_attempt_ms: Option<u32>,
 }
 
 /// The report of every kind present; `kinds[i]` is the kind of `slots[i]`.
@@ -113,8 +113,7 @@ pub(crate) fn by_kind(
             .reconnect_failed_ms
             .load(std::sync::atomic::Ordering::Relaxed);
         if failed_at != UNSET {
-            report.last_reconnect_failure_ms =
-                report.last_reconnect_failure_ms.max(Some(failed_at));
+            report.last_failed_attempt_ms = report.last_failed_attempt_ms.max(Some(failed_at));
         }
         match kind {
             Kind::Healthy => {
@@ -230,7 +229,7 @@ mod tests {
             (Some(2), Some(1))
         );
         assert_eq!(flapper.reconnect_refused, Some(1));
-        assert_eq!(flapper.last_reconnect_failure_ms, Some(2_500));
+        assert_eq!(flapper.last_failed_attempt_ms, Some(2_500));
         assert_eq!(flapper.last_reconnected_ms, Some(3_000));
         assert_eq!(flapper.reconnected_clients, Some(1));
     }

@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Latency;
 
@@ -21,6 +21,18 @@ pub(crate) struct MessageLatency {
     /// First and last delivery, µs since the start of the run.
     first_us: AtomicU64,
     last_us: AtomicU64,
+}
+
+/// A [`MessageLatency`] as plain numbers: `(bucket, count)` for the buckets
+/// that counted.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct LatencyRecord {
+    buckets: Vec<(u32, u32)>,
+    overflow: u64,
+    max_us: u64,
+    received: u64,
+    first_us: u64,
+    last_us: u64,
 }
 
 /// The `messages` part of the report.
@@ -61,6 +73,45 @@ impl MessageLatency {
                 self.overflow.fetch_add(1, Relaxed);
             }
         }
+    }
+
+    /// The histogram as plain numbers (only the buckets that counted), for
+    /// a child process to hand to its parent.
+    pub(crate) fn to_record(&self) -> LatencyRecord {
+        LatencyRecord {
+            buckets: self
+                .counts
+                .iter()
+                .enumerate()
+                .map(|(index, count)| (index as u32, count.load(Relaxed)))
+                .filter(|&(_, count)| count > 0)
+                .collect(),
+            overflow: self.overflow.load(Relaxed),
+            max_us: self.max_us.load(Relaxed),
+            received: self.received.load(Relaxed),
+            first_us: self.first_us.load(Relaxed),
+            last_us: self.last_us.load(Relaxed),
+        }
+    }
+
+    /// Adds another process's deliveries (timed from the same start). A
+    /// bucket index this histogram does not have counts as overflow.
+    pub(crate) fn add(&self, other: &LatencyRecord) {
+        for &(index, count) in &other.buckets {
+            match self.counts.get(index as usize) {
+                Some(bucket) => {
+                    bucket.fetch_add(count, Relaxed);
+                }
+                None => {
+                    self.overflow.fetch_add(u64::from(count), Relaxed);
+                }
+            }
+        }
+        self.overflow.fetch_add(other.overflow, Relaxed);
+        self.max_us.fetch_max(other.max_us, Relaxed);
+        self.received.fetch_add(other.received, Relaxed);
+        self.first_us.fetch_min(other.first_us, Relaxed);
+        self.last_us.fetch_max(other.last_us, Relaxed);
     }
 
     /// `None` when no message arrived.
@@ -123,5 +174,30 @@ mod tests {
         assert_eq!(summary.latency_ms.p50, 0.5);
         assert_eq!(summary.latency_ms.p99, 5_000.0);
         assert_eq!(summary.latency_ms.max, 5_000.0);
+    }
+
+    #[test]
+    fn histograms_of_two_processes_add_up_to_one_of_both() {
+        let deliveries = [
+            (1_000, 100),
+            (2_500, 4_000),
+            (3_000, 300),
+            (7_000, 2_000_000),
+        ];
+        let whole = MessageLatency::new();
+        let (first, second) = (MessageLatency::new(), MessageLatency::new());
+        for (i, &(at, us)) in deliveries.iter().enumerate() {
+            whole.record(at, us);
+            [&first, &second][i % 2].record(at, us);
+        }
+        let merged = MessageLatency::new();
+        merged.add(&first.to_record());
+        merged.add(&second.to_record());
+        assert_eq!(merged.to_record(), whole.to_record());
+        assert_eq!(merged.summary(), whole.summary());
+        // Through JSON, as between processes.
+        let json = serde_json::to_string(&first.to_record()).expect("encodes");
+        let back: LatencyRecord = serde_json::from_str(&json).expect("decodes");
+        assert_eq!(back, first.to_record());
     }
 }
