@@ -33,7 +33,7 @@ use crate::{
 };
 
 const USAGE: &str =
-    "usage: cargo xtask loadtest idle|detect|starve|flood|publish|storm [--quick] | --plot";
+    "usage: cargo xtask loadtest idle|detect|starve|flood|publish|storm|restart [--quick] | --plot";
 
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Options {
@@ -186,15 +186,19 @@ pub(crate) struct Events {
     pub(crate) storm: Option<Storm>,
 }
 
-/// A kill and restart under load.
+/// A restart under load: a crash (`storm`) or a deploy (`restart`).
 #[derive(Debug)]
 pub(crate) struct Storm {
-    /// When SIGKILL was sent, and when the killed process was gone (reaped:
-    /// the kernel had closed its every socket, the listener last), from the
-    /// loadgen's start. Handshakes that reached its listener in between sit
-    /// in a queue no one accepts from and are reset when it closes.
-    pub(crate) killed_at: Duration,
-    pub(crate) gone_at: Duration,
+    /// Whether it was a deploy's restart (SIGTERM) rather than a crash.
+    pub(crate) graceful: bool,
+    /// When SIGKILL (or SIGTERM) was sent, and when the old process was
+    /// gone, from the loadgen's start. After SIGKILL the kernel closes its
+    /// every socket, the listener last, and handshakes that reach the
+    /// listener meanwhile sit in a queue no one accepts from and are reset
+    /// when it closes. After SIGTERM it closes its listener first and ends
+    /// once it has sent every client 1001.
+    pub(crate) stopped_at: Duration,
+    pub(crate) gone_at: Option<Duration>,
     /// When the new server listened, from the loadgen's start.
     pub(crate) restarted_at: Duration,
     /// From then until every client was connected again, if they were.
@@ -203,9 +207,14 @@ pub(crate) struct Storm {
     pub(crate) presence_whole: Option<Duration>,
 }
 
-/// Kills the server (SIGKILL: every client loses it at once) and starts a
-/// new one on the same port, then watches its `/metrics` until every client
-/// is connected and in the channel's presence again.
+/// How long the old server of `restart` may take to send every client
+/// 1001 and end (19,000 at its drain rate of 2,000 a second, plus room).
+const DRAIN_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Stops the server (SIGKILL: every client loses it at once; or SIGTERM
+/// for `restart`) and starts a new one on the same port, then watches its
+/// `/metrics` until every client is connected and in the channel's
+/// presence again.
 fn restart(
     plan: &Plan,
     server: &mut ServerProcess,
@@ -213,17 +222,28 @@ fn restart(
     started: Instant,
 ) -> Result<Storm> {
     let addr = server.addr();
-    eprintln!("==> SIGKILL vigil and start it again on {addr}");
-    let killed_at = started.elapsed();
-    server.kill()?;
-    let gone_at = started.elapsed();
-    *server = ServerProcess::start(plan, addr)?;
+    let graceful = plan.scenario == Scenario::Restart;
+    let stopped_at = started.elapsed();
+    let mut old = if graceful {
+        eprintln!("==> SIGTERM vigil and start a new one on {addr} at once");
+        server.signal("TERM")?;
+        Some(std::mem::replace(server, start_once_free(plan, addr)?))
+    } else {
+        eprintln!("==> SIGKILL vigil and start it again on {addr}");
+        server.kill()?;
+        *server = ServerProcess::start(plan, addr)?;
+        None
+    };
+    let mut gone_at = old.is_none().then(|| started.elapsed());
     let restarted = Instant::now();
     let expected = u64::from(plan.connections());
     let mut all_connected = None;
     let mut presence_whole = None;
-    while restarted.elapsed() < plan::STORM_PATIENCE && presence_whole.is_none() {
+    loop {
         loadgen.check_alive()?;
+        if gone_at.is_none() && old.as_mut().map_or(Ok(true), ServerProcess::has_exited)? {
+            gone_at = Some(started.elapsed());
+        }
         let (connections, members) = server.connections_and_members()?;
         if all_connected.is_none() && connections >= expected {
             all_connected = Some(restarted.elapsed());
@@ -231,15 +251,40 @@ fn restart(
         if presence_whole.is_none() && members >= expected {
             presence_whole = Some(restarted.elapsed());
         }
+        let done = presence_whole.is_some() && gone_at.is_some();
+        let patience = if gone_at.is_none() {
+            DRAIN_PATIENCE
+        } else {
+            plan::STORM_PATIENCE
+        };
+        if done || restarted.elapsed() >= patience {
+            break;
+        }
         thread::sleep(Duration::from_millis(50));
     }
     Ok(Storm {
-        killed_at,
+        graceful,
+        stopped_at,
         gone_at,
         restarted_at: restarted.duration_since(started),
         all_connected,
         presence_whole,
     })
+}
+
+/// Starts a server on `addr` as soon as the old one has closed its
+/// listener (it does so first thing after SIGTERM).
+fn start_once_free(plan: &Plan, addr: std::net::SocketAddr) -> Result<ServerProcess> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match ServerProcess::start(plan, addr) {
+            Ok(server) => return Ok(server),
+            Err(error) if Instant::now() >= deadline => {
+                return Err(error.context(format!("{addr} still taken 5 s after SIGTERM")));
+            }
+            Err(_) => thread::sleep(Duration::from_millis(20)),
+        }
+    }
 }
 
 /// Sleeps until `at`, failing early if either process died.

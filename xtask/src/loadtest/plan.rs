@@ -23,6 +23,10 @@ pub(crate) enum Scenario {
     /// The server is killed and restarted under every client at once: how
     /// fast they are all back, none failing, presence whole again.
     Storm,
+    /// `storm` with a deploy's restart instead of a crash: SIGTERM (the old
+    /// server closes its listener, then sends every client 1001 at its drain
+    /// rate) and the new server started at once on the same port.
+    Restart,
 }
 
 impl Scenario {
@@ -34,6 +38,7 @@ impl Scenario {
             "flood" => Some(Scenario::Flood),
             "publish" => Some(Scenario::Publish),
             "storm" => Some(Scenario::Storm),
+            "restart" => Some(Scenario::Restart),
             _ => None,
         }
     }
@@ -46,6 +51,7 @@ impl Scenario {
             Scenario::Flood => "flood",
             Scenario::Publish => "publish",
             Scenario::Storm => "storm",
+            Scenario::Restart => "restart",
         }
     }
 }
@@ -177,7 +183,7 @@ impl Plan {
                 publishers: 1,
                 ..base
             },
-            (Scenario::Storm, quick) => Plan {
+            (Scenario::Storm | Scenario::Restart, quick) => Plan {
                 healthy: if quick { 500 } else { 19_000 },
                 ..base
             },
@@ -197,13 +203,15 @@ impl Plan {
             Scenario::Publish => Duration::from_secs(if quick { 8 } else { 30 }),
             // A steady window, the restart, and room for everyone to come
             // back (the harness waits at most STORM_PATIENCE).
-            Scenario::Storm => STORM_STEADY + Duration::from_secs(3) + STORM_PATIENCE,
+            Scenario::Storm | Scenario::Restart => {
+                STORM_STEADY + Duration::from_secs(3) + STORM_PATIENCE
+            }
             // Every quiet client's detection fits, with room to spare.
             Scenario::Detect => plan.silent_after + plan.bound() * 2,
             Scenario::Starve => plan.silent_after + plan.stall() + plan.bound() * 2,
         };
-        if scenario == Scenario::Storm {
-            // Killed (SIGKILL) and started again on the same port once the
+        if plan.restarts() {
+            // Killed (SIGKILL, or SIGTERM for `restart`) and started again on the same port once the
             // window is measured.
             plan.restart_after = Some(plan.window().end + Duration::from_secs(1));
         }
@@ -217,6 +225,12 @@ impl Plan {
 
     pub(crate) fn name(&self) -> &'static str {
         self.scenario.name()
+    }
+
+    /// Whether the server is restarted under its clients (`storm`,
+    /// `restart`).
+    pub(crate) fn restarts(&self) -> bool {
+        matches!(self.scenario, Scenario::Storm | Scenario::Restart)
     }
 
     pub(crate) fn connections(&self) -> u32 {
@@ -252,7 +266,7 @@ impl Plan {
                 let start = self.ramp() + Duration::from_secs(2);
                 return start..start + self.hold / 2;
             }
-            Scenario::Storm => {
+            Scenario::Storm | Scenario::Restart => {
                 let start = self.ramp() + Duration::from_secs(2);
                 return start..start + STORM_STEADY;
             }
@@ -315,7 +329,7 @@ impl Plan {
             "--processes".to_owned(),
             self.loadgen_processes.to_string(),
         ];
-        if self.scenario == Scenario::Storm {
+        if self.restarts() {
             args.extend([
                 "--join".to_owned(),
                 STORM_CHANNEL.to_owned(),
@@ -380,6 +394,7 @@ mod tests {
             Scenario::Flood,
             Scenario::Publish,
             Scenario::Storm,
+            Scenario::Restart,
         ] {
             for quick in [true, false] {
                 let plan = Plan::of(scenario, quick);

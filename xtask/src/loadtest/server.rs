@@ -82,6 +82,9 @@ impl ServerProcess {
                 }
             });
         }
+        // Only the readers send: a process that ends before it listens
+        // disconnects the channel at once instead of running out the clock.
+        drop(lines);
         let deadline = Instant::now() + START_TIMEOUT;
         let addr = loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -121,6 +124,11 @@ impl ServerProcess {
             bail!("kill -{signal} failed: {status}");
         }
         Ok(())
+    }
+
+    /// Whether it has ended (no error: it may be expected to).
+    pub(crate) fn has_exited(&mut self) -> Result<bool> {
+        Ok(self.child.wait_timeout(Duration::ZERO)?.is_some())
     }
 
     /// SIGKILL, and waits until the process is gone (its port free).

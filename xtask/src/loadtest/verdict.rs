@@ -74,7 +74,7 @@ impl Verdict {
         // late pongs are the client's failure, not a false positive. Under
         // `storm` clients reconnect, so none ever ends as closed: the count
         // would say nothing.
-        if !matches!(plan.scenario, Scenario::Flood | Scenario::Storm) {
+        if !(plan.scenario == Scenario::Flood || plan.restarts()) {
             check(
                 "no healthy client is closed (false positives)".into(),
                 false_positives == 0.0,
@@ -129,15 +129,7 @@ impl Verdict {
             let expected = f64::from(plan.connections());
             let back = kind_field(report, "healthy", "reconnected_clients").unwrap_or(0.0);
             let failures = kind_field(report, "healthy", "reconnect_failures").unwrap_or(0.0);
-            // SIGKILL: the kernel closes the dead process's sockets one by
-            // one, its listener last, and until then the listener still
-            // completes handshakes into a queue no one accepts from; they
-            // are reset. Such attempts start before the process is gone;
-            // any attempt that starts later can only reach the new server
-            // (or nothing: refused) and must not fail. The loadgen's clock
-            // starts a few ms after the harness's, which errs towards "later".
             let last_failed = kind_field(report, "healthy", "last_failed_attempt_ms");
-            let gone_ms = storm.gone_at.as_millis() as f64;
             check(
                 "every client reconnects after the restart".into(),
                 back == expected && storm.all_connected.is_some(),
@@ -146,18 +138,47 @@ impl Verdict {
                     in_seconds(storm.all_connected)
                 ),
             );
-            check(
-                "no attempt fails that starts once the killed server is gone".into(),
-                last_failed.is_none_or(|at| at <= gone_ms),
-                match last_failed {
-                    Some(at) => format!(
-                        "{failures} attempts failed (refusals aside), the last started {at:.0} ms \
-                         into the run; killed at {} ms, gone at {gone_ms:.0} ms",
-                        storm.killed_at.as_millis()
-                    ),
-                    None => "none failed (refusals aside)".to_owned(),
-                },
-            );
+            if storm.graceful {
+                // SIGTERM: the old server closes its listener before it tells
+                // anyone to go, so no attempt can reach a dying listener.
+                check(
+                    "no reconnect attempt fails (refusals aside)".into(),
+                    failures == 0.0,
+                    format!("{failures} failed"),
+                );
+                check(
+                    "the old server ends once it has sent every client 1001".into(),
+                    storm.gone_at.is_some(),
+                    match storm.gone_at {
+                        Some(at) => {
+                            format!("{} ms after SIGTERM", (at - storm.stopped_at).as_millis())
+                        }
+                        None => "still running".to_owned(),
+                    },
+                );
+            } else {
+                // SIGKILL: the kernel closes the dead process's sockets one
+                // by one, its listener last, and until then the listener
+                // still completes handshakes into a queue no one accepts
+                // from; they are reset. Such attempts start before the
+                // process is gone; any attempt that starts later can only
+                // reach the new server (or nothing: refused) and must not
+                // fail. The loadgen's clock starts a few ms after the
+                // harness's, which errs towards "later".
+                let gone_ms = storm.gone_at.map_or(0.0, |at| at.as_millis() as f64);
+                check(
+                    "no attempt fails that starts once the killed server is gone".into(),
+                    last_failed.is_none_or(|at| at <= gone_ms),
+                    match last_failed {
+                        Some(at) => format!(
+                            "{failures} attempts failed (refusals aside), the last started \
+                             {at:.0} ms into the run; killed at {} ms, gone at {gone_ms:.0} ms",
+                            storm.stopped_at.as_millis()
+                        ),
+                        None => "none failed (refusals aside)".to_owned(),
+                    },
+                );
+            }
             check(
                 "the channel's presence is whole again".into(),
                 storm.presence_whole.is_some(),
@@ -304,14 +325,21 @@ impl Verdict {
                     .to_string(),
             ));
             figures.push((
-                "storm: attempts reset by the dying server (refusals aside)",
+                "storm: attempts failed otherwise (retried)",
                 kind_field(report, "healthy", "reconnect_failures")
                     .unwrap_or(0.0)
                     .to_string(),
             ));
             figures.push((
-                "storm: SIGKILL until the process was gone",
-                format!("{} ms", (storm.gone_at - storm.killed_at).as_millis()),
+                if storm.graceful {
+                    "storm: SIGTERM until the old process ended (its drain)"
+                } else {
+                    "storm: SIGKILL until the process was gone"
+                },
+                match storm.gone_at {
+                    Some(at) => format!("{} ms", (at - storm.stopped_at).as_millis()),
+                    None => "never (still running)".to_owned(),
+                },
             ));
             figures.push((
                 "storm: restart at (from the loadgen's start)",
