@@ -1,13 +1,15 @@
-//! Shared helpers for the end-to-end tests in `e2e/`: find the real binaries
-//! and run them with a deadline.
+//! Shared helpers for the end-to-end tests in `e2e/` and `interop/`: find
+//! the real binaries and run them with a deadline.
 //!
 //! The binaries are built by `cargo build --workspace --bins` (which `cargo
 //! xtask test` runs first); a missing binary is a failure, never a skip.
 
 mod process;
+mod redis;
 mod ws_client;
 
 pub use process::ServerProcess;
+pub use redis::RedisProcess;
 
 /// A plain HTTP/1.1 GET: the whole response (head and body) as text.
 #[track_caller]

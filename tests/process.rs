@@ -115,6 +115,12 @@ impl ServerProcess {
         assert!(status.success());
     }
 
+    /// SIGKILL, and waits until it is gone: no code of it runs after.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Waits for the process to exit (panics after `timeout`).
     #[track_caller]
     pub fn wait(&mut self, timeout: Duration) -> ExitStatus {

@@ -164,6 +164,17 @@ impl WsClient {
         }
     }
 
+    /// The next text message as JSON within `timeout`, or `None`.
+    pub fn try_next_json_within(&mut self, timeout: Duration) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (first, payload) = self.next_frame(deadline)?;
+            if first == 0x81 {
+                return serde_json::from_slice(&payload).ok();
+            }
+        }
+    }
+
     #[track_caller]
     pub fn next_of_within(&mut self, kind: &str, timeout: Duration) -> Value {
         let deadline = Instant::now() + timeout;

@@ -3,6 +3,7 @@
 //! a user would see.
 
 mod cli;
+mod dashboard;
 mod files;
 mod observability;
 mod session;

@@ -348,27 +348,6 @@ fn one_address_may_hold_only_so_many_connections() {
     assert!(fourth.is_some(), "the freed slot was never reused");
 }
 
-#[test]
-fn the_dashboard_and_its_client_script_are_served() {
-    let server = start(&[]);
-    let page = http_get(server.addr(), "/");
-    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
-    assert!(
-        page.contains("text/html") && page.contains("vigil-client.js"),
-        "{page}"
-    );
-    assert!(
-        page.to_ascii_lowercase()
-            .contains("content-security-policy"),
-        "{page}"
-    );
-    let script = http_get(server.addr(), "/vigil-client.js");
-    assert!(
-        script.starts_with("HTTP/1.1 200") && script.contains("export class VigilClient"),
-        "{script}"
-    );
-}
-
 /// A client of user `sub`, connected with a token and joined to `room`.
 fn member(server: &ServerProcess, sub: &str) -> WsClient {
     let jwt = token(serde_json::json!({"sub": sub, "exp": in_an_hour()}));

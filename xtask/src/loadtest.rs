@@ -11,7 +11,9 @@
 //! Checks are about correctness (every silent peer detected within the
 //! bound, no false positive, no failed handshake), never about speed.
 
+mod cluster;
 mod plan;
+mod redis;
 mod server;
 mod verdict;
 
@@ -105,7 +107,32 @@ pub(crate) fn run(options: &Options) -> Result<()> {
     fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
     eprintln!("==> loadtest {}: {}", plan.name(), plan.describe());
 
-    let mut server = ServerProcess::start(&plan, "127.0.0.1:0".parse()?)?;
+    let (verdict, report) = if plan.scenario == Scenario::Cluster {
+        cluster::measure(&plan)?
+    } else {
+        measure(&plan)?
+    };
+    let json_path = out_dir.join(format!("{}.json", plan.name()));
+    let md_path = out_dir.join(format!("{}.md", plan.name()));
+    fs::write(
+        &json_path,
+        serde_json::to_string_pretty(&verdict.json(&report))?,
+    )
+    .with_context(|| format!("cannot write {}", json_path.display()))?;
+    let summary = verdict.markdown();
+    fs::write(&md_path, &summary).with_context(|| format!("cannot write {}", md_path.display()))?;
+    println!("{summary}");
+    eprintln!(
+        "==> wrote {} and {}",
+        json_path.display(),
+        md_path.display()
+    );
+    verdict.into_result()
+}
+
+/// One server, one loadgen: the run every scenario but `cluster` makes.
+fn measure(plan: &Plan) -> Result<(Verdict, serde_json::Value)> {
+    let mut server = ServerProcess::start(plan, "127.0.0.1:0".parse()?)?;
     let baseline = server.sample()?;
     let loadgen_bin = project_root().join("target/release/vigil-loadgen");
     let mut loadgen = Child::spawn(
@@ -137,7 +164,7 @@ pub(crate) fn run(options: &Options) -> Result<()> {
     let mut storm = None;
     if let Some(after) = plan.restart_after {
         wait_until(started + after, &mut server, &mut loadgen)?;
-        storm = Some(restart(&plan, &mut server, &mut loadgen, started)?);
+        storm = Some(restart(plan, &mut server, &mut loadgen, started)?);
     }
 
     let Some(status) = loadgen.wait_timeout(plan.loadgen_lifetime())? else {
@@ -152,7 +179,7 @@ pub(crate) fn run(options: &Options) -> Result<()> {
     server.check_alive()?;
 
     let verdict = Verdict::judge(
-        &plan,
+        plan,
         &report,
         [&baseline, &window_start, &window_end, &end],
         &Events {
@@ -160,22 +187,7 @@ pub(crate) fn run(options: &Options) -> Result<()> {
             storm,
         },
     );
-    let json_path = out_dir.join(format!("{}.json", plan.name()));
-    let md_path = out_dir.join(format!("{}.md", plan.name()));
-    fs::write(
-        &json_path,
-        serde_json::to_string_pretty(&verdict.json(&report))?,
-    )
-    .with_context(|| format!("cannot write {}", json_path.display()))?;
-    let summary = verdict.markdown();
-    fs::write(&md_path, &summary).with_context(|| format!("cannot write {}", md_path.display()))?;
-    println!("{summary}");
-    eprintln!(
-        "==> wrote {} and {}",
-        json_path.display(),
-        md_path.display()
-    );
-    verdict.into_result()
+    Ok((verdict, report))
 }
 
 /// What the harness did besides sampling, for the verdict.

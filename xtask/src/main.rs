@@ -7,11 +7,14 @@
 
 mod bench;
 mod bench_idle;
+mod browser;
 mod child;
 mod ci;
 mod cmd;
 mod compare;
 mod fuzz;
+mod install;
+mod interop;
 mod loadtest;
 mod manifest;
 mod plot;
@@ -64,6 +67,14 @@ SUBCOMMANDS:
                          apt-get); writes target/compare/compare.md;
                          --sweep: idle at 1k-19k connections with client RTT
                          probes, target/compare/sweep.json (for --plot)
+    interop              the Python `websockets`, Node `ws` and Go gorilla
+                         clients of tests/interop/clients/ against vigil
+                         (installs their toolchains under target/interop,
+                         Go via apt-get; part of `test`)
+    browser              the dashboard and vigil.js in a real Chromium
+                         (tests/browser; installs chromium via apt-get and
+                         playwright-core under target/browser; part of
+                         `test`, after `cargo build --workspace --bins`)
     help                 print this message
 ";
 
@@ -86,6 +97,8 @@ fn main() -> ExitCode {
         }
         "loadtest" => loadtest::Request::parse(rest).and_then(|request| request.run()),
         "compare" => compare::Options::parse(rest).and_then(|options| compare::run(&options)),
+        "interop" => no_arguments("interop", rest).and_then(|()| interop::run()),
+        "browser" => no_arguments("browser", rest).and_then(|()| browser::run()),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

@@ -7,7 +7,7 @@
 //! when it is missing, it installs the package with `apt-get install -y <pkg>`
 //! only when running as root and `CI` (or an explicit opt-in such as
 //! `VIGIL_XTASK_INSTALL=1`) is set, and otherwise fails with the exact command
-//! that installs it. Write that helper next to the first suite that needs it.
+//! that installs it. `install.rs` holds those helpers.
 
 use anyhow::{Context, Result};
 
@@ -19,12 +19,22 @@ const SUITES: &[Suite] = &[
     // The end-to-end tests in `tests/` start the real binaries, so they must
     // exist (and be fresh) before `cargo test` runs.
     ("build binaries", build_binaries),
+    // The workspace tests include `tests/interop`, which runs the Python,
+    // Node and Go clients of `tests/interop/clients/` with these toolchains.
+    ("interop toolchains", crate::interop::install),
+    // `tests/cluster` runs vigil nodes on a real Redis.
+    ("redis-server", install_redis),
     ("workspace tests", workspace_tests),
+    // The dashboard and vigil.js in a real Chromium against the built
+    // `vigil` (installs Chromium and playwright-core when missing).
+    ("browser", crate::browser::run),
     // Correctness under load with real clients (release build): every quiet
     // client detected within the bound, no false positive, no failed
     // handshake. Timings are recorded, not asserted.
     ("loadtest idle --quick", loadtest_idle),
     ("loadtest detect --quick", loadtest_detect),
+    // Three cluster nodes on one port and Redis, a silent client or thirty.
+    ("loadtest cluster --quick", loadtest_cluster),
 ];
 
 pub(crate) fn run() -> Result<()> {
@@ -33,6 +43,17 @@ pub(crate) fn run() -> Result<()> {
         suite().with_context(|| format!("test suite `{name}` failed"))?;
     }
     Ok(())
+}
+
+fn install_redis() -> Result<()> {
+    crate::install::debian_packages(&["redis-server"], &[], &["redis-server"])
+}
+
+fn loadtest_cluster() -> Result<()> {
+    crate::loadtest::run(&crate::loadtest::Options {
+        scenario: crate::loadtest::Scenario::Cluster,
+        quick: true,
+    })
 }
 
 fn build_binaries() -> Result<()> {
@@ -56,5 +77,9 @@ fn loadtest_detect() -> Result<()> {
 /// `--no-fail-fast`: one failing test binary must not hide the others'
 /// results (the tidy tests in particular).
 fn workspace_tests() -> Result<()> {
-    cmd::run(cargo().args(["test", "--workspace", "--locked", "--no-fail-fast"]))
+    cmd::run(
+        cargo()
+            .args(["test", "--workspace", "--locked", "--no-fail-fast"])
+            .envs(crate::interop::test_env()),
+    )
 }

@@ -377,4 +377,5 @@ fn report(rule: &str, problems: Vec<String>) {
     }
 }
 
+mod readme;
 mod tests;

@@ -6,6 +6,8 @@
 //! - `GET /api/channels/{channel}/presence`
 //! - `GET /api/users/{user}`
 //! - `POST /api/users/{user}/disconnect`
+//!
+//! `GET /api/overview`, the dashboard's data, is `crate::overview`'s.
 
 use crate::hub::Hub;
 use crate::protocol::check_channel;
@@ -19,7 +21,7 @@ use serde_json::{Value, json};
 /// The close code an operator's disconnect sends (private range).
 pub(crate) const DISCONNECTED_BY_OPERATOR: u16 = 4001;
 
-fn answer(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
+pub(crate) fn answer(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
     response
@@ -28,7 +30,7 @@ fn answer(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
     response
 }
 
-fn refuse(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+pub(crate) fn refuse(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
     answer(status, &json!({"error": message}))
 }
 
@@ -41,6 +43,15 @@ fn same_key(given: &[u8], expected: &[u8]) -> bool {
             .zip(expected)
             .fold(0u8, |diff, (a, b)| diff | (a ^ b))
             == 0
+}
+
+/// Whether `request` carries `Authorization: Bearer <key>`.
+pub(crate) fn authorized<B>(request: &Request<B>, key: &str) -> bool {
+    request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        .is_some_and(|given| same_key(given, key.as_bytes()))
 }
 
 /// Answers an `/api/...` request.
@@ -56,11 +67,7 @@ pub(crate) async fn handle(
             "the HTTP API is off: set VIGIL_API_KEY to turn it on",
         );
     };
-    let given = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
-    if !given.is_some_and(|given| same_key(given, key.as_bytes())) {
+    if !authorized(&request, key) {
         return refuse(
             StatusCode::UNAUTHORIZED,
             "missing or wrong API key (Authorization: Bearer KEY)",

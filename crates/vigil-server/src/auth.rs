@@ -36,6 +36,11 @@ impl Identity {
             .unwrap_or_else(|| Arc::from(format!("anon-{connection}")))
     }
 
+    /// Whether no token named the user.
+    pub(crate) fn is_anonymous(&self) -> bool {
+        self.user.is_none()
+    }
+
     /// Whether this identity may join and publish to `channel`.
     pub(crate) fn may_use(&self, channel: &str) -> bool {
         self.channels
@@ -148,6 +153,12 @@ impl Auth {
             anonymous,
             allowed_origins,
         }
+    }
+
+    /// Whether clients may connect without a token (no secret configured,
+    /// so the server listens on loopback only).
+    pub(crate) fn anonymous(&self) -> bool {
+        self.anonymous
     }
 
     /// The identity of `request`, or why it may not connect.

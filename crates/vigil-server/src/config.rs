@@ -46,6 +46,10 @@ const MAX_CONNECTIONS_LIMIT: usize = 20_000 - FILE_HEADROOM;
 const MAX_MESSAGE_BYTES_LIMIT: usize = 16 << 20;
 /// Beyond this a client is more likely misbehaving than busy.
 const MAX_CHANNELS_LIMIT: usize = 10_000;
+/// A cluster node heartbeats every quarter of its timeout: not more often
+/// than every 250 ms, and a dead node is noticed within the hour.
+const MIN_NODE_TIMEOUT: Duration = Duration::from_secs(1);
+const MAX_NODE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 /// Orchestrators kill a process long before an hour of draining.
 const MAX_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(60 * 60);
 
@@ -90,6 +94,12 @@ pub(crate) struct Settings {
     pub allowed_origins: Vec<String>,
     /// Answer `/metrics` with 404 instead of the exposition.
     pub disable_metrics: bool,
+    /// Redis URL of the cluster this node belongs to; `None`: alone.
+    pub cluster: Option<String>,
+    /// A cluster node not heard from for this long is dead.
+    pub cluster_node_timeout: Duration,
+    /// SO_REUSEPORT on the listener.
+    pub reuse_port: bool,
 }
 
 impl Default for Settings {
@@ -111,6 +121,9 @@ impl Default for Settings {
             log_json: false,
             allowed_origins: Vec::new(),
             disable_metrics: false,
+            cluster: None,
+            cluster_node_timeout: Duration::from_secs(15),
+            reuse_port: false,
         }
     }
 }
@@ -165,6 +178,12 @@ impl fmt::Debug for Settings {
             .field("log_json", &self.log_json)
             .field("allowed_origins", &self.allowed_origins)
             .field("disable_metrics", &self.disable_metrics)
+            .field(
+                "cluster",
+                &self.cluster.as_deref().map(crate::cluster::redacted),
+            )
+            .field("cluster_node_timeout", &self.cluster_node_timeout)
+            .field("reuse_port", &self.reuse_port)
             .finish()
     }
 }
@@ -173,7 +192,7 @@ impl fmt::Debug for Settings {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Command {
     /// Run the server with these settings.
-    Serve(Settings),
+    Serve(Box<Settings>),
     /// `vigil check-config FILE`: validate the file with
     /// [`check_config_file`] and exit.
     CheckConfig {
@@ -217,7 +236,7 @@ pub(crate) fn parse(
     };
     let settings = flags.over(environment).over(file).finish(&mut problems);
     match ConfigError::from_problems(problems) {
-        None => Ok(Command::Serve(settings)),
+        None => Ok(Command::Serve(Box::new(settings))),
         Some(error) => Err(error),
     }
 }
@@ -271,6 +290,16 @@ fn validate(settings: &Settings, partial: &Partial, problems: &mut Vec<ConfigErr
             value,
         });
     }
+    if let Some(url) = &settings.cluster
+        && !failed(&[Key::Cluster])
+        && let Err(problem) = crate::cluster::check_url(url)
+    {
+        problems.push(ConfigError::ClusterUrl {
+            origin: partial.origin(Key::Cluster),
+            url: crate::cluster::redacted(url),
+            problem,
+        });
+    }
     let mut out_of_range = |key: Key, value: String, allowed: String| {
         if !failed(&[key]) {
             problems.push(ConfigError::OutOfRange {
@@ -310,6 +339,17 @@ fn validate(settings: &Settings, partial: &Partial, problems: &mut Vec<ConfigErr
             format!(
                 "1ms..={}: clients need time to close, and no orchestrator waits longer",
                 format_duration(MAX_SHUTDOWN_DEADLINE)
+            ),
+        );
+    }
+    if !(MIN_NODE_TIMEOUT..=MAX_NODE_TIMEOUT).contains(&settings.cluster_node_timeout) {
+        out_of_range(
+            Key::ClusterNodeTimeout,
+            format_duration(settings.cluster_node_timeout),
+            format!(
+                "{}..={}: nodes heartbeat every quarter of it",
+                format_duration(MIN_NODE_TIMEOUT),
+                format_duration(MAX_NODE_TIMEOUT)
             ),
         );
     }

@@ -1,6 +1,7 @@
-//! The operator dashboard served at `/` and the browser client script it
-//! imports (`/vigil-client.js`), both compiled into the binary: no build
-//! step, no external resources.
+//! The operator dashboard served at `/`, the browser client it imports
+//! (`/vigil.js`, an ES module) and the client's TypeScript declarations
+//! (`/vigil.d.ts`), all compiled into the binary: no build step, no
+//! external resources.
 //!
 //! The page's only script and stylesheet are inline and allowed by their
 //! SHA-256 hashes in the Content-Security-Policy, so nothing else can run:
@@ -16,25 +17,30 @@ use hyper::header::{self, HeaderValue};
 pub(crate) const INDEX_HTML: &str = include_str!("dashboard/index.html");
 
 /// The browser client: an ES module exporting `VigilClient`.
-pub(crate) const CLIENT_JS: &str = include_str!("dashboard/vigil-client.js");
+pub(crate) const CLIENT_JS: &str = include_str!("dashboard/vigil.js");
+
+/// The TypeScript declarations of [`CLIENT_JS`].
+pub(crate) const CLIENT_DTS: &str = include_str!("dashboard/vigil.d.ts");
 
 /// Same-origin scripts, styles and images only, plus WebSocket connections;
 /// the hashes are those of the page's inline `<script>` and `<style>`
 /// (checked by `tests::csp_hashes_match_the_inline_script_and_style`).
 pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; \
-     script-src 'self' 'sha256-dWPL7vPCnT2rkg4k8Mp/PYm8wq4qHtaT6VSdJQd6Vao='; \
-     style-src 'self' 'sha256-fnp8g1gpCwstD+If+9xBn6vkXeHec1d07ooUnCFtOTI='; \
+     script-src 'self' 'sha256-HDMEiW/imjsVkwkj6LPZ28GazUbHfCv+IDPcTt5rBNA='; \
+     style-src 'self' 'sha256-EIN8wMYq9qrvRVppt/HdpVg63H9rHMzw54M7bwMIxm0='; \
      connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; \
      form-action 'none'; frame-ancestors 'none'";
 
-/// The response for `GET /` (text/html) and `GET /vigil-client.js`
-/// (text/javascript), with `Cache-Control: no-cache` (a new binary serves a
-/// new page at once) and the Content-Security-Policy; `None` for any other
-/// path.
+/// The response for `GET /` (text/html), `GET /vigil.js` (text/javascript,
+/// pointing Deno-style tools at its types with `X-TypeScript-Types`) and
+/// `GET /vigil.d.ts` (both readable from any origin), with `Cache-Control:
+/// no-cache` (a new binary serves a new page at once) and the
+/// Content-Security-Policy; `None` for any other path.
 pub(crate) fn page(path: &str) -> Option<Response<Full<Bytes>>> {
     let (body, content_type) = match path {
         "/" => (INDEX_HTML, "text/html; charset=utf-8"),
-        "/vigil-client.js" => (CLIENT_JS, "text/javascript; charset=utf-8"),
+        "/vigil.js" => (CLIENT_JS, "text/javascript; charset=utf-8"),
+        "/vigil.d.ts" => (CLIENT_DTS, "application/typescript; charset=utf-8"),
         _ => return None,
     };
     let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
@@ -53,6 +59,20 @@ pub(crate) fn page(path: &str) -> Option<Response<Full<Bytes>>> {
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
+    if path != "/" {
+        // Pages of other origins (the allow-list of `--allowed-origins`)
+        // import the client as a module, which needs CORS; it is public code.
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+    }
+    if path == "/vigil.js" {
+        headers.insert(
+            "x-typescript-types",
+            HeaderValue::from_static("/vigil.d.ts"),
+        );
+    }
     Some(response)
 }
 

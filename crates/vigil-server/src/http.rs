@@ -30,6 +30,8 @@ pub(crate) struct App {
     pub(crate) serve_metrics: bool,
     /// Handshakes refused, by reason.
     pub(crate) rejections: Rejections,
+    /// The link to Redis, in a cluster.
+    pub(crate) cluster: Option<Arc<crate::cluster::Status>>,
 }
 
 /// A 503 that tells clients when to come back (`Retry-After`, seconds).
@@ -62,6 +64,9 @@ pub(crate) async fn route(
     {
         return Ok(page);
     }
+    if request.uri().path() == crate::overview::PATH {
+        return Ok(crate::overview::handle(&app, &request).await);
+    }
     if request.uri().path().starts_with("/api/") {
         return Ok(
             crate::api::handle(&app.hub, app.api_key.as_deref(), app.max_body, request).await,
@@ -69,8 +74,23 @@ pub(crate) async fn route(
     }
     let response = match request.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
-        "/readyz" if app.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n"),
-        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
+        "/readyz" if !app.ready.load(Ordering::Acquire) => {
+            text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+        }
+        "/readyz" => match app
+            .cluster
+            .as_ref()
+            .and_then(|status| status.degraded_for())
+        {
+            // Still serving its own connections: not a reason to take it
+            // out of a load balancer, but said plainly.
+            Some(down) => Response::new(Full::new(Bytes::from(format!(
+                "degraded: cluster Redis unreachable for {}s; serving this node's connections \
+                 and presence only\n",
+                down.as_secs()
+            )))),
+            None => text(StatusCode::OK, "ready\n"),
+        },
         "/metrics" if app.serve_metrics => metrics_page(&app),
         "/ws" => upgrade(&app, peer, &mut request),
         _ => text(
@@ -93,6 +113,17 @@ fn metrics_page(app: &App) -> Response<Full<Bytes>> {
         ready: app.ready.load(Ordering::Acquire),
         rejections: app.rejections.snapshot(),
         heap_live_bytes: crate::heap::live_bytes(),
+        cluster: app.cluster.as_ref().map(|status| {
+            use std::sync::atomic::Ordering::Relaxed;
+            metrics::ClusterStats {
+                up: status.is_up(),
+                nodes: status.nodes.load(Relaxed),
+                published: status.published.load(Relaxed),
+                received: status.received.load(Relaxed),
+                loads: status.loads.load(Relaxed),
+                dropped: status.dropped(),
+            }
+        }),
     };
     let mut response = Response::new(Full::new(Bytes::from(metrics::render(&ws, &stats))));
     response.headers_mut().insert(

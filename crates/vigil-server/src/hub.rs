@@ -8,11 +8,18 @@
 //! joining at once costs each member a few messages, not one per joiner.
 
 mod diffs;
+mod local;
+mod overview;
+mod remote;
 
+use crate::cluster::{Change, Outbound, Outgoing};
 use crate::protocol::ErrorCode;
 use bytes::Bytes;
 use diffs::PendingDiffs;
+use local::{LocalMember, LocalMembers};
 use parking_lot::Mutex;
+pub(crate) use remote::RemoteMember;
+use remote::RemoteMembers;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -44,6 +51,11 @@ struct State {
     /// Presence diffs not yet sent, and when they must go.
     pending: PendingDiffs,
     flush_at: Option<Instant>,
+    /// In a cluster: this node's own members as the other nodes see them,
+    /// the other nodes' members, and the queue of changes to Redis.
+    local: LocalMembers,
+    remote: RemoteMembers,
+    cluster: Option<Outbound>,
 }
 
 /// How much the hub holds, for `/metrics`.
@@ -65,7 +77,13 @@ fn now() -> Instant {
 }
 
 impl Hub {
-    pub(crate) fn new(presence: PresenceConfig, max_channels: usize) -> Self {
+    /// `cluster`: the queue to the other nodes, when this node is one of a
+    /// cluster.
+    pub(crate) fn new(
+        presence: PresenceConfig,
+        max_channels: usize,
+        cluster: Option<Outbound>,
+    ) -> Self {
         Self {
             state: Mutex::new(State {
                 presence: Presence::new(presence),
@@ -74,6 +92,9 @@ impl Hub {
                 members: HashMap::new(),
                 pending: PendingDiffs::default(),
                 flush_at: None,
+                local: LocalMembers::default(),
+                remote: RemoteMembers::default(),
+                cluster,
             }),
             timers: Notify::new(),
             max_channels,
@@ -113,8 +134,14 @@ impl Hub {
         state
             .metas
             .insert((id.0, Arc::clone(&channel)), meta.cloned());
-        let meta = meta.map(|m| Arc::from(m.to_string()));
-        state.presence.join(now(), id, Arc::clone(&channel), meta);
+        let meta: Option<Arc<str>> = meta.map(|m| Arc::from(m.to_string()));
+        state
+            .presence
+            .join(now(), id, Arc::clone(&channel), meta.clone());
+        if let Some(user) = state.conns.get(&id.0).map(|(_, user)| Arc::clone(user)) {
+            let change = state.local.joined(&channel, &user, meta, !already);
+            state.announce(&channel, &user, change);
+        }
         state
             .members
             .entry(Arc::clone(&channel))
@@ -132,6 +159,10 @@ impl Hub {
         }
         remove_member(&mut state, channel, id.0);
         state.metas.remove(&(id.0, Arc::from(channel)));
+        if let Some(user) = state.conns.get(&id.0).map(|(_, user)| Arc::clone(user)) {
+            let change = state.local.left(channel, &user, false);
+            state.announce(&Arc::from(channel), &user, change);
+        }
         self.changed(&mut state);
         Ok(())
     }
@@ -157,8 +188,14 @@ impl Hub {
                 (None, true) => Some(json!({"unstable": true})),
                 (base, _) => base,
             };
-            let meta = meta.map(|m| Arc::from(m.to_string()));
-            state.presence.join(now(), id, channel, meta);
+            let meta: Option<Arc<str>> = meta.map(|m| Arc::from(m.to_string()));
+            state
+                .presence
+                .join(now(), id, Arc::clone(&channel), meta.clone());
+            if let Some(user) = state.conns.get(&id.0).map(|(_, user)| Arc::clone(user)) {
+                let change = state.local.joined(&channel, &user, meta, false);
+                state.announce(&channel, &user, change);
+            }
         }
         self.changed(&mut state);
     }
@@ -188,6 +225,7 @@ impl Hub {
         let event =
             json!({"type": "message", "channel": channel, "from": from.as_deref(), "data": data})
                 .to_string();
+        state.share_message(channel, from.as_deref(), data, false);
         Ok(send_to_members(&state, channel, &event))
     }
 
@@ -197,6 +235,7 @@ impl Hub {
         let state = self.state.lock();
         let event =
             json!({"type": "message", "channel": channel, "from": null, "data": data}).to_string();
+        state.share_message(channel, None, data, false);
         send_to_members(&state, channel, &event)
     }
 
@@ -269,8 +308,13 @@ impl Hub {
             .channels_of(ConnId(id))
             .map(Arc::from)
             .collect();
+        let user = state.conns.get(&id).map(|(_, user)| Arc::clone(user));
         for channel in channels {
             remove_member(&mut state, &channel, id);
+            if let Some(user) = &user {
+                let change = state.local.left(&channel, user, true);
+                state.announce(&channel, user, change);
+            }
             state.metas.remove(&(id, channel));
         }
         state.presence.disconnect(now(), ConnId(id), departure);
@@ -279,6 +323,62 @@ impl Hub {
         drop(state);
         // A leave grace started, or a diff waits: the timer task decides.
         self.timers.notify_one();
+    }
+
+    /// This node's own members `(channel, user, meta)`, for a rewrite of its
+    /// state in the cluster; `discard` runs under the same lock (the link
+    /// empties its queue there: the members already reflect what it held).
+    pub(crate) fn local_members(&self, discard: impl FnOnce()) -> Vec<LocalMember> {
+        let state = self.state.lock();
+        discard();
+        state.local.snapshot()
+    }
+
+    /// A member of another node changed.
+    pub(crate) fn apply_remote(&self, node: &str, channel: &str, user: &str, change: &Change) {
+        let mut state = self.state.lock();
+        let State {
+            presence, remote, ..
+        } = &mut *state;
+        remote.apply(presence, now(), node, channel, user, change);
+        self.changed(&mut state);
+    }
+
+    /// Another node's members are exactly `members` (loaded whole).
+    pub(crate) fn replace_node(&self, node: &str, members: &[RemoteMember]) {
+        let mut state = self.state.lock();
+        let State {
+            presence, remote, ..
+        } = &mut *state;
+        remote.replace(presence, now(), node, members);
+        self.changed(&mut state);
+    }
+
+    /// Another node is dead: its members leave (after the grace).
+    pub(crate) fn drop_node(&self, node: &str) {
+        let mut state = self.state.lock();
+        let State {
+            presence, remote, ..
+        } = &mut *state;
+        remote.drop_node(presence, now(), node);
+        drain(&mut state);
+        drop(state);
+        self.timers.notify_one();
+    }
+
+    /// A channel message published on another node, for this node's members.
+    pub(crate) fn deliver_remote(
+        &self,
+        channel: &str,
+        from: Option<&str>,
+        data: &Value,
+        will: bool,
+    ) {
+        let mut event = json!({"type": "message", "channel": channel, "from": from, "data": data});
+        if will {
+            event["will"] = true.into();
+        }
+        send_to_members(&self.state.lock(), channel, &event.to_string());
     }
 
     /// Collects the presence events of a change; wakes the timer task when
@@ -323,6 +423,31 @@ impl Hub {
     }
 }
 
+impl State {
+    /// Hands a change of this node's members to the cluster, if any.
+    fn announce(&self, channel: &Arc<str>, user: &Arc<str>, change: Option<Change>) {
+        if let (Some(cluster), Some(change)) = (&self.cluster, change) {
+            cluster.send(Outgoing::Presence {
+                channel: Arc::clone(channel),
+                user: Arc::clone(user),
+                change,
+            });
+        }
+    }
+
+    /// Hands a channel message published here to the cluster, if any.
+    fn share_message(&self, channel: &str, from: Option<&str>, data: &Value, will: bool) {
+        if let Some(cluster) = &self.cluster {
+            cluster.send(Outgoing::Message {
+                channel: channel.to_owned(),
+                from: from.map(str::to_owned),
+                data: data.clone(),
+                will,
+            });
+        }
+    }
+}
+
 fn remove_member(state: &mut State, channel: &str, id: u64) {
     if let Some(members) = state.members.get_mut(channel) {
         members.remove(&id);
@@ -361,6 +486,7 @@ fn drain(state: &mut State) {
                 let text = json!({"type": "message", "channel": channel, "from": &*user,
                                   "data": will["data"], "will": true})
                 .to_string();
+                state.share_message(channel, Some(&user), &will["data"], true);
                 send_to_members(state, channel, &text);
             }
         }

@@ -8,6 +8,7 @@
 
 mod api;
 mod auth;
+mod cluster;
 mod config;
 mod dashboard;
 mod files;
@@ -15,6 +16,7 @@ mod heap;
 mod http;
 mod hub;
 mod metrics;
+mod overview;
 mod protocol;
 mod rejections;
 mod session;
@@ -53,7 +55,7 @@ fn main() -> ExitCode {
         }
     };
     let settings = match command {
-        config::Command::Serve(settings) => settings,
+        config::Command::Serve(settings) => *settings,
         config::Command::CheckConfig { path } => {
             return match config::check_config_file(&path) {
                 Ok(_) => {
@@ -130,11 +132,21 @@ fn serve(settings: config::Settings, max_connections: usize) -> Result<()> {
         .leave_grace(settings.leave_grace)
         .build()
         .context("invalid presence settings")?;
+    let node = match &settings.cluster {
+        Some(_) => Some(cluster::node_id().context("cannot read /dev/urandom for a node id")?),
+        None => None,
+    };
+    let cluster = settings.cluster.as_ref().map(|_| cluster::outbound());
     let hub = Arc::new(hub::Hub::new(
         presence,
         settings.max_channels_per_connection,
+        cluster.as_ref().map(|(outbound, _, _)| outbound.clone()),
     ));
-    let sessions = Arc::new(session::Sessions::new(Arc::clone(&hub), &ws_config));
+    let sessions = Arc::new(session::Sessions::new(
+        Arc::clone(&hub),
+        &ws_config,
+        node.as_deref(),
+    ));
     let ws = WsServer::start(
         ws_config,
         Arc::clone(&sessions) as Arc<dyn vigil_ws::Handler>,
@@ -152,15 +164,30 @@ fn serve(settings: config::Settings, max_connections: usize) -> Result<()> {
         api_key: settings.api_key.clone(),
         max_body: settings.max_message_bytes,
         max_per_ip: settings.max_connections_per_ip,
+        cluster: cluster.as_ref().map(|(_, _, status)| Arc::clone(status)),
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot build the HTTP runtime")?;
     runtime.block_on(async move {
-        let listener = listen(settings.listen)
+        let listener = listen(settings.listen, settings.reuse_port)
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         tracing::info!(address = %listener.local_addr()?, "vigil listening; WebSocket endpoint /ws");
+        if let (Some(url), Some(node), Some((_, receiver, status))) =
+            (&settings.cluster, node, cluster)
+        {
+            tracing::info!(%node, cluster = %cluster::redacted(url), "cluster node");
+            cluster::start(
+                url,
+                node,
+                settings.cluster_node_timeout,
+                Arc::clone(&hub),
+                receiver,
+                status,
+            )
+            .context("cannot start the cluster link")?;
+        }
         tokio::spawn(Arc::clone(&hub).run_timers());
         let shutdown = shutdown_signal();
         tokio::pin!(shutdown);
@@ -283,14 +310,19 @@ async fn drain_connections(hub: &hub::Hub) {
 const LISTEN_BACKLOG: u32 = 8192;
 
 /// A listening socket on `addr` with [`LISTEN_BACKLOG`] (and SO_REUSEADDR,
-/// as tokio's `bind` sets it, so a restarted server gets its port back).
-fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+/// as tokio's `bind` sets it, so a restarted server gets its port back);
+/// with `reuse_port`, SO_REUSEPORT too: several processes share the port
+/// and the kernel spreads new connections over them.
+fn listen(addr: std::net::SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
         tokio::net::TcpSocket::new_v6()?
     };
     socket.set_reuseaddr(true)?;
+    if reuse_port {
+        socket.set_reuseport(true)?;
+    }
     socket.bind(addr)?;
     socket.listen(LISTEN_BACKLOG)
 }

@@ -40,6 +40,20 @@ pub(crate) struct ServerStats {
     pub heap_live_bytes: Option<u64>,
     /// Whether `/readyz` says ready (false while draining).
     pub ready: bool,
+    /// The link to the other nodes, in a cluster.
+    pub cluster: Option<ClusterStats>,
+}
+
+/// A cluster node's link to Redis, for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct ClusterStats {
+    pub up: bool,
+    /// Other nodes alive at the last look.
+    pub nodes: u64,
+    pub published: u64,
+    pub received: u64,
+    pub loads: u64,
+    pub dropped: u64,
 }
 
 impl Default for ServerStats {
@@ -53,6 +67,7 @@ impl Default for ServerStats {
             rejections: Rejection::ALL.map(|rejection| (rejection.label(), 0)),
             heap_live_bytes: None,
             ready: false,
+            cluster: None,
         }
     }
 }
@@ -156,6 +171,42 @@ pub(crate) fn render(ws: &vigil_ws::Metrics, stats: &ServerStats) -> String {
     ];
     for (name, help, value) in counters {
         registry.register(name, help, ConstCounter::new(value));
+    }
+    if let Some(cluster) = stats.cluster {
+        registry.register(
+            "cluster_up",
+            "1 while this node reaches the cluster's Redis, 0 while it serves alone",
+            ConstGauge::new(u64::from(cluster.up)),
+        );
+        registry.register(
+            "cluster_nodes",
+            "Other cluster nodes alive at the last look",
+            ConstGauge::new(cluster.nodes),
+        );
+        for (name, help, value) in [
+            (
+                "cluster_published",
+                "Member changes and channel messages this node wrote to the cluster",
+                cluster.published,
+            ),
+            (
+                "cluster_received",
+                "Messages read from the cluster bus (this node's own included)",
+                cluster.received,
+            ),
+            (
+                "cluster_node_loads",
+                "Times another node's members were loaded whole (at start, after a gap, after its rewrite)",
+                cluster.loads,
+            ),
+            (
+                "cluster_dropped",
+                "Changes and messages dropped because the queue to Redis was full (state is rewritten whole after)",
+                cluster.dropped,
+            ),
+        ] {
+            registry.register(name, help, ConstCounter::new(value));
+        }
     }
     registry.register_collector(Box::new(ByReason {
         name: "connections_closed",

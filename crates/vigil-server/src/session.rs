@@ -35,6 +35,8 @@ pub(crate) struct Sessions {
     identities: parking_lot::Mutex<std::collections::HashMap<u64, (Identity, IpAddr)>>,
     /// Open connections per client address.
     per_ip: parking_lot::Mutex<std::collections::HashMap<IpAddr, usize>>,
+    /// In a cluster, the start of this node's id (anonymous user ids).
+    node: Option<Arc<str>>,
 }
 
 /// An identity still pending this many connection ids later belongs to an
@@ -42,7 +44,9 @@ pub(crate) struct Sessions {
 const PENDING_HORIZON: u64 = 100_000;
 
 impl Sessions {
-    pub(crate) fn new(hub: Arc<Hub>, ws: &WsConfig) -> Self {
+    /// `node`: in a cluster, this node's id, so that anonymous users of
+    /// different nodes (numbered by connection) never share an id.
+    pub(crate) fn new(hub: Arc<Hub>, ws: &WsConfig, node: Option<&str>) -> Self {
         let mut welcome = Map::new();
         welcome.insert(
             "interval_ms".into(),
@@ -59,6 +63,7 @@ impl Sessions {
             pending: parking_lot::Mutex::default(),
             identities: parking_lot::Mutex::default(),
             per_ip: parking_lot::Mutex::default(),
+            node: node.map(|id| Arc::from(id.get(..8).unwrap_or(id))),
         }
     }
 
@@ -138,7 +143,10 @@ impl Handler for Sessions {
             ip: IpAddr::from([0, 0, 0, 0]),
             mode: HeartbeatMode::Protocol,
         });
-        let user = identity.user_for(id);
+        let user = match &self.node {
+            Some(node) if identity.is_anonymous() => Arc::from(format!("anon-{node}-{id}")),
+            _ => identity.user_for(id),
+        };
         *self.per_ip.lock().entry(ip).or_insert(0) += 1;
         self.identities.lock().insert(id, (identity, ip));
         self.hub.open(conn, Arc::clone(&user));

@@ -1,5 +1,6 @@
 //! Transport settings shared by every connection of a server or client.
 
+use crate::ping_limit::PingLimit;
 use std::time::Duration;
 use vigil_core::heartbeat::Config as HeartbeatConfig;
 
@@ -53,6 +54,9 @@ pub struct WsConfig {
     /// Send `{"type":"heartbeat",...}` as the first message of a server
     /// connection, so clients learn the interval, timeout and mode.
     pub send_hello: bool,
+    /// How many of its own pings a peer may send per window before it is
+    /// closed with 1008 ("too many pings"); `None` answers every ping.
+    pub ping_limit: Option<PingLimit>,
 }
 
 impl Default for WsConfig {
@@ -67,6 +71,7 @@ impl Default for WsConfig {
             shards: 1,
             tick: Duration::from_millis(50),
             send_hello: true,
+            ping_limit: Some(PingLimit::default()),
         }
     }
 }
@@ -87,7 +92,7 @@ impl WsConfig {
         } else if self.write_timeout.is_zero() {
             Some("write_timeout must be positive")
         } else {
-            None
+            self.ping_limit.and_then(|limit| limit.validate().err())
         };
         problem.map_or(Ok(()), |problem| Err(crate::Error::Config(problem)))
     }

@@ -66,6 +66,9 @@ pub enum CloseReason {
     WriteTimeout,
     /// The peer did not read fast enough: its outbound queue filled up.
     SlowConsumer,
+    /// The peer sent more pings than [`crate::PingLimit`] allows; it was
+    /// closed with 1008 ("too many pings").
+    PingFlood,
     /// The peer broke the WebSocket protocol.
     ProtocolError {
         /// 1002, 1007 or 1009, as sent in our close frame.
@@ -89,6 +92,7 @@ impl CloseReason {
             Self::CloseTimeout => "close_timeout",
             Self::WriteTimeout => "write_timeout",
             Self::SlowConsumer => "slow_consumer",
+            Self::PingFlood => "ping_flood",
             Self::ProtocolError { .. } => "protocol_error",
             Self::Shutdown => "shutdown",
             Self::TransportEnded => "transport_ended",

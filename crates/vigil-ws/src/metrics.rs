@@ -11,13 +11,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The close reasons counted, in the order of [`Metrics::closes`].
-pub const CLOSE_LABELS: [&str; 9] = [
+pub const CLOSE_LABELS: [&str; 10] = [
     "peer_closed",
     "closed",
     "heartbeat_timeout",
     "close_timeout",
     "write_timeout",
     "slow_consumer",
+    "ping_flood",
     "protocol_error",
     "shutdown",
     "transport_ended",
@@ -198,6 +199,7 @@ mod tests {
             CloseReason::CloseTimeout,
             CloseReason::WriteTimeout,
             CloseReason::SlowConsumer,
+            CloseReason::PingFlood,
             CloseReason::ProtocolError {
                 code: 1002,
                 reason: "x",

@@ -1,25 +1,17 @@
 //! The servers `compare` measures vigil against, and how each is installed
-//! and started. Toolchains that cargo cannot fetch are installed the way
-//! the test command installs things: npm and pip packages into folders
-//! under `target/peers/`, Debian packages with apt-get when running as root
-//! with `CI` or `VIGIL_XTASK_INSTALL` set; otherwise the error gives the
-//! exact command.
+//! and started. Toolchains that cargo cannot fetch are installed by
+//! `install.rs`, the way the test command installs things: npm and pip
+//! packages into folders under `target/peers/`, Debian packages with
+//! apt-get when allowed; otherwise the error gives the exact command.
 
-use std::{
-    fs,
-    path::{Path, PathBuf},
-    process::Command,
-    time::Duration,
+use std::{fs, path::PathBuf, process::Command, time::Duration};
+
+use anyhow::Result;
+
+use crate::{
+    cmd::project_root,
+    install::{self, WEBSOCKETS_PIP, WS_NPM},
 };
-
-use anyhow::{Context, Result, bail};
-
-use crate::cmd::{self, project_root};
-
-/// Versions of the peers' libraries, pinned so reruns compare alike.
-const WS_VERSION: &str = "ws@8.18.0";
-const WEBSOCKETS_VERSION: &str = "websockets==13.1";
-const GORILLA_SOURCE: &str = "/usr/share/gocode/src/github.com/gorilla/websocket";
 
 /// A server under comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,54 +57,18 @@ impl Contender {
             Contender::Vigil | Contender::Naive => Ok(()),
             Contender::Node => {
                 let node = dir.join("node");
-                fs::create_dir_all(&node)?;
-                if !node.join("node_modules/ws/package.json").exists() {
-                    cmd::run(Command::new("npm").args([
-                        "install",
-                        "--no-audit",
-                        "--no-fund",
-                        "--prefix",
-                        path_str(&node)?,
-                        WS_VERSION,
-                    ]))?;
-                }
+                install::npm_package(&node, "ws", WS_NPM)?;
                 // An ES module resolves `ws` from its own folder.
                 fs::copy(source("node/server.mjs"), node.join("server.mjs"))?;
                 Ok(())
             }
             Contender::Python => {
-                let python = dir.join("python");
-                if !python.join("websockets").exists() {
-                    cmd::run(Command::new("python3").args([
-                        "-m",
-                        "pip",
-                        "install",
-                        "--quiet",
-                        "--target",
-                        path_str(&python)?,
-                        WEBSOCKETS_VERSION,
-                    ]))?;
-                }
-                Ok(())
+                install::pip_package(&dir.join("python"), "websockets", WEBSOCKETS_PIP)
             }
             Contender::Go => {
-                ensure_debian_packages(
-                    &["go"],
-                    Path::new(GORILLA_SOURCE),
-                    &["golang-go", "golang-github-gorilla-websocket-dev"],
-                )?;
                 let go = dir.join("go");
                 fs::create_dir_all(&go)?;
-                // GOPATH mode over Debian's packaged sources: no network.
-                cmd::run(
-                    Command::new("go")
-                        .args(["build", "-o"])
-                        .arg(go.join("server"))
-                        .arg(source("go/main.go"))
-                        .env("GO111MODULE", "off")
-                        .env("GOPATH", "/usr/share/gocode")
-                        .env("GOCACHE", go.join("cache")),
-                )
+                install::go_program(&source("go/main.go"), &go.join("server"))
             }
         }
     }
@@ -185,39 +141,4 @@ fn peers_dir() -> PathBuf {
 
 fn source(relative: &str) -> PathBuf {
     project_root().join("benches/peers").join(relative)
-}
-
-fn path_str(path: &Path) -> Result<&str> {
-    path.to_str()
-        .with_context(|| format!("{} is not UTF-8", path.display()))
-}
-
-/// Makes sure `programs` and `file` exist, installing `packages` with
-/// apt-get when allowed (root, and `CI` or `VIGIL_XTASK_INSTALL` set);
-/// otherwise fails with the command to run.
-fn ensure_debian_packages(programs: &[&str], file: &Path, packages: &[&str]) -> Result<()> {
-    let present = |program: &str| cmd::probe(Command::new("which").arg(program));
-    if programs.iter().all(|p| present(p)) && file.exists() {
-        return Ok(());
-    }
-    let install = format!("apt-get install -y {}", packages.join(" "));
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|out| out.stdout.trim_ascii() == b"0");
-    let allowed =
-        std::env::var_os("CI").is_some() || std::env::var_os("VIGIL_XTASK_INSTALL").is_some();
-    if !(root && allowed) {
-        bail!(
-            "missing {} ({}); install it with `{install}` (as root), or run as root with \
-             VIGIL_XTASK_INSTALL=1",
-            packages.join(", "),
-            file.display()
-        );
-    }
-    cmd::run(
-        Command::new("apt-get")
-            .args(["install", "-y"])
-            .args(packages),
-    )
 }

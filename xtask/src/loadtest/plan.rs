@@ -27,6 +27,9 @@ pub(crate) enum Scenario {
     /// server closes its listener, then sends every client 1001 at its drain
     /// rate) and the new server started at once on the same port.
     Restart,
+    /// Several `vigil --cluster` nodes on one port (SO_REUSEPORT) and one
+    /// Redis, more clients than one process can hold, some going silent.
+    Cluster,
 }
 
 impl Scenario {
@@ -39,6 +42,7 @@ impl Scenario {
             "publish" => Some(Scenario::Publish),
             "storm" => Some(Scenario::Storm),
             "restart" => Some(Scenario::Restart),
+            "cluster" => Some(Scenario::Cluster),
             _ => None,
         }
     }
@@ -52,6 +56,7 @@ impl Scenario {
             Scenario::Publish => "publish",
             Scenario::Storm => "storm",
             Scenario::Restart => "restart",
+            Scenario::Cluster => "cluster",
         }
     }
 }
@@ -64,6 +69,13 @@ const JITTER: f64 = 0.1;
 const BOUND_SLACK: Duration = Duration::from_secs(1);
 /// The channel every client of `publish` joins.
 const CHANNEL: &str = "bench";
+/// The stem of the rooms `cluster`'s clients join.
+const CLUSTER_CHANNEL: &str = "cluster";
+/// Clients per room in `cluster`: every join is announced to every member,
+/// and one loadgen core must read all of it for 45,000 clients arriving in
+/// 22 s (rooms of 100 made that 200,000 messages a second, more than the
+/// loadgen could read; the server then closed it as a slow consumer).
+const CLUSTER_ROOM: u32 = 10;
 /// The stem of the rooms `storm`'s clients join.
 const STORM_CHANNEL: &str = "storm";
 /// Clients per room in `storm`: presence is announced to every member, so
@@ -107,6 +119,8 @@ pub(crate) struct Plan {
     pub(crate) restart_after: Option<Duration>,
     /// Loadgen processes the clients are spread over.
     pub(crate) loadgen_processes: u32,
+    /// `vigil` processes sharing the port (`cluster`), else 1.
+    pub(crate) nodes: u32,
 }
 
 impl Plan {
@@ -136,6 +150,7 @@ impl Plan {
             stop: None,
             restart_after: None,
             loadgen_processes: 1,
+            nodes: 1,
         };
         let mut plan = match (scenario, quick) {
             (Scenario::Idle, true) => Plan {
@@ -187,14 +202,26 @@ impl Plan {
                 healthy: if quick { 500 } else { 19_000 },
                 ..base
             },
+            (Scenario::Cluster, quick) => Plan {
+                healthy: if quick { 570 } else { 44_700 },
+                silent: if quick { 30 } else { 300 },
+                nodes: 3,
+                ..base
+            },
         };
-        plan.loadgen_processes = if scenario == Scenario::Detect && quick {
-            // The run in `cargo xtask test`: the spread over processes is
-            // on the path it checks.
-            2
-        } else {
-            plan.connections().div_ceil(PER_LOADGEN)
-        };
+        if scenario == Scenario::Cluster && !quick {
+            // 45,000 clients take 22.5 s to arrive: a steady window of its
+            // own after them, before the first silent one turns quiet.
+            plan.silent_after = plan.interval * 12;
+        }
+        plan.loadgen_processes =
+            if matches!(scenario, Scenario::Detect | Scenario::Cluster) && quick {
+                // The run in `cargo xtask test`: the spread over processes is
+                // on the path it checks.
+                2
+            } else {
+                plan.connections().div_ceil(PER_LOADGEN)
+            };
         let ramp = plan.ramp();
         plan.hold = match scenario {
             // Enough heartbeats for a steady window.
@@ -207,7 +234,7 @@ impl Plan {
                 STORM_STEADY + Duration::from_secs(3) + STORM_PATIENCE
             }
             // Every quiet client's detection fits, with room to spare.
-            Scenario::Detect => plan.silent_after + plan.bound() * 2,
+            Scenario::Detect | Scenario::Cluster => plan.silent_after + plan.bound() * 2,
             Scenario::Starve => plan.silent_after + plan.stall() + plan.bound() * 2,
         };
         if plan.restarts() {
@@ -270,7 +297,7 @@ impl Plan {
                 let start = self.ramp() + Duration::from_secs(2);
                 return start..start + STORM_STEADY;
             }
-            Scenario::Detect | Scenario::Starve => {}
+            Scenario::Detect | Scenario::Starve | Scenario::Cluster => {}
         }
         let start = self.ramp() + self.interval;
         start..self.silent_after.max(start + Duration::from_millis(500))
@@ -329,6 +356,15 @@ impl Plan {
             "--processes".to_owned(),
             self.loadgen_processes.to_string(),
         ];
+        if self.scenario == Scenario::Cluster {
+            // Presence to keep across nodes, in rooms of CLUSTER_ROOM.
+            args.extend([
+                "--join".to_owned(),
+                CLUSTER_CHANNEL.to_owned(),
+                "--channels".to_owned(),
+                self.connections().div_ceil(CLUSTER_ROOM).to_string(),
+            ]);
+        }
         if self.restarts() {
             args.extend([
                 "--join".to_owned(),
@@ -363,7 +399,8 @@ impl Plan {
     pub(crate) fn describe(&self) -> String {
         format!(
             "{} healthy, {} silent, {} half-open, {} slow readers, {} publishers; ping after {} \
-             ms, timeout {} ms, jitter {JITTER}; bound {} ms; {} loadgen process(es){}",
+             ms, timeout {} ms, jitter {JITTER}; bound {} ms; {} server process(es), {} loadgen \
+             process(es){}",
             self.healthy,
             self.silent,
             self.half_open,
@@ -372,6 +409,7 @@ impl Plan {
             self.interval.as_millis(),
             self.timeout.as_millis(),
             self.bound().as_millis(),
+            self.nodes,
             self.loadgen_processes,
             match self.stop {
                 Some((_, length)) => format!("; server stopped for {} ms", length.as_millis()),
@@ -395,6 +433,7 @@ mod tests {
             Scenario::Publish,
             Scenario::Storm,
             Scenario::Restart,
+            Scenario::Cluster,
         ] {
             for quick in [true, false] {
                 let plan = Plan::of(scenario, quick);

@@ -54,6 +54,32 @@ impl ServerProcess {
         Self::spawn("vigil", command, true)
     }
 
+    /// Starts a `vigil --cluster` node on `listen`, sharing the port with
+    /// the other nodes (SO_REUSEPORT).
+    pub(crate) fn start_node(
+        plan: &Plan,
+        listen: SocketAddr,
+        redis_url: &str,
+    ) -> Result<ServerProcess> {
+        let binary = project_root().join("target/release/vigil");
+        let mut command = Command::new(binary);
+        command
+            .arg("--listen")
+            .arg(listen.to_string())
+            .args(plan.server_args())
+            .args(["--reuse-port", "--cluster", redis_url]);
+        Self::spawn("vigil", command, true)
+    }
+
+    /// Files it holds open (`/proc/PID/fd`): its connections, plus a few.
+    /// Unlike `/metrics` it reaches this process even when several share
+    /// the port.
+    pub(crate) fn open_files(&self) -> Result<u64> {
+        let entries = std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .context("cannot list the server's /proc/PID/fd")?;
+        Ok(entries.count() as u64)
+    }
+
     /// Starts `command`, which prints `address=ADDR` (vigil's log) or
     /// `listening on ADDR` (the bench servers and peers) once it listens.
     pub(crate) fn spawn(

@@ -376,6 +376,11 @@ impl Verdict {
         }
     }
 
+    /// One more figure, after the ones `judge` read off.
+    pub(crate) fn add_figure(&mut self, name: &'static str, value: String) {
+        self.figures.push((name, value));
+    }
+
     pub(crate) fn json(&self, report: &Value) -> Value {
         json!({
             "scenario": self.scenario,

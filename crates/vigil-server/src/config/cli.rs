@@ -86,6 +86,18 @@ pub(super) struct Cli {
     #[arg(long)]
     disable_metrics: bool,
 
+    /// Share the port with other processes (SO_REUSEPORT): the kernel spreads new connections over them
+    #[arg(long)]
+    reuse_port: bool,
+
+    /// Redis URL (redis://HOST:PORT/DB) of a cluster: nodes share presence and channel messages; unset: this process alone
+    #[arg(long, value_name = "URL")]
+    cluster: Option<String>,
+
+    /// Silence after which a cluster node counts as dead and its users leave everywhere
+    #[arg(long, value_name = "DURATION")]
+    cluster_node_timeout: Option<String>,
+
     /// How long shutdown waits for clients' close handshakes
     #[arg(long, value_name = "DURATION")]
     shutdown_deadline: Option<String>,
@@ -136,6 +148,9 @@ impl Cli {
             ),
             (Key::AllowedOrigins, self.allowed_origins.clone()),
             (Key::ShutdownDeadline, self.shutdown_deadline.clone()),
+            (Key::ReusePort, flag(self.reuse_port)),
+            (Key::Cluster, self.cluster.clone()),
+            (Key::ClusterNodeTimeout, self.cluster_node_timeout.clone()),
             (Key::DisableMetrics, flag(self.disable_metrics)),
             (Key::LogJson, flag(self.log_json)),
         ]
@@ -188,5 +203,8 @@ pub(super) fn default_text(defaults: &Settings, key: Key) -> Option<String> {
         Key::LogJson => defaults.log_json.to_string(),
         Key::AllowedOrigins => "none (same origin only)".to_owned(),
         Key::DisableMetrics => defaults.disable_metrics.to_string(),
+        Key::Cluster => "none (one process, presence in memory)".to_owned(),
+        Key::ClusterNodeTimeout => format_duration(defaults.cluster_node_timeout),
+        Key::ReusePort => defaults.reuse_port.to_string(),
     })
 }

@@ -53,6 +53,16 @@ pub(crate) enum ConfigError {
         /// What is allowed.
         expected: &'static str,
     },
+    /// `cluster` is not a Redis URL (shown without its password).
+    #[error(
+        "{origin}: {url} is not a Redis URL ({problem}); expected redis://HOST:PORT/DB, or \
+         rediss:// for TLS"
+    )]
+    ClusterUrl {
+        origin: Origin,
+        url: String,
+        problem: String,
+    },
     /// vigil-core refused the heartbeat interval, timeout and jitter.
     #[error(transparent)]
     Heartbeat(heartbeat::ConfigError),

@@ -25,11 +25,14 @@ pub(crate) enum Key {
     LogJson,
     AllowedOrigins,
     DisableMetrics,
+    Cluster,
+    ClusterNodeTimeout,
+    ReusePort,
 }
 
 impl Key {
     /// Every setting, in the order `--help` lists them.
-    pub(crate) const ALL: [Self; 16] = [
+    pub(crate) const ALL: [Self; 19] = [
         Self::Listen,
         Self::AllowInsecurePublic,
         Self::JwtSecret,
@@ -44,6 +47,9 @@ impl Key {
         Self::MaxChannelsPerConnection,
         Self::AllowedOrigins,
         Self::ShutdownDeadline,
+        Self::ReusePort,
+        Self::Cluster,
+        Self::ClusterNodeTimeout,
         Self::DisableMetrics,
         Self::LogJson,
     ];
@@ -67,6 +73,9 @@ impl Key {
             Self::LogJson => "log_json",
             Self::AllowedOrigins => "allowed_origins",
             Self::DisableMetrics => "disable_metrics",
+            Self::Cluster => "cluster",
+            Self::ClusterNodeTimeout => "cluster_node_timeout",
+            Self::ReusePort => "reuse_port",
         }
     }
 
@@ -90,6 +99,9 @@ impl Key {
             Self::LogJson => "VIGIL_LOG_JSON",
             Self::AllowedOrigins => "VIGIL_ALLOWED_ORIGINS",
             Self::DisableMetrics => "VIGIL_DISABLE_METRICS",
+            Self::Cluster => "VIGIL_CLUSTER",
+            Self::ClusterNodeTimeout => "VIGIL_CLUSTER_NODE_TIMEOUT",
+            Self::ReusePort => "VIGIL_REUSE_PORT",
         }
     }
 

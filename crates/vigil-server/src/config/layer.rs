@@ -30,6 +30,9 @@ pub(super) struct Partial {
     log_json: Option<bool>,
     allowed_origins: Option<Vec<String>>,
     disable_metrics: Option<bool>,
+    cluster: Option<String>,
+    cluster_node_timeout: Option<Duration>,
+    reuse_port: Option<bool>,
     /// The layer each set value came from.
     sources: BTreeMap<Key, Source>,
     /// Keys given a value that was refused, in any layer merged in.
@@ -113,6 +116,9 @@ impl Partial {
             Key::LogJson => read(&mut self.log_json, raw),
             Key::AllowedOrigins => read(&mut self.allowed_origins, raw),
             Key::DisableMetrics => read(&mut self.disable_metrics, raw),
+            Key::Cluster => read(&mut self.cluster, raw),
+            Key::ClusterNodeTimeout => read(&mut self.cluster_node_timeout, raw),
+            Key::ReusePort => read(&mut self.reuse_port, raw),
         };
         match read {
             Ok(()) => {
@@ -160,6 +166,9 @@ impl Partial {
             log_json: self.log_json.or(lower.log_json),
             allowed_origins: self.allowed_origins.or(lower.allowed_origins),
             disable_metrics: self.disable_metrics.or(lower.disable_metrics),
+            cluster: self.cluster.or(lower.cluster),
+            cluster_node_timeout: self.cluster_node_timeout.or(lower.cluster_node_timeout),
+            reuse_port: self.reuse_port.or(lower.reuse_port),
             sources,
             failed,
         }
@@ -196,6 +205,11 @@ impl Partial {
                 .clone()
                 .unwrap_or(default.allowed_origins),
             disable_metrics: self.disable_metrics.unwrap_or(default.disable_metrics),
+            cluster: self.cluster.clone().or(default.cluster),
+            cluster_node_timeout: self
+                .cluster_node_timeout
+                .unwrap_or(default.cluster_node_timeout),
+            reuse_port: self.reuse_port.unwrap_or(default.reuse_port),
         };
         validate(&settings, &self, problems);
         settings

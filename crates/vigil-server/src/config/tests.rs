@@ -36,7 +36,7 @@ fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 
 #[track_caller]
 fn serve(args: &[&str], vars: &[(&str, &str)]) -> Settings {
     match parse(argv(args), env(vars)) {
-        Ok(Command::Serve(settings)) => settings,
+        Ok(Command::Serve(settings)) => *settings,
         other => panic!("expected settings, got {other:?}"),
     }
 }
@@ -134,11 +134,14 @@ fn custom() -> Settings {
             "http://localhost:3000".to_owned(),
         ],
         disable_metrics: true,
+        cluster: Some("redis://10.0.0.5:6380/2".to_owned()),
+        cluster_node_timeout: Duration::from_secs(40),
+        reuse_port: true,
     }
 }
 
 /// [`custom`] as `(key, text)` pairs, the way a flag or variable gives them.
-const CUSTOM_TEXT: [(Key, &str); 16] = [
+const CUSTOM_TEXT: [(Key, &str); 19] = [
     (Key::Listen, "0.0.0.0:9000"),
     (Key::AllowInsecurePublic, "true"),
     (Key::JwtSecret, "s3cret"),
@@ -158,6 +161,9 @@ const CUSTOM_TEXT: [(Key, &str); 16] = [
         "https://App.example.com, http://localhost:3000",
     ),
     (Key::DisableMetrics, "true"),
+    (Key::Cluster, "redis://10.0.0.5:6380/2"),
+    (Key::ClusterNodeTimeout, "40s"),
+    (Key::ReusePort, "true"),
 ];
 
 // ---- defaults, names, help ----------------------------------------------
@@ -181,6 +187,9 @@ fn nothing_given_serves_the_documented_defaults() {
         log_json: false,
         allowed_origins: Vec::new(),
         disable_metrics: false,
+        cluster: None,
+        cluster_node_timeout: Duration::from_secs(15),
+        reuse_port: false,
     };
     assert_eq!(Settings::default(), defaults);
     assert_eq!(serve(&[], &[]), defaults);
@@ -265,7 +274,7 @@ fn every_setting_can_come_from_a_flag() {
         args.push(key.flag());
         if !matches!(
             key,
-            Key::AllowInsecurePublic | Key::LogJson | Key::DisableMetrics
+            Key::AllowInsecurePublic | Key::LogJson | Key::DisableMetrics | Key::ReusePort
         ) {
             args.push(text.to_owned());
         }
@@ -303,6 +312,9 @@ fn every_setting_can_come_from_the_file() {
         log_json = true
         allowed_origins = ["https://app.example.com", "http://LOCALHOST:3000"]
         disable_metrics = true
+        cluster = "redis://10.0.0.5:6380/2"
+        cluster_node_timeout = "40s"
+        reuse_port = true
         "#,
     );
     assert_eq!(serve(&["--config", file.arg()], &[]), custom());
@@ -540,6 +552,39 @@ fn max_connections_is_between_1_and_19900() {
 }
 
 #[test]
+fn a_cluster_needs_a_redis_url_and_a_sane_node_timeout() {
+    const EXPECTED: &str = "expected redis://HOST:PORT/DB, or rediss:// for TLS";
+    check_refused(
+        &["--cluster", "http://db:6379"],
+        &[],
+        &[&format!(
+            "--cluster: http://db:6379 is not a Redis URL (the scheme must be redis or rediss); \
+             {EXPECTED}"
+        )],
+    );
+    let Err(error) = parse(argv(&["--cluster", "redis://app:pw@db:notaport"]), env(&[])) else {
+        panic!("a port that is not a number is refused");
+    };
+    let message = messages(&error).join("\n");
+    assert!(
+        message.starts_with("--cluster: redis://app:***@db:notaport is not a Redis URL (")
+            && message.ends_with(EXPECTED)
+            && !message.contains("pw"),
+        "{message}"
+    );
+    check_refused(
+        &[],
+        &[("VIGIL_CLUSTER_NODE_TIMEOUT", "500ms")],
+        &[
+            "VIGIL_CLUSTER_NODE_TIMEOUT: 500ms is outside 1s..=1h: nodes heartbeat every quarter \
+           of it",
+        ],
+    );
+    let settings = serve(&["--cluster", "redis://127.0.0.1:6379"], &[]);
+    assert_eq!(settings.cluster.as_deref(), Some("redis://127.0.0.1:6379"));
+}
+
+#[test]
 fn message_size_channels_and_shutdown_deadline_have_ranges() {
     const BYTES: &str =
         "is outside 1..=16777216 (16 MiB): each connection may hold a whole message";
@@ -700,7 +745,8 @@ fn check_config_explains_each_problem_in_a_file() {
             "unknown setting `heartbeat` in {file}; the settings are: listen, \
              allow_insecure_public, jwt_secret, api_key, heartbeat_interval, heartbeat_timeout, \
              heartbeat_jitter, leave_grace, max_connections, max_connections_per_ip, max_message_bytes, \
-             max_channels_per_connection, allowed_origins, shutdown_deadline, disable_metrics, log_json",
+             max_channels_per_connection, allowed_origins, shutdown_deadline, reuse_port, \
+             cluster, cluster_node_timeout, disable_metrics, log_json",
             "unknown setting `heartbeat-interval` in {file}; did you mean `heartbeat_interval`?",
             "max_message_bytes in {file}: -1 is negative; expected a whole number, such as 100",
             "heartbeat timeout of 200ms is under the 1s minimum; ordinary scheduling and \

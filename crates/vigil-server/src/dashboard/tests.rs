@@ -1,7 +1,8 @@
 //! The dashboard's responses and headers, what its page may load, the
-//! client script against docs/PROTOCOL.md (message types, close codes), and,
-//! with `node`, a syntax check and a scripted run of the client against a
-//! fake WebSocket and a virtual clock.
+//! client script against docs/PROTOCOL.md (message types, close codes) and
+//! its TypeScript declarations, and, with `node`, a syntax check and
+//! scripted runs of the client (`tests/*.mjs`) against a fake WebSocket and
+//! a virtual clock.
 
 use super::*;
 use http_body_util::BodyExt;
@@ -60,11 +61,38 @@ fn root_is_the_html_page() {
 }
 
 #[test]
-fn client_script_is_javascript() {
+fn client_script_is_javascript_that_names_its_types() {
+    check("/vigil.js", "text/javascript; charset=utf-8", CLIENT_JS);
+    let response = page("/vigil.js").expect("served");
+    assert_eq!(
+        response
+            .headers()
+            .get("x-typescript-types")
+            .map(|v| v.as_bytes()),
+        Some(&b"/vigil.d.ts"[..])
+    );
+}
+
+#[test]
+fn the_client_and_its_types_may_be_imported_from_any_origin_but_not_the_page() {
+    let cors = |path: &str| {
+        page(path)
+            .expect("served")
+            .headers()
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .map(|v| v.as_bytes().to_vec())
+    };
+    assert_eq!(cors("/vigil.js").as_deref(), Some(&b"*"[..]));
+    assert_eq!(cors("/vigil.d.ts").as_deref(), Some(&b"*"[..]));
+    assert_eq!(cors("/"), None);
+}
+
+#[test]
+fn client_types_are_typescript() {
     check(
-        "/vigil-client.js",
-        "text/javascript; charset=utf-8",
-        CLIENT_JS,
+        "/vigil.d.ts",
+        "application/typescript; charset=utf-8",
+        CLIENT_DTS,
     );
 }
 
@@ -75,8 +103,10 @@ fn unknown_paths_are_none() {
         "/index.html",
         "/ws",
         "/favicon.ico",
-        "/vigil-client.js/",
-        "/VIGIL-CLIENT.JS",
+        "/vigil.js/",
+        "/VIGIL.JS",
+        "/vigil-client.js",
+        "/vigil.ts",
         "//",
         "/dashboard/index.html",
     ] {
@@ -96,7 +126,7 @@ fn inline(html: &str, open: &str, tag: &str) -> String {
 
 #[test]
 fn page_loads_same_origin_resources_only() {
-    for (name, text) in [("index.html", INDEX_HTML), ("vigil-client.js", CLIENT_JS)] {
+    for (name, text) in [("index.html", INDEX_HTML), ("vigil.js", CLIENT_JS)] {
         for scheme in ["http://", "https://"] {
             assert!(!text.contains(scheme), "{name} names {scheme}");
         }
@@ -112,10 +142,7 @@ fn page_loads_same_origin_resources_only() {
         .lines()
         .filter(|line| line.starts_with("import "))
         .collect();
-    assert_eq!(
-        imports,
-        ["import { VigilClient } from \"./vigil-client.js\";"]
-    );
+    assert_eq!(imports, ["import { VigilClient } from \"./vigil.js\";"]);
     assert!(!script.contains("innerHTML") && !script.contains("eval("));
 }
 
@@ -286,20 +313,89 @@ fn node(dir: &Path, args: &[&str]) -> String {
 #[test]
 fn client_and_page_scripts_pass_node_check() {
     let scratch = Scratch::new("check");
-    scratch.write("vigil-client.mjs", CLIENT_JS);
+    scratch.write("vigil.mjs", CLIENT_JS);
     let script = inline(INDEX_HTML, "<script type=\"module\">", "script");
     scratch.write("page.mjs", &script);
-    node(&scratch.0, &["--check", "vigil-client.mjs"]);
+    node(&scratch.0, &["--check", "vigil.mjs"]);
     node(&scratch.0, &["--check", "page.mjs"]);
 }
 
-#[test]
-fn client_behaves_under_node_with_a_fake_socket_and_clock() {
-    let scratch = Scratch::new("run");
-    scratch.write("vigil-client.mjs", CLIENT_JS);
-    scratch.write("scenario.mjs", SCENARIO);
+/// The doubles the scenarios share: virtual clock, fake socket, fake page.
+const FAKE: &str = include_str!("tests/fake.mjs");
+
+/// Runs one scenario (a node script importing `./vigil.mjs` and
+/// `./fake.mjs`) that checks every step and prints `ok` at its end.
+#[track_caller]
+fn run_scenario(name: &str, scenario: &str) {
+    let scratch = Scratch::new(name);
+    scratch.write("vigil.mjs", CLIENT_JS);
+    scratch.write("fake.mjs", FAKE);
+    scratch.write("scenario.mjs", scenario);
     let out = node(&scratch.0, &["scenario.mjs"]);
     assert_eq!(out.trim(), "ok", "the scenario ran to its end");
+}
+
+/// Requests, presence, probes, backoff, resume and the close codes
+/// (`tests/basics.mjs`).
+#[test]
+fn client_behaves_under_node_with_a_fake_socket_and_clock() {
+    run_scenario("basics", include_str!("tests/basics.mjs"));
+}
+
+/// The events an application sees, tearing a dead server's socket down at
+/// once, hidden tabs with throttled timers, and probing on `visibilitychange`
+/// and `online` (`tests/lifecycle.mjs`).
+#[test]
+fn client_survives_hidden_tabs_and_reports_its_lifecycle() {
+    run_scenario("lifecycle", include_str!("tests/lifecycle.mjs"));
+}
+
+#[test]
+fn client_declarations_name_every_export_and_public_method() {
+    let exports: Vec<&str> = CLIENT_JS
+        .lines()
+        .filter_map(|line| line.strip_prefix("export "))
+        .filter_map(|rest| rest.split([' ', '(']).nth(1))
+        .collect();
+    assert!(exports.len() >= 6, "{exports:?}");
+    for name in exports {
+        assert!(
+            CLIENT_DTS.contains(&format!(" {name}")),
+            "vigil.d.ts does not declare `{name}`"
+        );
+    }
+    for method in [
+        "connect(): void",
+        "close(): void",
+        "ping(): Promise<number>",
+        "join(channel: string",
+        "leave(channel: string",
+        "publish(channel: string",
+        "presence(channel: string",
+        "setWill(channel: string",
+        "setToken(token: string",
+    ] {
+        assert!(CLIENT_DTS.contains(method), "vigil.d.ts lacks `{method}`");
+    }
+    for event in [
+        "open",
+        "close",
+        "reconnecting",
+        "rtt",
+        "presence",
+        "message",
+        "error",
+        "state",
+    ] {
+        assert!(
+            CLIENT_DTS.contains(&format!("  {event}: CustomEvent<")),
+            "vigil.d.ts lacks the `{event}` event"
+        );
+        assert!(
+            CLIENT_JS.contains(&format!("#emit(\"{event}\"")) || event == "state",
+            "vigil.js never emits `{event}`"
+        );
+    }
 }
 
 // Test-only SHA-256 (FIPS 180-4) and base64, for the CSP hashes.
@@ -397,263 +493,3 @@ fn the_hash_helpers_match_known_vectors() {
     assert_eq!(base64(b"ab"), "YWI=");
     assert_eq!(base64(b"a"), "YQ==");
 }
-
-/// One client's life against a fake server, run by node: connect with a
-/// token, join before the welcome, buffered and stale presence diffs,
-/// replies and errors, pings answered, probes in both heartbeat modes, a
-/// silent server dropped after interval + timeout + slack and not before,
-/// backoff steps, resume (re-join with meta, last will), the final close
-/// codes, leave and close.
-const SCENARIO: &str = r##"// One client's life against a fake server: a virtual clock, fake timers and
-// a fake WebSocket. Every step is checked as it happens.
-import assert from "node:assert/strict";
-import { VigilClient, VigilError, DEFAULTS, backoffEnvelope } from "./vigil-client.mjs";
-
-let now = 0;
-let timers = [];
-let timerSeq = 0;
-const setTimer = (f, ms) => {
-  const timer = { at: now + ms, seq: ++timerSeq, f };
-  timers.push(timer);
-  return timer;
-};
-const clearTimer = (timer) => {
-  timers = timers.filter((t) => t !== timer);
-};
-function advance(ms) {
-  const end = now + ms;
-  for (;;) {
-    timers.sort((a, b) => a.at - b.at || a.seq - b.seq);
-    const next = timers[0];
-    if (!next || next.at > end) break;
-    timers.shift();
-    now = Math.max(now, next.at);
-    next.f();
-  }
-  now = end;
-}
-const flush = () => new Promise((resolve) => setImmediate(resolve));
-
-const sockets = [];
-class FakeSocket {
-  constructor(url, protocols) {
-    Object.assign(this, { url, protocols, raw: [], closed: null });
-    sockets.push(this);
-  }
-  send(text) {
-    if (this.closed) throw new Error("closed");
-    this.raw.push(text);
-  }
-  close(code, reason) {
-    this.closed ??= { code, reason };
-  }
-  get sent() {
-    return this.raw.map((text) => JSON.parse(text));
-  }
-  last() {
-    return JSON.parse(this.raw.at(-1));
-  }
-  deliver(message) {
-    this.onmessage?.({ data: typeof message === "string" ? message : JSON.stringify(message) });
-  }
-  serverClose(code, reason = "") {
-    this.closed ??= { code, reason };
-    this.onclose?.({ code, reason });
-  }
-  welcome(connection, mode = "protocol") {
-    const heartbeat = { interval_ms: 20000, timeout_ms: 10000, mode };
-    this.deliver({ type: "welcome", connection, user: `anon-${connection}`, heartbeat, version: "0.1.0" });
-  }
-}
-
-const client = new VigilClient({
-  url: "ws://example.test/ws",
-  token: "T",
-  WebSocket: FakeSocket,
-  now: () => now,
-  random: () => 0.5,
-  setTimeout: setTimer,
-  clearTimeout: clearTimer,
-});
-const events = { state: [], presence: [], message: [], error: [], welcome: [] };
-for (const type of Object.keys(events)) {
-  client.addEventListener(type, (event) => events[type].push(event.detail));
-}
-const lastState = () => events.state.at(-1);
-const ann = { name: "Ann" };
-
-// Connect with the token as a subprotocol; a join before the welcome waits.
-client.connect();
-assert.equal(sockets.length, 1);
-assert.equal(sockets[0].url, "ws://example.test/ws");
-assert.deepEqual(sockets[0].protocols, ["vigil", "bearer.T"]);
-assert.equal(lastState().state, "connecting");
-const joined = client.join("room-1", ann);
-assert.deepEqual(sockets[0].raw, []);
-
-let ws = sockets[0];
-ws.welcome(1);
-assert.equal(lastState().state, "open");
-assert.equal(events.welcome[0].heartbeat.interval_ms, 20000);
-assert.deepEqual(ws.last(), { op: "join", channel: "room-1", meta: ann, id: 1 });
-
-// The diff announcing our own join comes before the snapshot: it is
-// buffered, then dropped by the version check (already in the snapshot).
-ws.deliver({ type: "presence", channel: "room-1", version: 3, joins: [{ user: "anon-1", meta: ann }], leaves: [] });
-assert.equal(events.presence.length, 0);
-const members = [{ user: "anon-1", meta: ann }];
-ws.deliver({ type: "reply", id: 1, presence: { channel: "room-1", version: 3, members } });
-await flush();
-assert.deepEqual(await joined, new Map([["anon-1", ann]]));
-assert.equal(events.presence.length, 1);
-assert.equal(events.presence[0].snapshot, true);
-
-// Diffs apply only above the snapshot's version.
-ws.deliver({ type: "presence", channel: "room-1", version: 2, joins: [], leaves: ["anon-1"] });
-assert.deepEqual(client.members("room-1"), new Map([["anon-1", ann]]));
-ws.deliver({ type: "presence", channel: "room-1", version: 4, joins: [{ user: "bob", meta: null }], leaves: [] });
-assert.deepEqual([...client.members("room-1").keys()], ["anon-1", "bob"]);
-ws.deliver({ type: "presence", channel: "room-1", version: 5, joins: [], leaves: ["bob"] });
-assert.deepEqual([...client.members("room-1").keys()], ["anon-1"]);
-assert.equal(events.presence.at(-1).version, 5);
-
-// Application pings are answered with the same id digits, beyond 2^53 too.
-ws.deliver('{"type":"ping","id":12345678901234567890}');
-assert.equal(ws.raw.at(-1), '{"type":"pong","id":12345678901234567890}');
-
-// Requests: replies resolve, errors reject, errors without a request are events.
-const published = client.publish("room-1", { text: "hi" });
-assert.deepEqual(ws.last(), { op: "publish", channel: "room-1", data: { text: "hi" }, id: 2 });
-ws.deliver({ type: "message", channel: "room-1", from: "anon-1", data: { text: "hi" } });
-ws.deliver({ type: "reply", id: 2, delivered: 1 });
-assert.equal(await published, 1);
-assert.deepEqual(events.message[0], { channel: "room-1", from: "anon-1", data: { text: "hi" }, will: false });
-const refused = client.publish("elsewhere", 1);
-ws.deliver({ type: "error", id: 3, code: "not_joined", message: "join first" });
-await assert.rejects(refused, (e) => e instanceof VigilError && e.code === "not_joined");
-ws.deliver({ type: "error", id: null, code: "malformed_json", message: "not JSON" });
-assert.equal(events.error.at(-1).code, "malformed_json");
-const forbidden = client.join("secret", null);
-assert.deepEqual(ws.last(), { op: "join", channel: "secret", id: 4 });
-ws.deliver({ type: "error", id: 4, code: "forbidden_channel", message: "no" });
-await assert.rejects(forbidden, (e) => e.code === "forbidden_channel");
-assert.deepEqual(client.channels, ["room-1"]);
-client.setWill("room-1", { gone: true });
-assert.deepEqual(ws.last(), { op: "set_will", channel: "room-1", data: { gone: true }, id: 5 });
-ws.deliver({ type: "reply", id: 5 });
-ws.deliver({ type: "message", channel: "room-1", from: "carl", data: "bye", will: true });
-assert.equal(events.message.at(-1).will, true);
-
-// Protocol mode: after an interval of silence the client probes with a
-// presence query; an answer keeps the connection.
-advance(20000);
-assert.deepEqual(ws.last(), { op: "presence", channel: "room-1", id: 6 });
-ws.deliver({ type: "reply", id: 6, presence: { channel: "room-1", version: 5, members } });
-advance(20000);
-assert.deepEqual(ws.last(), { op: "presence", channel: "room-1", id: 7 });
-// No answer: dead after timeout + slack, not a millisecond before.
-const lost = client.publish("room-1", 2);
-advance(DEFAULTS.slackMs + 10000 - 1);
-assert.equal(ws.closed, null);
-advance(1);
-assert.equal(ws.closed.code, 4000);
-await assert.rejects(lost, (e) => e.code === "disconnected");
-// The connection was stable: the first retry waits random * initialMax.
-assert.equal(lastState().state, "closed");
-assert.equal(lastState().reconnectInMs, 0.5 * DEFAULTS.initialMaxMs);
-
-// Late answers from the dead socket change nothing.
-ws.deliver({ type: "presence", channel: "room-1", version: 9, joins: [{ user: "ghost", meta: null }], leaves: [] });
-assert.equal(client.members("room-1").has("ghost"), false);
-
-// Resume: the next connection re-joins with the meta and re-sets the will;
-// its snapshot replaces the map whatever its version (a new server).
-advance(499);
-assert.equal(sockets.length, 1);
-advance(1);
-assert.equal(sockets.length, 2);
-ws = sockets[1];
-ws.welcome(2, "app");
-assert.deepEqual(ws.sent, [
-  { op: "join", channel: "room-1", meta: ann, id: 9 },
-  { op: "set_will", channel: "room-1", data: { gone: true }, id: 10 },
-]);
-const rejoined = [{ user: "anon-2", meta: ann }, { user: "carol", meta: null }];
-ws.deliver({ type: "reply", id: 9, presence: { channel: "room-1", version: 1, members: rejoined } });
-ws.deliver({ type: "reply", id: 10 });
-await flush();
-const resync = events.presence.at(-1);
-assert.deepEqual(resync.leaves, ["anon-1"]);
-assert.deepEqual(resync.joins.map((j) => j.user), ["anon-2", "carol"]);
-assert.deepEqual([...client.members("room-1").keys()], ["anon-2", "carol"]);
-
-// App mode: the probe is a text ping, any answer keeps the connection.
-advance(20000);
-assert.deepEqual(ws.last(), { type: "ping", id: 11 });
-ws.deliver('{"type":"pong","id":11}');
-advance(20000 + 10000);
-assert.equal(ws.closed, null);
-
-// 1008 (policy): reconnect after the policy delay plus the backoff (the
-// connection was stable: the sequence starts over).
-ws.serverClose(1008, "too many invalid requests");
-assert.equal(lastState().reconnectInMs, DEFAULTS.policyDelayMs + 0.5 * DEFAULTS.initialMaxMs);
-advance(lastState().reconnectInMs);
-assert.equal(sockets.length, 3);
-// No welcome: given up after the connect timeout, next backoff step.
-advance(DEFAULTS.connectTimeoutMs);
-assert.equal(sockets[2].closed.code, 4000);
-assert.equal(lastState().reconnectInMs, 0.5 * DEFAULTS.baseMs);
-advance(lastState().reconnectInMs);
-assert.equal(sockets.length, 4);
-// 1001 (server shutting down): back after a random delay; a short-lived
-// connection does not reset the sequence.
-sockets[3].welcome(4);
-sockets[3].serverClose(1001, "restarting");
-assert.equal(lastState().reconnectInMs, 0.5 * DEFAULTS.baseMs * DEFAULTS.factor);
-advance(lastState().reconnectInMs);
-assert.equal(sockets.length, 5);
-
-// 1002, 1007, 1009 (and 1000): closed for good.
-sockets[4].welcome(5);
-sockets[4].serverClose(1002, "protocol error");
-assert.deepEqual(lastState(), { state: "closed", code: 1002, reason: "protocol error", reconnectInMs: null });
-advance(10 * DEFAULTS.capMs);
-assert.equal(sockets.length, 5);
-assert.equal(timers.length, 0);
-for (const code of [1007, 1009, 1000]) {
-  client.connect();
-  sockets.at(-1).welcome(sockets.length);
-  sockets.at(-1).serverClose(code, "final");
-  advance(10 * DEFAULTS.capMs);
-  assert.equal(lastState().reconnectInMs, null, `close ${code}`);
-}
-// A join waiting for a connection that ends for good is rejected.
-client.connect();
-const late = client.join("late", null);
-sockets.at(-1).serverClose(1009, "message too big");
-await assert.rejects(late, (e) => e.code === "closed");
-await client.leave("late");
-const count = sockets.length;
-
-// Leaving drops the channel from resume; close() stops for good.
-client.connect();
-ws = sockets.at(-1);
-ws.welcome(count + 1);
-const leave = client.leave("room-1");
-assert.equal(events.presence.at(-1).left, true);
-assert.deepEqual(ws.last(), { op: "leave", channel: "room-1", id: ws.last().id });
-ws.deliver({ type: "reply", id: ws.last().id });
-await leave;
-assert.deepEqual(client.channels, []);
-client.close();
-assert.deepEqual(ws.closed, { code: 1000, reason: "client closed" });
-advance(10 * DEFAULTS.capMs);
-assert.equal(sockets.length, count + 1);
-assert.equal(timers.length, 0);
-
-// Full jitter under an exponential envelope with a cap.
-const envelopes = [0, 1, 2, 3, 4, 5, 6, 7, 20].map((n) => backoffEnvelope(DEFAULTS, n));
-assert.deepEqual(envelopes, [1000, 500, 1000, 2000, 4000, 8000, 16000, 30000, 30000]);
-console.log("ok");
-"##;

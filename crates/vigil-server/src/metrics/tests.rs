@@ -191,7 +191,7 @@ fn values_match_the_inputs() {
         pongs_received: 12,
         messages_received: 13,
         messages_sent: 14,
-        closes: [101, 102, 103, 104, 105, 106, 107, 108, 109],
+        closes: [101, 102, 103, 104, 105, 106, 107, 108, 109, 110],
         upgrades_refused: 15,
         opened: 16,
         suspects: 17,
@@ -236,9 +236,10 @@ fn values_match_the_inputs() {
             (&closed("close_timeout"), 104),
             (&closed("write_timeout"), 105),
             (&closed("slow_consumer"), 106),
-            (&closed("protocol_error"), 107),
-            (&closed("shutdown"), 108),
-            (&closed("transport_ended"), 109),
+            (&closed("ping_flood"), 107),
+            (&closed("protocol_error"), 108),
+            (&closed("shutdown"), 109),
+            (&closed("transport_ended"), 110),
             (&rejected("unauthorized"), 201),
             (&rejected("forbidden_origin"), 202),
             (&rejected("per_ip_limit"), 203),
@@ -349,7 +350,7 @@ fn histograms_are_cumulative_in_seconds_with_an_inf_bucket() {
 #[test]
 fn every_close_reason_appears_exactly_once_with_its_value() {
     let ws = Metrics {
-        closes: [0, 7, 0, 1, 0, 42, 3, 0, 9],
+        closes: [0, 7, 0, 1, 0, 42, 5, 3, 0, 9],
         ..Metrics::default()
     };
     let text = render(&ws, &ServerStats::default());

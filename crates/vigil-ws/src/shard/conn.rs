@@ -12,6 +12,7 @@ use crate::apptext;
 use crate::codec::{self, Decoder, ProtocolError, Role};
 use crate::config::HeartbeatMode;
 use crate::handler::{CloseReason, ConnId, Connection, Liveness};
+use crate::ping_limit::PingWindow;
 use bytes::Bytes;
 use fastwebsockets::OpCode;
 use std::io::ErrorKind;
@@ -28,6 +29,7 @@ enum LocalCause {
     App { reason: Box<str> },
     Protocol(ProtocolError),
     SlowConsumer,
+    PingFlood,
     Shutdown,
 }
 
@@ -35,6 +37,7 @@ pub(crate) struct Conn {
     stream: tokio::net::TcpStream,
     heartbeat: Heartbeat,
     decoder: Decoder,
+    pings: PingWindow,
     outbound: Option<Box<Outbound>>,
     cause: Option<Box<LocalCause>>,
     id: ConnId,
@@ -61,6 +64,7 @@ impl Conn {
             stream,
             heartbeat: Heartbeat::new(now, &scratch.config.heartbeat, seed),
             decoder: Decoder::default(),
+            pings: PingWindow::default(),
             outbound: None,
             cause: None,
             id,
@@ -265,6 +269,9 @@ impl Conn {
             heartbeat: &mut self.heartbeat,
             handler: scratch.handler.as_ref(),
             ping: &mut scratch.ping,
+            pings: &mut self.pings,
+            epoch: scratch.epoch,
+            flooded: false,
             metrics: &scratch.shared.metrics,
             handle: Connection::new(self.id, self.slot, std::sync::Arc::clone(&scratch.shared)),
         };
@@ -272,6 +279,7 @@ impl Conn {
         let result = self
             .decoder
             .decode(bytes, self.role, max, &mut |inbound| sink.accept(inbound));
+        let flooded = sink.flooded;
         if let Err(error) = result {
             self.cause = Some(Box::new(LocalCause::Protocol(error)));
             self.heartbeat
@@ -280,6 +288,8 @@ impl Conn {
             // A peer that broke the protocol gets our close frame and no
             // handshake: the decoder cannot trust anything it sends next.
             self.heartbeat.handle_transport_end(now);
+        } else if flooded {
+            self.start_close(now, scratch, LocalCause::PingFlood, 1008);
         }
     }
 
@@ -313,6 +323,7 @@ impl Conn {
                         Some(LocalCause::App { reason, .. }) => reason,
                         Some(LocalCause::Protocol(error)) => error.reason,
                         Some(LocalCause::SlowConsumer) => "slow consumer: outbound queue full",
+                        Some(LocalCause::PingFlood) => "too many pings",
                         Some(LocalCause::Shutdown) => "server shutting down; reconnect later",
                         None => "",
                     };
@@ -342,6 +353,7 @@ impl Conn {
                 reason: error.reason,
             },
             (Some(LocalCause::SlowConsumer), _) => CloseReason::SlowConsumer,
+            (Some(LocalCause::PingFlood), _) => CloseReason::PingFlood,
             (Some(LocalCause::Shutdown), _) => CloseReason::Shutdown,
             (_, EndReason::HeartbeatTimeout) => CloseReason::HeartbeatTimeout,
             (_, EndReason::CloseTimeout) => CloseReason::CloseTimeout,

@@ -6,6 +6,7 @@ use crate::apptext;
 use crate::codec::Inbound;
 use crate::config::HeartbeatMode;
 use crate::handler::{Connection, Message};
+use crate::ping_limit::PingWindow;
 use bytes::Bytes;
 use std::time::Instant;
 use vigil_core::heartbeat::{Frame, Heartbeat, State};
@@ -46,6 +47,11 @@ pub(super) struct InboundSink<'a> {
     pub(super) heartbeat: &'a mut Heartbeat,
     pub(super) handler: &'a dyn crate::Handler,
     pub(super) ping: &'a mut PingScratch,
+    pub(super) pings: &'a mut PingWindow,
+    /// The shard's epoch, on which ping windows are aligned.
+    pub(super) epoch: Instant,
+    /// Set by the first ping over the limit: the caller closes with 1008.
+    pub(super) flooded: bool,
     pub(super) metrics: &'a crate::metrics::ShardMetrics,
     pub(super) handle: Connection,
 }
@@ -58,8 +64,11 @@ impl InboundSink<'_> {
                 if self.mode == HeartbeatMode::AppText {
                     match apptext::parse(text) {
                         Some(apptext::Heartbeat::Ping(id)) => {
-                            self.ping.set(true, id);
-                            return self.heartbeat.handle_frame(now, config, Frame::Ping);
+                            if self.within_ping_limit() {
+                                self.ping.set(true, id);
+                                self.heartbeat.handle_frame(now, config, Frame::Ping);
+                            }
+                            return;
                         }
                         Some(apptext::Heartbeat::Pong(id)) => {
                             return self.pong(&id.to_be_bytes());
@@ -72,12 +81,25 @@ impl InboundSink<'_> {
             Inbound::Binary(data) => self.deliver(Message::Binary(Bytes::copy_from_slice(data))),
             Inbound::Fragment => self.heartbeat.handle_frame(now, config, Frame::Data),
             Inbound::Ping(payload) => {
-                self.ping.set(false, payload);
-                self.heartbeat.handle_frame(now, config, Frame::Ping);
+                if self.within_ping_limit() {
+                    self.ping.set(false, payload);
+                    self.heartbeat.handle_frame(now, config, Frame::Ping);
+                }
             }
             Inbound::Pong(payload) => self.pong(payload),
             Inbound::Close(code) => self.heartbeat.handle_frame(now, config, Frame::Close(code)),
         }
+    }
+
+    /// Counts a ping of the peer; one over the limit is not answered and
+    /// marks the connection for closing.
+    fn within_ping_limit(&mut self) -> bool {
+        let Some(limit) = &self.config.ping_limit else {
+            return true;
+        };
+        let within = self.pings.handle_ping(self.now, self.epoch, limit);
+        self.flooded |= !within;
+        within
     }
 
     /// A pong: life, and an RTT sample when it answers our latest ping.

@@ -179,6 +179,9 @@ pub(crate) struct Scratch {
     pub(crate) rng: SplitMix64,
     /// The payload of the latest ping of the connection being served.
     pub(crate) ping: inbound::PingScratch,
+    /// When the shard started: the origin of its timer wheel and of every
+    /// connection's ping windows.
+    pub(crate) epoch: std::time::Instant,
 }
 
 struct Shard {
@@ -210,6 +213,7 @@ impl Shard {
                 write_buf: Vec::with_capacity(64 << 10),
                 rng: SplitMix64::new(seed),
                 ping: inbound::PingScratch::default(),
+                epoch,
                 config,
                 handler,
                 shared,

@@ -1,41 +1,59 @@
-// vigil-client.js: the browser client of the vigil server (docs/PROTOCOL.md).
-// Plain ES module, no build step, no dependencies.
+// @ts-self-types="./vigil.d.ts"
+// vigil.js: the browser client of the vigil server (docs/PROTOCOL.md), served
+// at /vigil.js with its TypeScript declarations at /vigil.d.ts. Plain ES
+// module, no build step, no dependencies.
 //
-//   import { VigilClient } from "./vigil-client.js";
+//   import { VigilClient } from "/vigil.js";
 //   const client = new VigilClient({ token });        // token optional
 //   client.addEventListener("presence", (e) => render(e.detail.members));
 //   client.connect();
 //   await client.join("room-1", { name: "Ann" });     // kept across reconnects
 //
-// Watching the server. A browser can neither see nor send WebSocket pings:
-// it answers the server's protocol pings by itself, invisibly, so the server
-// learns this client is alive but the script learns nothing. The client
-// therefore judges the server by any message at all. After `interval_ms` of
-// silence (numbers from the `welcome` message) it sends a probe the server
-// must answer: in "app" mode a `{"type":"ping","id":N}` (answered with a
-// pong), in "protocol" mode a `presence` query of a joined channel (answered
-// with a reply, which also re-checks the local member list). If nothing
-// arrives within `timeout_ms` (plus `slackMs`) after the probe, the connection
-// is declared dead, closed, and replaced. In "app" mode the server's own text
-// pings are answered with `{"type":"pong","id":N}` carrying the same id.
+// Watching the server. A page's script can neither see nor send WebSocket
+// pings, so the client connects with `?heartbeat=app`: the server pings it
+// with text (`{"type":"ping","id":N}`), which it answers with the same id,
+// and the welcome message says how often (`interval_ms`, `timeout_ms`). Any
+// message at all proves the server alive: the deadline is derived from the
+// last network callback, never from a timer's own schedule. After
+// `interval_ms` of silence the client probes (`{"op":"ping","id":N}`, which
+// the server answers in every heartbeat mode, and whose answer gives the
+// round trip); if nothing arrives within `timeout_ms` (plus `slackMs`) after
+// the probe, the server is declared dead and the socket is dropped at once,
+// without waiting for a close handshake that will never come.
+//
+// Background tabs. Browsers run the timers of hidden tabs late (about once a
+// minute after a while), but deliver network events. The server drives the
+// heartbeat, so a hidden client keeps answering; its own watchdog judges
+// from the clock when it fires, and a verdict reached after a late timer or
+// a hidden spell is extended once (a fresh probe, a fresh timeout) so that
+// input queued meanwhile is read first. When the page becomes visible again
+// or the browser comes `online`, the client probes at once (or retries at
+// once, if it was waiting to reconnect).
 //
 // Reconnecting. The first retry after a loss waits a random delay in
 // [0, initialMaxMs) so that the clients of a restarted server do not all
 // come back at once; later retries wait uniform [0, min(capMs, baseMs *
 // factor^(n-1))) (exponential backoff with full jitter), and a connection
-// that stayed up `stableAfterMs` resets the sequence. After close 1008
-// (policy) `policyDelayMs` is added. Close codes 1000, 1002, 1007, 1009 and
-// 4001 mean "do not reconnect" (PROTOCOL.md, close codes): the client stays
-// closed. After every reconnect it re-joins its channels with their meta and
-// re-sets its last will (resume).
+// that stayed up `stableAfterMs` resets the sequence. The server's hints
+// are followed: after 1001 (shutting down, "reconnect later") the delay is
+// at least uniform [0, shutdownDelayMs), the spread the server asks for
+// while it drains; after 1008 (policy) `policyDelayMs` is added. Close codes
+// 1000, 1002, 1007, 1009 and 4001 mean "do not reconnect" (PROTOCOL.md,
+// close codes): the client stays closed. After every reconnect it re-joins
+// its channels with their meta and re-sets its last will (resume).
 //
 // Events (an EventTarget; the payload is `event.detail`):
-//   state    {state: "connecting"|"open"|"closed", code, reason, reconnectInMs}
-//   welcome  the server's welcome: {connection, user, heartbeat, version}
-//   presence {channel, version, joins, leaves, members: Map(user -> meta),
-//             snapshot: bool, left: bool}: after every applied change
-//   message  {channel, from, data, will}
-//   error    {code, message, id}: server errors no pending request claimed
+//   open         the server's welcome: {connection, user, heartbeat, version}
+//   close        {code, reason, reconnect: bool}: a connection ended
+//   reconnecting {attempt, delayMs}: the next connection starts in delayMs
+//   rtt          {rttMs}: the round trip of an answered probe
+//   presence     {channel, version, joins, leaves, members: Map(user -> meta),
+//                 snapshot: bool, left: bool}: after every applied change
+//   message      {channel, from, data, will}
+//   error        {code, message, id}: server errors no pending request claimed
+//   state        {state: "connecting"|"open"|"closed", code, reason,
+//                 reconnectInMs}: every change of `state`
+//   welcome      the same detail as `open`
 
 /**
  * Close codes after which the client stays closed (PROTOCOL.md): normal
@@ -57,6 +75,8 @@ export const DEFAULTS = Object.freeze({
   policyDelayMs: 5000,
   connectTimeoutMs: 10000,
   slackMs: 2000,
+  shutdownDelayMs: 5000,
+  heartbeat: "app",
 });
 
 // Errors that will not go away by asking again: the channel is dropped from
@@ -94,11 +114,11 @@ export function backoffEnvelope(options, attempt) {
   return Math.min(options.capMs, options.baseMs * Math.pow(options.factor, attempt - 1));
 }
 
-function defaultUrl() {
+function defaultUrl(heartbeat) {
   const location = globalThis.location;
   if (!location) throw new TypeError("VigilClient: no `url` option and no page location");
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${location.host}/ws`;
+  return `${scheme}//${location.host}/ws?heartbeat=${heartbeat === "protocol" ? "protocol" : "app"}`;
 }
 
 function positive(value, fallback) {
@@ -132,23 +152,39 @@ export class VigilClient extends EventTarget {
   #openedAt = null;
   #lastReceived = 0;
   #probeSentAt = null;
+  // The probe ids still unanswered, with when they were sent.
+  #probes = new Map();
+  // When the watchdog was due, to notice that it fired late.
+  #watchDueAt = null;
+  // Whether the page was hidden since the current silence began.
+  #hiddenSpell = false;
+  // Whether the current silence already got its one extension.
+  #extended = false;
+  #visibility;
+  #network;
+  #listening = false;
 
   /**
-   * Options: `url` (default `ws(s)://<page host>/ws`), `token` (a JWT, sent
+   * Options: `url` (default `ws(s)://<page host>/ws?heartbeat=app`, or
+   * `heartbeat=protocol` with the `heartbeat` option), `token` (a JWT, sent
    * as the subprotocol `bearer.<token>`), the backoff and watchdog numbers of
    * DEFAULTS, and for tests `WebSocket`, `now`, `random`, `setTimeout`,
-   * `clearTimeout`.
+   * `clearTimeout`, `visibility` (default `document`: an EventTarget of
+   * `visibilitychange` with `visibilityState`) and `network` (default the
+   * global object: an EventTarget of `online`).
    */
   constructor(options = {}) {
     super();
     this.#options = { ...DEFAULTS, ...options };
-    this.#url = options.url ?? defaultUrl();
+    this.#url = options.url ?? defaultUrl(this.#options.heartbeat);
     this.#token = options.token ?? null;
     this.#WebSocket = options.WebSocket ?? globalThis.WebSocket;
     this.#now = options.now ?? (() => globalThis.performance.now());
     this.#random = options.random ?? Math.random;
     this.#setTimeout = options.setTimeout ?? ((f, ms) => globalThis.setTimeout(f, ms));
     this.#clearTimeout = options.clearTimeout ?? ((t) => globalThis.clearTimeout(t));
+    this.#visibility = options.visibility ?? globalThis.document ?? null;
+    this.#network = options.network ?? (globalThis.addEventListener ? globalThis : null);
   }
 
   /** "connecting", "open" (welcome received) or "closed". */
@@ -176,7 +212,22 @@ export class VigilClient extends EventTarget {
     if (this.#running) return;
     this.#running = true;
     this.#attempt = 0;
+    this.#listen(true);
     this.#open();
+  }
+
+  /**
+   * Measures the round trip to the server now: resolves with it in
+   * milliseconds (also sent as an `rtt` event); rejects if not connected or
+   * if the connection is lost first.
+   */
+  ping() {
+    if (!this.#isOpen()) {
+      return Promise.reject(new VigilError("not_connected", "not connected to the server"));
+    }
+    this.#probeNow();
+    const id = this.#seq;
+    return new Promise((resolve, reject) => this.#probes.get(id).waiters.push({ resolve, reject }));
   }
 
   /** Uses `token` from now on and reconnects at once with it. */
@@ -190,9 +241,12 @@ export class VigilClient extends EventTarget {
 
   /** Closes for good (1000); pending requests and joins are rejected. */
   close() {
+    const was = this.#state;
     this.#running = false;
+    this.#listen(false);
     this.#discard(1000, "client closed");
     this.#rejectJoins("client closed");
+    if (was !== "closed") this.#emit("close", { code: 1000, reason: "client closed", reconnect: false });
     this.#setState("closed", { code: 1000, reason: "client closed", reconnectInMs: null });
   }
 
@@ -279,6 +333,8 @@ export class VigilClient extends EventTarget {
     } catch (error) {
       // A bad URL or token: asking again will not help.
       this.#running = false;
+      this.#listen(false);
+      this.#emit("close", { code: null, reason: String(error), reconnect: false });
       this.#setState("closed", { code: null, reason: String(error), reconnectInMs: null });
       return;
     }
@@ -287,6 +343,8 @@ export class VigilClient extends EventTarget {
     this.#lastReceived = this.#startedAt;
     this.#openedAt = null;
     this.#probeSentAt = null;
+    this.#hiddenSpell = this.#hidden();
+    this.#extended = false;
     ws.onmessage = (event) => {
       if (this.#ws === ws) this.#onMessage(event.data);
     };
@@ -317,10 +375,11 @@ export class VigilClient extends EventTarget {
         // Already closing: nothing more to do.
       }
     }
-    for (const [, pending] of this.#pending) {
-      pending.reject(new VigilError("disconnected", "the connection was lost before the reply"));
-    }
+    const lost = () => new VigilError("disconnected", "the connection was lost before the reply");
+    for (const [, pending] of this.#pending) pending.reject(lost());
     this.#pending.clear();
+    for (const [, probe] of this.#probes) for (const waiter of probe.waiters) waiter.reject(lost());
+    this.#probes.clear();
     for (const entry of this.#channels.values()) {
       entry.synced = false;
       entry.buffer = [];
@@ -334,16 +393,59 @@ export class VigilClient extends EventTarget {
     if (!this.#running) return;
     if (NO_RECONNECT_CODES.includes(code)) {
       this.#running = false;
+      this.#listen(false);
       this.#rejectJoins(`closed by the server (${code} ${reason})`);
+      this.#emit("close", { code, reason, reconnect: false });
       this.#setState("closed", { code, reason, reconnectInMs: null });
       return;
     }
     if (wasStable) this.#attempt = 0;
-    let delay = this.#random() * backoffEnvelope(this.#options, this.#attempt);
+    let envelope = backoffEnvelope(this.#options, this.#attempt);
+    // The server is going away and asked to be left alone for a while.
+    if (code === 1001) envelope = Math.max(envelope, this.#options.shutdownDelayMs);
+    let delay = this.#random() * envelope;
     this.#attempt += 1;
     if (code === 1008) delay += this.#options.policyDelayMs;
+    this.#emit("close", { code, reason, reconnect: true });
     this.#setState("closed", { code, reason, reconnectInMs: delay });
+    this.#emit("reconnecting", { attempt: this.#attempt, delayMs: delay });
     this.#retryTimer = this.#setTimeout(() => this.#open(), delay);
+  }
+
+  // --- page lifecycle -----------------------------------------------------
+
+  #hidden() {
+    return this.#visibility?.visibilityState === "hidden";
+  }
+
+  #onVisibility = () => {
+    if (this.#hidden()) {
+      this.#hiddenSpell = true;
+      return;
+    }
+    this.#wake();
+  };
+
+  #onOnline = () => this.#wake();
+
+  // Visible again, or back online: whatever happened meanwhile, find out now.
+  #wake() {
+    if (!this.#running) return;
+    if (this.#retryTimer !== null) {
+      this.#clearTimeout(this.#retryTimer);
+      this.#retryTimer = null;
+      this.#emit("reconnecting", { attempt: this.#attempt, delayMs: 0 });
+      return this.#open();
+    }
+    if (this.#isOpen()) this.#probeNow();
+  }
+
+  #listen(on) {
+    if (on === this.#listening) return;
+    this.#listening = on;
+    const method = on ? "addEventListener" : "removeEventListener";
+    this.#visibility?.[method]?.("visibilitychange", this.#onVisibility);
+    this.#network?.[method]?.("online", this.#onOnline);
   }
 
   // Joins still waiting for a connection that will not come; the channels
@@ -364,16 +466,20 @@ export class VigilClient extends EventTarget {
 
   #schedule(delay) {
     if (this.#watchTimer !== null) this.#clearTimeout(this.#watchTimer);
+    this.#watchDueAt = this.#now() + Math.max(0, delay);
     this.#watchTimer = this.#setTimeout(() => this.#onWatchdog(), Math.max(0, delay));
   }
 
   // One timer, re-armed from the clock when it fires rather than reset on
-  // every message; a late timer (a throttled background tab) sends its probe
-  // before judging, so lateness alone never kills a healthy connection.
+  // every message (the deadlines derive from `#lastReceived`, set by the
+  // network callbacks); a late timer (a throttled background tab) sends its
+  // probe before judging, so lateness alone never kills a healthy
+  // connection.
   #onWatchdog() {
     this.#watchTimer = null;
     if (this.#ws === null) return;
     const now = this.#now();
+    const late = this.#watchDueAt !== null && now - this.#watchDueAt > this.#options.slackMs;
     if (this.#welcome === null) {
       const deadline = this.#startedAt + this.#options.connectTimeoutMs;
       if (now >= deadline) {
@@ -384,27 +490,48 @@ export class VigilClient extends EventTarget {
     const { interval_ms: interval, timeout_ms: timeout } = this.#welcome.heartbeat;
     const probeAt = this.#lastReceived + interval;
     if (now < probeAt) return this.#schedule(probeAt - now);
-    if (this.#probeSentAt === null || this.#probeSentAt <= this.#lastReceived) {
-      this.#probeSentAt = now;
-      this.#probe();
-    }
+    if (!this.#probing()) return this.#probeNow();
     const deadAt = this.#probeSentAt + timeout + this.#options.slackMs;
-    if (now >= deadAt) {
-      const silent = Math.round(now - this.#lastReceived);
-      return this.#lost(CLIENT_TIMEOUT_CODE, `heartbeat timeout: the server was silent for ${silent} ms`);
+    if (now < deadAt) return this.#schedule(deadAt - now);
+    // The verdict is due, but this page was throttled or hidden meanwhile:
+    // what the server sent may still be queued behind this timer. One more
+    // probe, one more timeout, then the verdict stands.
+    if ((late || this.#hiddenSpell) && !this.#extended) {
+      this.#extended = true;
+      return this.#probeNow();
     }
-    this.#schedule(deadAt - now);
+    const silent = Math.round(now - this.#lastReceived);
+    this.#lost(CLIENT_TIMEOUT_CODE, `heartbeat timeout: the server was silent for ${silent} ms`);
   }
 
-  #probe() {
-    if (this.#welcome.heartbeat.mode === "app") {
-      this.#seq += 1;
-      this.#send(JSON.stringify({ type: "ping", id: this.#seq }));
-      return;
-    }
-    const joined = [...this.#channels].find(([, entry]) => entry.synced);
-    const channel = joined ? joined[0] : "vigil.probe";
-    this.presence(channel).catch(() => {});
+  // Whether a probe is out and nothing arrived since (a message in the same
+  // instant cannot be its answer).
+  #probing() {
+    return this.#probeSentAt !== null && this.#probeSentAt >= this.#lastReceived;
+  }
+
+  // Sends a probe the server answers with a pong, and waits timeout + slack
+  // for anything at all. A probe sent while another is unanswered keeps the
+  // first one's deadline (pinging often must not postpone the verdict),
+  // unless the watchdog itself grants the extension.
+  #probeNow() {
+    const now = this.#now();
+    this.#seq += 1;
+    this.#probes.set(this.#seq, { sentAt: now, waiters: [] });
+    this.#send(JSON.stringify({ op: "ping", id: this.#seq }));
+    if (this.#probing() && this.#watchTimer !== null) return;
+    this.#probeSentAt = now;
+    const timeout = (this.#welcome?.heartbeat ?? FALLBACK_HEARTBEAT).timeout_ms;
+    this.#schedule(timeout + this.#options.slackMs);
+  }
+
+  #onPong(id) {
+    const probe = this.#probes.get(id);
+    if (!probe) return;
+    this.#probes.delete(id);
+    const rttMs = this.#now() - probe.sentAt;
+    for (const waiter of probe.waiters) waiter.resolve(rttMs);
+    this.#emit("rtt", { rttMs });
   }
 
   // --- input --------------------------------------------------------------
@@ -430,7 +557,16 @@ export class VigilClient extends EventTarget {
   }
 
   #onMessage(data) {
+    // The first message after a probe answers it: the next probe is due an
+    // interval from now, not when the timeout would have been.
+    const answered = this.#probing();
     this.#lastReceived = this.#now();
+    this.#hiddenSpell = this.#hidden();
+    this.#extended = false;
+    if (answered) {
+      this.#probeSentAt = null;
+      if (this.#welcome !== null) this.#schedule(this.#welcome.heartbeat.interval_ms);
+    }
     if (typeof data !== "string") return; // binary frames are not in the protocol
     const ping = PING_TEXT.exec(data);
     if (ping) return this.#send(`{"type":"pong","id":${ping[1]}}`);
@@ -449,7 +585,7 @@ export class VigilClient extends EventTarget {
         // Not in the exact form above; answer with the id as parsed.
         return this.#send(JSON.stringify({ type: "pong", id: msg.id ?? 0 }));
       case "pong":
-        return; // the answer to a probe: its arrival is all that matters
+        return this.#onPong(msg.id);
       case "presence":
         return this.#onPresence(msg);
       case "message":
@@ -493,6 +629,7 @@ export class VigilClient extends EventTarget {
     };
     this.#openedAt = this.#now();
     this.#setState("open", { code: null, reason: "", reconnectInMs: null });
+    this.#emit("open", this.#welcome);
     this.#emit("welcome", this.#welcome);
     this.#schedule(this.#welcome.heartbeat.interval_ms);
     // Resume: the server forgot this client's channels and will with the
