@@ -19,7 +19,7 @@ mod link;
 mod wire;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -31,6 +31,9 @@ pub(crate) use wire::Change;
 
 /// Changes and messages the queue holds for Redis before it overflows.
 const OUTBOUND_CAPACITY: usize = 65_536;
+/// Bytes of channel messages the queue may hold (a message may be up to
+/// `max_message_bytes`, so the count alone bounds nothing).
+const MESSAGE_BYTES_BUDGET: usize = 64 << 20;
 
 /// What the hub hands to Redis.
 #[derive(Debug)]
@@ -41,30 +44,60 @@ pub(crate) enum Outgoing {
         user: Arc<str>,
         change: Change,
     },
-    /// A channel message published here, for the other nodes' members.
-    Message {
-        channel: String,
-        from: Option<String>,
-        data: Value,
-        will: bool,
-    },
+    /// A channel message published here, for the other nodes' members:
+    /// its bus envelope, encoded.
+    Message { envelope: String },
 }
 
-/// The hub's end of the queue to Redis. Sending never waits: when the queue
-/// is full the change is dropped and the node rewrites its whole state once
-/// the link catches up, so presence converges; a dropped channel message is
-/// lost for the other nodes (and counted).
+/// The hub's end of the queue to Redis. Sending never waits. When the queue
+/// is full a member change is dropped and the node rewrites its whole state
+/// once the link catches up, so presence converges; a channel message that
+/// does not fit (in count or in [`MESSAGE_BYTES_BUDGET`]) is lost for the
+/// other nodes, and counted.
 #[derive(Debug, Clone)]
 pub(crate) struct Outbound {
     sender: mpsc::Sender<Outgoing>,
     status: Arc<Status>,
+    node: Arc<str>,
 }
 
 impl Outbound {
-    pub(crate) fn send(&self, outgoing: Outgoing) {
+    /// A change of one of this node's members.
+    pub(crate) fn member(&self, channel: &Arc<str>, user: &Arc<str>, change: Change) {
+        let outgoing = Outgoing::Presence {
+            channel: Arc::clone(channel),
+            user: Arc::clone(user),
+            change,
+        };
         if self.sender.try_send(outgoing).is_err() {
             self.status.overflowed.store(true, Ordering::Release);
             self.status.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A channel message published on this node, for the others' members.
+    pub(crate) fn message(&self, channel: &str, from: Option<&str>, data: &Value, will: bool) {
+        let envelope = wire::Envelope::Message {
+            node: self.node.to_string(),
+            channel: channel.to_owned(),
+            from: from.map(str::to_owned),
+            data: data.clone(),
+            will,
+        };
+        let Ok(envelope) = serde_json::to_string(&envelope) else {
+            return;
+        };
+        let size = envelope.len();
+        let queued = self.status.message_bytes.fetch_add(size, Ordering::AcqRel);
+        let fits = queued + size <= MESSAGE_BYTES_BUDGET;
+        if !fits
+            || self
+                .sender
+                .try_send(Outgoing::Message { envelope })
+                .is_err()
+        {
+            self.status.message_bytes.fetch_sub(size, Ordering::AcqRel);
+            self.status.messages_dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -75,10 +108,14 @@ pub(crate) struct Status {
     up: AtomicBool,
     /// When the link went down (or the node started without it).
     down_since: Mutex<Option<Instant>>,
-    /// Changes or messages dropped because the queue was full; the state
-    /// is rewritten whole when `overflowed` is seen.
+    /// Member changes dropped because the queue was full; the state is
+    /// rewritten whole when `overflowed` is seen.
     overflowed: AtomicBool,
     dropped: AtomicU64,
+    /// Channel messages dropped (queue full or over its byte budget), and
+    /// the bytes of those queued.
+    messages_dropped: AtomicU64,
+    message_bytes: AtomicUsize,
     pub(crate) published: AtomicU64,
     pub(crate) received: AtomicU64,
     /// Other nodes loaded whole (at start, after a gap or their reset).
@@ -104,8 +141,14 @@ impl Status {
         self.up.load(Ordering::Acquire)
     }
 
+    /// Member changes and channel messages dropped.
     pub(crate) fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.dropped.load(Ordering::Relaxed) + self.messages_dropped.load(Ordering::Relaxed)
+    }
+
+    /// A queued message of `size` bytes left the queue.
+    fn message_sent(&self, size: usize) {
+        self.message_bytes.fetch_sub(size, Ordering::AcqRel);
     }
 
     fn set_up(&self, up: bool) {
@@ -119,14 +162,15 @@ impl Status {
     }
 }
 
-/// The queue: the hub's end and the link's.
-pub(crate) fn outbound() -> (Outbound, mpsc::Receiver<Outgoing>, Arc<Status>) {
+/// The queue of node `node`: the hub's end and the link's.
+pub(crate) fn outbound(node: &str) -> (Outbound, mpsc::Receiver<Outgoing>, Arc<Status>) {
     let (sender, receiver) = mpsc::channel(OUTBOUND_CAPACITY);
     let status = Arc::new(Status::default());
     status.set_up(false);
     let outbound = Outbound {
         sender,
         status: Arc::clone(&status),
+        node: Arc::from(node),
     };
     (outbound, receiver, status)
 }
@@ -180,18 +224,35 @@ mod tests {
     }
 
     #[test]
-    fn a_full_queue_drops_and_asks_for_a_rewrite() {
-        let (outbound, _receiver, status) = outbound();
+    fn a_full_queue_drops_changes_and_asks_for_a_rewrite() {
+        let (outbound, _receiver, status) = outbound("n1");
+        let (channel, user): (Arc<str>, Arc<str>) = (Arc::from("c"), Arc::from("u"));
         for _ in 0..OUTBOUND_CAPACITY + 3 {
-            outbound.send(Outgoing::Message {
-                channel: "c".into(),
-                from: None,
-                data: Value::Null,
-                will: false,
-            });
+            outbound.member(&channel, &user, Change::Leave { grace: true });
         }
         assert_eq!(status.dropped(), 3);
         assert!(status.overflowed.load(Ordering::Acquire));
         assert!(status.degraded_for().is_some(), "down until the link is up");
+    }
+
+    #[test]
+    fn messages_are_bounded_in_bytes_and_never_force_a_rewrite() {
+        let (outbound, mut receiver, status) = outbound("n1");
+        let big = Value::String("x".repeat(1 << 20));
+        for _ in 0..70 {
+            outbound.message("c", None, &big, false);
+        }
+        // 64 MiB hold 63 messages of just over 1 MiB.
+        assert_eq!(status.messages_dropped.load(Ordering::Relaxed), 7);
+        assert!(!status.overflowed.load(Ordering::Acquire));
+        let Ok(Outgoing::Message { envelope }) = receiver.try_recv() else {
+            panic!("a queued message");
+        };
+        let before = status.message_bytes.load(Ordering::Acquire);
+        status.message_sent(envelope.len());
+        assert_eq!(
+            status.message_bytes.load(Ordering::Acquire),
+            before - envelope.len()
+        );
     }
 }

@@ -12,7 +12,7 @@ mod local;
 mod overview;
 mod remote;
 
-use crate::cluster::{Change, Outbound, Outgoing};
+use crate::cluster::{Change, Outbound};
 use crate::protocol::ErrorCode;
 use bytes::Bytes;
 use diffs::PendingDiffs;
@@ -427,23 +427,14 @@ impl State {
     /// Hands a change of this node's members to the cluster, if any.
     fn announce(&self, channel: &Arc<str>, user: &Arc<str>, change: Option<Change>) {
         if let (Some(cluster), Some(change)) = (&self.cluster, change) {
-            cluster.send(Outgoing::Presence {
-                channel: Arc::clone(channel),
-                user: Arc::clone(user),
-                change,
-            });
+            cluster.member(channel, user, change);
         }
     }
 
     /// Hands a channel message published here to the cluster, if any.
     fn share_message(&self, channel: &str, from: Option<&str>, data: &Value, will: bool) {
         if let Some(cluster) = &self.cluster {
-            cluster.send(Outgoing::Message {
-                channel: channel.to_owned(),
-                from: from.map(str::to_owned),
-                data: data.clone(),
-                will,
-            });
+            cluster.message(channel, from, data, will);
         }
     }
 }

@@ -41,6 +41,9 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Accept errors are logged at most once per this interval, with a count.
 const ACCEPT_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
+/// How long a cluster node may take, at shutdown, to tell Redis it leaves.
+const CLUSTER_FAREWELL_DEADLINE: Duration = Duration::from_secs(2);
+
 /// How long a client may take to send its HTTP request head.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -136,7 +139,7 @@ fn serve(settings: config::Settings, max_connections: usize) -> Result<()> {
         Some(_) => Some(cluster::node_id().context("cannot read /dev/urandom for a node id")?),
         None => None,
     };
-    let cluster = settings.cluster.as_ref().map(|_| cluster::outbound());
+    let cluster = node.as_deref().map(cluster::outbound);
     let hub = Arc::new(hub::Hub::new(
         presence,
         settings.max_channels_per_connection,
@@ -174,19 +177,22 @@ fn serve(settings: config::Settings, max_connections: usize) -> Result<()> {
         let listener = listen(settings.listen, settings.reuse_port)
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         tracing::info!(address = %listener.local_addr()?, "vigil listening; WebSocket endpoint /ws");
+        let mut farewell = None;
         if let (Some(url), Some(node), Some((_, receiver, status))) =
             (&settings.cluster, node, cluster)
         {
             tracing::info!(%node, cluster = %cluster::redacted(url), "cluster node");
-            cluster::start(
-                url,
-                node,
-                settings.cluster_node_timeout,
-                Arc::clone(&hub),
-                receiver,
-                status,
-            )
-            .context("cannot start the cluster link")?;
+            farewell = Some(
+                cluster::start(
+                    url,
+                    node,
+                    settings.cluster_node_timeout,
+                    Arc::clone(&hub),
+                    receiver,
+                    status,
+                )
+                .context("cannot start the cluster link")?,
+            );
         }
         tokio::spawn(Arc::clone(&hub).run_timers());
         let shutdown = shutdown_signal();
@@ -238,6 +244,11 @@ fn serve(settings: config::Settings, max_connections: usize) -> Result<()> {
         let drain = async {
             drain_connections(&hub).await;
             ws.shutdown(settings.shutdown_deadline).await;
+            // The leaves of the connections just closed go out, and this
+            // node leaves the cluster instead of waiting to be found dead.
+            if let Some(farewell) = farewell {
+                farewell.leave(CLUSTER_FAREWELL_DEADLINE).await;
+            }
         };
         tokio::select! {
             () = drain => tracing::info!("stopped"),

@@ -1,21 +1,23 @@
 //! The task between this node and Redis: connect (again and again, with
-//! backoff), rewrite this node's members, load every other node's, then
-//! write each change and message the hub queues, apply what the others
-//! publish, heartbeat, and bury nodes that stopped heartbeating.
+//! backoff), heartbeat and rewrite this node's members, load every other
+//! node's, then write each change and message the hub queues, apply what
+//! the others publish, heartbeat, and bury nodes that stopped heartbeating.
 //!
 //! Time is Redis's own (`TIME`), so nodes on machines whose clocks
 //! disagree still agree on who is dead. A node that was cut off from Redis
-//! judges no one for one node timeout after it is back: the others may have
-//! been cut off too and need that long to heartbeat again.
+//! judges no one until the others have had time to come back too. A node
+//! that finds itself buried (or its hash gone: a flush, an eviction) while
+//! alive writes its whole state again, so it never stays half-present.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::{AcqRel, Relaxed};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisResult};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use vigil_core::backoff::{Backoff, BackoffConfig};
 
 use super::wire::{self, Envelope, Keys, SEQ_FIELD};
@@ -24,21 +26,51 @@ use crate::hub::{Hub, RemoteMember};
 
 /// The key prefix: `vigil:nodes`, `vigil:node:<id>`, `vigil:bus`.
 const PREFIX: &str = "vigil";
-/// Connect and command deadline: a Redis slower than this counts as down.
-const REDIS_TIMEOUT: Duration = Duration::from_secs(5);
 /// Changes written to Redis in one MULTI, at most.
 const BATCH: usize = 512;
 /// While Redis stays down, a reminder in the log this often.
 const DOWN_LOG_EVERY: Duration = Duration::from_secs(30);
+/// The longest wait between two attempts to reach Redis.
+const BACKOFF_CAP: Duration = Duration::from_secs(5);
 
 /// Heartbeats this node (the Redis time, ms, as its score) and keeps its
-/// hash alive for two node timeouts; returns the Redis time.
+/// hash alive for two node timeouts. Returns whether the node had to be
+/// added back to the set and whether its hash was still there: either
+/// says another node buried it, or its state was lost, while it lived.
 const HEARTBEAT_SCRIPT: &str = "\
 local t = redis.call('TIME')
 local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], ms, ARGV[1])
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
-return ms";
+local added = redis.call('ZADD', KEYS[1], ms, ARGV[1])
+local kept = redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return {added, kept}";
+
+/// Buries node `ARGV[1]` if its last heartbeat is still older than `ARGV[2]`
+/// ms by Redis's clock (checked and done in one step: a heartbeat that
+/// arrives between a look and the burial saves it). Returns 1 if buried.
+const BURY_SCRIPT: &str = "\
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not score then return 0 end
+local t = redis.call('TIME')
+local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if ms - tonumber(score) <= tonumber(ARGV[2]) then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+return 1";
+
+/// Asks the link to leave the cluster at shutdown: write what is queued,
+/// remove this node from Redis, then answer.
+#[derive(Debug)]
+pub(crate) struct Farewell(oneshot::Sender<oneshot::Sender<()>>);
+
+impl Farewell {
+    /// Leaves the cluster, waiting at most `deadline` (Redis may be gone).
+    pub(crate) async fn leave(self, deadline: Duration) {
+        let (done, answered) = oneshot::channel();
+        if self.0.send(done).is_ok() {
+            let _ = tokio::time::timeout(deadline, answered).await;
+        }
+    }
+}
 
 /// Starts the link for node `id` of the cluster at `url` on the current
 /// tokio runtime; it runs until the runtime ends.
@@ -49,22 +81,29 @@ pub(crate) fn start(
     hub: Arc<Hub>,
     receiver: mpsc::Receiver<Outgoing>,
     status: Arc<Status>,
-) -> RedisResult<()> {
+) -> RedisResult<Farewell> {
     let client = redis::Client::open(url)?;
+    let (farewell, asked) = oneshot::channel();
     let link = Link {
         client,
         keys: Keys::new(PREFIX),
         id,
         node_timeout,
+        // A Redis slower than a heartbeat tick counts as down: this node
+        // must never miss its own heartbeats waiting on one reply.
+        redis_timeout: (node_timeout / 4).clamp(Duration::from_millis(250), BACKOFF_CAP),
         hub,
         receiver,
         status,
         seq: 0,
         seen: HashMap::new(),
         heartbeat: redis::Script::new(HEARTBEAT_SCRIPT),
+        bury: redis::Script::new(BURY_SCRIPT),
+        up_since: None,
+        farewell: asked,
     };
     tokio::spawn(link.run(super::redacted(url)));
-    Ok(())
+    Ok(Farewell(farewell))
 }
 
 struct Link {
@@ -72,6 +111,7 @@ struct Link {
     keys: Keys,
     id: String,
     node_timeout: Duration,
+    redis_timeout: Duration,
     hub: Arc<Hub>,
     receiver: mpsc::Receiver<Outgoing>,
     status: Arc<Status>,
@@ -82,6 +122,10 @@ struct Link {
     /// may have been missed while this node was cut off).
     seen: HashMap<String, Option<u64>>,
     heartbeat: redis::Script,
+    bury: redis::Script,
+    /// When the current session came up, for the backoff.
+    up_since: Option<Instant>,
+    farewell: oneshot::Receiver<oneshot::Sender<()>>,
 }
 
 impl Link {
@@ -89,7 +133,7 @@ impl Link {
         let config = BackoffConfig::builder()
             .initial_max(Duration::from_millis(500))
             .base(Duration::from_millis(200))
-            .cap(Duration::from_secs(5))
+            .cap(BACKOFF_CAP)
             .build()
             .expect("constant backoff settings are valid");
         let mut backoff = Backoff::new(seed(&self.id));
@@ -97,11 +141,14 @@ impl Link {
         let mut failures = 0u64;
         loop {
             let error = match self.session(&shown_url).await {
-                Ok(()) => continue,
+                Ok(()) => return, // left the cluster: the process is ending
                 Err(error) => error,
             };
             let was_up = self.status.is_up();
             self.status.set_up(false);
+            if let Some(since) = self.up_since.take() {
+                backoff.handle_connected(since);
+            }
             backoff.handle_disconnected(Instant::now(), &config);
             failures += 1;
             let due = last_logged.is_none_or(|at| at.elapsed() >= DOWN_LOG_EVERY);
@@ -116,34 +163,39 @@ impl Link {
                 last_logged = Some(Instant::now());
             }
             tokio::time::sleep(backoff.next_delay(&config)).await;
-            if self.status.is_up() {
-                backoff.handle_connected(Instant::now());
-            }
         }
     }
 
-    /// One connection to Redis, from the full sync to the first error.
+    /// One connection to Redis, from the full sync to the first error (or
+    /// to the farewell: `Ok`).
     async fn session(&mut self, shown_url: &str) -> RedisResult<()> {
         let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(REDIS_TIMEOUT))
-            .set_response_timeout(Some(REDIS_TIMEOUT));
+            .set_connection_timeout(Some(self.redis_timeout))
+            .set_response_timeout(Some(self.redis_timeout));
         let mut conn = self
             .client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
-        let mut pubsub = within(self.client.get_async_pubsub()).await?;
-        within(pubsub.subscribe(&self.keys.bus)).await?;
+        let mut pubsub = self.within(self.client.get_async_pubsub()).await?;
+        self.within(pubsub.subscribe(&self.keys.bus)).await?;
         let mut bus = pubsub.into_on_message();
         // Subscribed first: whatever is published from here on is seen, so
-        // loading each node's hash after it misses nothing.
-        self.rewrite(&mut conn).await?;
+        // loading each node's hash after it misses nothing. Listed before
+        // the rewrite's reset, so no node takes this one for gone.
         self.beat(&mut conn).await?;
+        self.status
+            .overflowed
+            .store(false, std::sync::atomic::Ordering::Release);
+        self.rewrite(&mut conn).await?;
         self.status.set_up(true);
+        self.up_since = Some(Instant::now());
         tracing::info!(cluster = %shown_url, node = %self.id, "cluster: connected to Redis");
         for seq in self.seen.values_mut() {
             *seq = None;
         }
-        let back_at = Instant::now();
+        // The others may have lost Redis too and come back up to a backoff
+        // later: judge no one before they could have heartbeated again.
+        let judge_from = Instant::now() + self.node_timeout + BACKOFF_CAP + self.redis_timeout;
         self.survey(&mut conn, false).await?;
         let mut tick = tokio::time::interval(self.node_timeout / 4);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -152,7 +204,7 @@ impl Link {
                 outgoing = self.receiver.recv() => {
                     let Some(first) = outgoing else {
                         // The hub is gone: the process is ending.
-                        return std::future::pending().await;
+                        return Ok(());
                     };
                     self.write(&mut conn, first).await?;
                 }
@@ -163,21 +215,45 @@ impl Link {
                             "the subscription connection closed",
                         )));
                     };
-                    self.status.received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.status.received.fetch_add(1, Relaxed);
                     self.receive(&mut conn, &message).await?;
                 }
                 _ = tick.tick() => {
-                    self.beat(&mut conn).await?;
-                    self.survey(&mut conn, back_at.elapsed() >= self.node_timeout).await?;
+                    if self.beat(&mut conn).await? {
+                        tracing::warn!(
+                            node = %self.id,
+                            "cluster: this node was taken for dead or its state lost; \
+                             writing it again"
+                        );
+                        self.rewrite(&mut conn).await?;
+                    }
+                    self.survey(&mut conn, Instant::now() >= judge_from).await?;
+                }
+                asked = &mut self.farewell => {
+                    if let Ok(done) = asked {
+                        self.leave(&mut conn).await?;
+                        let _ = done.send(());
+                    }
+                    return Ok(());
                 }
             }
-            if self
-                .status
-                .overflowed
-                .swap(false, std::sync::atomic::Ordering::AcqRel)
-            {
+            if self.status.overflowed.swap(false, AcqRel) {
                 self.rewrite(&mut conn).await?;
             }
+        }
+    }
+
+    /// `future` within the Redis timeout, as a Redis error when late.
+    async fn within<T>(
+        &self,
+        future: impl std::future::Future<Output = RedisResult<T>>,
+    ) -> RedisResult<T> {
+        match tokio::time::timeout(self.redis_timeout, future).await {
+            Ok(result) => result,
+            Err(_) => Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "Redis did not answer in time",
+            ))),
         }
     }
 
@@ -196,7 +272,7 @@ impl Link {
         let mut count: u64 = 0;
         while let Some(outgoing) = next.take() {
             count += 1;
-            let envelope = match outgoing {
+            match outgoing {
                 Outgoing::Presence {
                     channel,
                     user,
@@ -213,48 +289,44 @@ impl Link {
                             pipe.hdel(&hash, field).ignore();
                         }
                     }
-                    Envelope::Presence {
+                    let envelope = Envelope::Presence {
                         node: self.id.clone(),
                         seq: self.seq,
                         channel: channel.to_string(),
                         user: user.to_string(),
                         change,
-                    }
+                    };
+                    pipe.publish(&self.keys.bus, encode(&envelope)?).ignore();
                 }
-                Outgoing::Message {
-                    channel,
-                    from,
-                    data,
-                    will,
-                } => Envelope::Message {
-                    node: self.id.clone(),
-                    channel,
-                    from,
-                    data,
-                    will,
-                },
-            };
-            pipe.publish(&self.keys.bus, encode(&envelope)?).ignore();
+                Outgoing::Message { envelope } => {
+                    self.status.message_sent(envelope.len());
+                    pipe.publish(&self.keys.bus, envelope).ignore();
+                }
+            }
             if count < BATCH as u64 {
                 next = self.receiver.try_recv().ok();
             }
         }
         pipe.hset(&hash, SEQ_FIELD, self.seq).ignore();
         let () = pipe.query_async(conn).await?;
-        self.status
-            .published
-            .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+        self.status.published.fetch_add(count, Relaxed);
         Ok(())
     }
 
-    /// Rewrites this node's hash from the hub's members, dropping whatever
-    /// the queue held (the members already reflect it), and tells the other
-    /// nodes to load it again.
+    /// Rewrites this node's hash from the hub's members and tells the other
+    /// nodes to load it again. The member changes still queued are dropped
+    /// (the members already reflect them); queued channel messages are
+    /// published after it.
     async fn rewrite(&mut self, conn: &mut MultiplexedConnection) -> RedisResult<()> {
         let receiver = &mut self.receiver;
-        let members = self
-            .hub
-            .local_members(|| while receiver.try_recv().is_ok() {});
+        let mut messages = Vec::new();
+        let members = self.hub.local_members(|| {
+            while let Ok(outgoing) = receiver.try_recv() {
+                if let Outgoing::Message { envelope } = outgoing {
+                    messages.push(envelope);
+                }
+            }
+        });
         self.seq += 1;
         let hash = self.keys.node(&self.id);
         let mut pipe = redis::pipe();
@@ -278,16 +350,47 @@ impl Link {
             seq: self.seq,
         };
         pipe.publish(&self.keys.bus, encode(&reset)?).ignore();
+        for envelope in messages {
+            self.status.message_sent(envelope.len());
+            pipe.publish(&self.keys.bus, envelope).ignore();
+        }
         pipe.query_async(conn).await
+    }
+
+    /// At shutdown: what is queued goes out, then this node leaves the set
+    /// and its hash is removed; the reset makes the others load it (empty)
+    /// at once instead of waiting for the node timeout.
+    async fn leave(&mut self, conn: &mut MultiplexedConnection) -> RedisResult<()> {
+        while let Ok(outgoing) = self.receiver.try_recv() {
+            self.write(conn, outgoing).await?;
+        }
+        self.seq += 1;
+        let reset = Envelope::Reset {
+            node: self.id.clone(),
+            seq: self.seq,
+        };
+        let () = redis::pipe()
+            .atomic()
+            .zrem(&self.keys.nodes, &self.id)
+            .ignore()
+            .del(self.keys.node(&self.id))
+            .ignore()
+            .publish(&self.keys.bus, encode(&reset)?)
+            .ignore()
+            .query_async(conn)
+            .await?;
+        tracing::info!(node = %self.id, "cluster: left the cluster");
+        Ok(())
     }
 
     fn hash_ttl_ms(&self) -> i64 {
         i64::try_from(self.node_timeout.as_millis() * 2).unwrap_or(i64::MAX)
     }
 
-    /// This node is alive, by Redis's clock; its hash lives on.
-    async fn beat(&mut self, conn: &mut MultiplexedConnection) -> RedisResult<()> {
-        let _now_ms: i64 = self
+    /// This node is alive, by Redis's clock; its hash lives on. Returns
+    /// whether it had been buried or its hash lost meanwhile.
+    async fn beat(&mut self, conn: &mut MultiplexedConnection) -> RedisResult<bool> {
+        let (added, kept): (i64, i64) = self
             .heartbeat
             .key(&self.keys.nodes)
             .key(self.keys.node(&self.id))
@@ -295,14 +398,15 @@ impl Link {
             .arg(self.hash_ttl_ms())
             .invoke_async(conn)
             .await?;
-        Ok(())
+        Ok(added == 1 || kept == 0)
     }
 
     /// Reads the set of nodes: loads the ones not seen yet and, when
     /// `judge`, buries those whose last heartbeat is older than the node
-    /// timeout (their members leave here; their keys are removed).
+    /// timeout (their members leave here; their keys are removed). Entries
+    /// this program could not have written are skipped.
     async fn survey(&mut self, conn: &mut MultiplexedConnection, judge: bool) -> RedisResult<()> {
-        let (now_ms, nodes): ((i64, i64), Vec<(String, i64)>) = redis::pipe()
+        let ((seconds, micros), entries): ((i64, i64), RawPairs) = redis::pipe()
             .cmd("TIME")
             .cmd("ZRANGE")
             .arg(&self.keys.nodes)
@@ -311,16 +415,24 @@ impl Link {
             .arg("WITHSCORES")
             .query_async(conn)
             .await?;
-        let now_ms = now_ms.0 * 1000 + now_ms.1 / 1000;
+        let now_ms = seconds.saturating_mul(1000).saturating_add(micros / 1000);
         let timeout_ms = i64::try_from(self.node_timeout.as_millis()).unwrap_or(i64::MAX);
+        let nodes: Vec<(String, i64)> = entries
+            .into_iter()
+            .filter_map(|(node, score)| {
+                let node = String::from_utf8(node).ok()?;
+                let score: f64 = std::str::from_utf8(&score).ok()?.parse().ok()?;
+                score.is_finite().then_some((node, score as i64))
+            })
+            .collect();
         let mut alive = 0;
         for (node, beat_ms) in &nodes {
             if *node == self.id {
                 continue;
             }
-            if now_ms - beat_ms > timeout_ms {
+            if now_ms.saturating_sub(*beat_ms) > timeout_ms {
                 if judge {
-                    self.bury(conn, node, now_ms - beat_ms).await?;
+                    self.bury(conn, node).await?;
                 }
                 continue;
             }
@@ -330,7 +442,7 @@ impl Link {
             }
         }
         // Gone from the set (buried by another node, or lost with Redis and
-        // not back within a node timeout): its members leave here too.
+        // not back in time): its members leave here too.
         if judge {
             let listed: std::collections::HashSet<&str> =
                 nodes.iter().map(|(node, _)| node.as_str()).collect();
@@ -346,61 +458,55 @@ impl Link {
                 self.hub.drop_node(&node);
             }
         }
-        self.status
-            .nodes
-            .store(alive, std::sync::atomic::Ordering::Relaxed);
+        self.status.nodes.store(alive, Relaxed);
         Ok(())
     }
 
-    async fn bury(
-        &mut self,
-        conn: &mut MultiplexedConnection,
-        node: &str,
-        silent_ms: i64,
-    ) -> RedisResult<()> {
-        tracing::warn!(
-            node,
-            silent_ms,
-            "cluster: node stopped heartbeating; its users leave"
-        );
-        self.seen.remove(node);
-        self.hub.drop_node(node);
-        let () = redis::pipe()
-            .zrem(&self.keys.nodes, node)
-            .ignore()
-            .del(self.keys.node(node))
-            .ignore()
-            .query_async(conn)
+    /// Buries `node` if it is still silent (by Redis's clock, at once).
+    async fn bury(&mut self, conn: &mut MultiplexedConnection, node: &str) -> RedisResult<()> {
+        let buried: i64 = self
+            .bury
+            .key(&self.keys.nodes)
+            .key(self.keys.node(node))
+            .arg(node)
+            .arg(i64::try_from(self.node_timeout.as_millis()).unwrap_or(i64::MAX))
+            .invoke_async(conn)
             .await?;
+        if buried == 1 {
+            tracing::warn!(node, "cluster: node stopped heartbeating; its users leave");
+            self.seen.remove(node);
+            self.hub.drop_node(node);
+        }
         Ok(())
     }
 
     /// Loads `node`'s members whole and makes them its members here.
+    /// Fields this program could not have written are skipped.
     async fn load(&mut self, conn: &mut MultiplexedConnection, node: &str) -> RedisResult<()> {
-        let fields: HashMap<String, String> = redis::cmd("HGETALL")
+        let fields: RawPairs = redis::cmd("HGETALL")
             .arg(self.keys.node(node))
             .query_async(conn)
             .await?;
-        let seq = fields
-            .get(SEQ_FIELD)
-            .and_then(|seq| seq.parse().ok())
-            .unwrap_or(0);
-        let members: Vec<RemoteMember> = fields
-            .iter()
-            .filter_map(|(field, meta)| {
-                let (channel, user) = wire::parse_member_field(field)?;
-                Some((
+        let mut seq = 0;
+        let mut members: Vec<RemoteMember> = Vec::with_capacity(fields.len());
+        for (field, value) in &fields {
+            let (Ok(field), Ok(value)) = (std::str::from_utf8(field), std::str::from_utf8(value))
+            else {
+                continue;
+            };
+            if field == SEQ_FIELD {
+                seq = value.parse().unwrap_or(0);
+            } else if let Some((channel, user)) = wire::parse_member_field(field) {
+                members.push((
                     channel.to_owned(),
                     user.to_owned(),
-                    wire::parse_meta_value(meta),
-                ))
-            })
-            .collect();
+                    wire::parse_meta_value(value),
+                ));
+            }
+        }
         self.hub.replace_node(node, &members);
         self.seen.insert(node.to_owned(), Some(seq));
-        self.status
-            .loads
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.status.loads.fetch_add(1, Relaxed);
         Ok(())
     }
 
@@ -428,15 +534,20 @@ impl Link {
                 channel,
                 user,
                 change,
-            } => match self.seen.get(&node).copied().flatten() {
-                Some(last) if seq <= last => {}
-                Some(last) if seq == last + 1 => {
-                    self.hub.apply_remote(&node, &channel, &user, &change);
-                    self.seen.insert(node, Some(seq));
+            } => {
+                if crate::protocol::check_channel(&channel).is_err() {
+                    return Ok(());
                 }
-                // A node not loaded yet, or a change missed: load it whole.
-                _ => self.load(conn, &node).await?,
-            },
+                match self.seen.get(&node).copied().flatten() {
+                    Some(last) if seq <= last => {}
+                    Some(last) if last.checked_add(1) == Some(seq) => {
+                        self.hub.apply_remote(&node, &channel, &user, &change);
+                        self.seen.insert(node, Some(seq));
+                    }
+                    // A node not loaded yet, or a change missed: load it whole.
+                    _ => self.load(conn, &node).await?,
+                }
+            }
             Envelope::Reset { node, seq } => {
                 if self
                     .seen
@@ -454,24 +565,21 @@ impl Link {
                 data,
                 will,
                 ..
-            } => self
-                .hub
-                .deliver_remote(&channel, from.as_deref(), &data, will),
+            } => {
+                if crate::protocol::check_channel(&channel).is_ok() {
+                    self.hub
+                        .deliver_remote(&channel, from.as_deref(), &data, will);
+                }
+            }
         }
         Ok(())
     }
 }
 
-/// `future` within [`REDIS_TIMEOUT`], as a Redis error when late.
-async fn within<T>(future: impl std::future::Future<Output = RedisResult<T>>) -> RedisResult<T> {
-    match tokio::time::timeout(REDIS_TIMEOUT, future).await {
-        Ok(result) => result,
-        Err(_) => Err(redis::RedisError::from((
-            redis::ErrorKind::Io,
-            "Redis did not answer in time",
-        ))),
-    }
-}
+/// A reply of pairs read as raw bytes (ZRANGE WITHSCORES, HGETALL), so
+/// that one entry this program could not have written is skipped rather
+/// than failing the whole reply.
+type RawPairs = Vec<(Vec<u8>, Vec<u8>)>;
 
 fn encode(envelope: &Envelope) -> RedisResult<String> {
     serde_json::to_string(envelope).map_err(|error| {
