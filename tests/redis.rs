@@ -16,17 +16,43 @@ use crate::DEADLINE;
 pub struct RedisProcess {
     child: Option<Child>,
     port: u16,
+    /// With persistence: the folder of its snapshot (`SAVE`), which a
+    /// restart loads again.
+    dir: Option<std::path::PathBuf>,
 }
 
 impl RedisProcess {
     /// Starts a Redis on a free port and waits until it answers PING.
     #[track_caller]
     pub fn start() -> Self {
+        Self::start_in(None)
+    }
+
+    /// Like [`start`](Self::start), but `SAVE` writes a snapshot that every
+    /// restart loads again, as a production Redis with RDB does.
+    #[track_caller]
+    pub fn start_persistent() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "vigil-redis-{}-{:?}",
+            std::process::id(),
+            thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a folder for the snapshot");
+        Self::start_in(Some(dir))
+    }
+
+    #[track_caller]
+    fn start_in(dir: Option<std::path::PathBuf>) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("a free loopback port")
             .port();
-        let mut redis = Self { child: None, port };
+        let mut redis = Self {
+            child: None,
+            port,
+            dir,
+        };
         redis.restart();
         redis
     }
@@ -45,15 +71,26 @@ impl RedisProcess {
         }
     }
 
-    /// Starts it again on the same port (empty), waiting until it answers.
+    /// Starts it again on the same port (empty, or from its snapshot),
+    /// waiting until it answers.
     #[track_caller]
     pub fn restart(&mut self) {
         self.stop();
         let binary =
             std::env::var("VIGIL_REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_owned());
-        let child = Command::new(&binary)
-            .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        let mut command = Command::new(&binary);
+        command.args(["--port", &self.port.to_string()]).args([
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]);
+        if let Some(dir) = &self.dir {
+            command.arg("--dir").arg(dir);
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -101,5 +138,8 @@ impl RedisProcess {
 impl Drop for RedisProcess {
     fn drop(&mut self) {
         self.stop();
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }

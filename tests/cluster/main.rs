@@ -23,13 +23,17 @@ fn node(redis: &RedisProcess) -> ServerProcess {
 }
 
 fn node_with_grace(redis: &RedisProcess, leave_grace: &str) -> ServerProcess {
+    node_with(redis, leave_grace, "2s")
+}
+
+fn node_with(redis: &RedisProcess, leave_grace: &str, node_timeout: &str) -> ServerProcess {
     ServerProcess::start(&[
         "--listen",
         "127.0.0.1:0",
         "--cluster",
         &redis.url(),
         "--cluster-node-timeout",
-        "2s",
+        node_timeout,
         "--leave-grace",
         leave_grace,
         "--jwt-secret",
@@ -347,4 +351,71 @@ fn a_live_node_whose_state_redis_lost_writes_it_again_and_nobody_leaves() {
     let c = node_with_grace(&redis, "3s");
     let mut late = member(&c, "late", "room");
     wait_for_users(&mut late, "room", &["ann", "late", "watcher"], BOUND);
+}
+
+#[test]
+fn a_redis_restored_from_an_old_snapshot_brings_no_one_back() {
+    let mut redis = RedisProcess::start_persistent();
+    // A node timeout long enough that the snapshot's heartbeats still look
+    // fresh when Redis comes back with them.
+    let (a, b) = (
+        node_with(&redis, "1s", "10s"),
+        node_with(&redis, "1s", "10s"),
+    );
+    let ann = member(&a, "ann", "room");
+    let mut watcher = member(&b, "watcher", "room");
+    wait_for_users(&mut watcher, "room", &["ann", "watcher"], BOUND);
+    // The snapshot has ann in a's state; then she leaves.
+    assert_eq!(redis.command(&["SAVE"]).as_deref(), Some("+OK"));
+    drop(ann);
+    wait_for_users(&mut watcher, "room", &["watcher"], BOUND);
+    diffs_within(&mut watcher, Duration::from_millis(300));
+    // Redis restarts from that snapshot while a is frozen, so b finds a's
+    // old state there, with a recent heartbeat, before a can rewrite it.
+    signal(&a, "STOP");
+    redis.restart();
+    let seen = diffs_within(&mut watcher, Duration::from_secs(4));
+    signal(&a, "CONT");
+    let seen_after = diffs_within(&mut watcher, Duration::from_secs(3));
+    for diff in seen.iter().chain(&seen_after) {
+        assert!(
+            !names(diff, "joins").contains(&"ann".to_owned()),
+            "ann came back from the snapshot: {seen:?} {seen_after:?}"
+        );
+    }
+    wait_for_users(&mut watcher, "room", &["watcher"], BOUND);
+}
+
+/// `kill -SIGNAL` to a node (STOP, CONT).
+fn signal(node: &ServerProcess, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(node.pid().to_string())
+        .status()
+        .expect("kill(1) runs");
+    assert!(status.success(), "kill -{signal}");
+}
+
+#[test]
+fn a_remote_leave_is_announced_after_the_grace_even_when_all_else_is_quiet() {
+    let redis = RedisProcess::start();
+    let (a, b) = (node(&redis), node(&redis));
+    let ann = member(&a, "ann", "room");
+    let mut watcher = member(&b, "watcher", "room");
+    wait_for_users(&mut watcher, "room", &["ann", "watcher"], BOUND);
+    // Nothing happens for a while: no diff, no timer due on b.
+    thread::sleep(Duration::from_secs(3));
+    drop(ann);
+    // Her leave waits out b's grace (1 s), and nothing else wakes b.
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let seen = diffs_within(&mut watcher, Duration::from_millis(500));
+        if seen
+            .iter()
+            .any(|diff| names(diff, "leaves").contains(&"ann".to_owned()))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "ann's leave never came");
+    }
 }

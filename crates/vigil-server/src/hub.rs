@@ -341,7 +341,10 @@ impl Hub {
             presence, remote, ..
         } = &mut *state;
         remote.apply(presence, now(), node, channel, user, change);
-        self.changed(&mut state);
+        drain(&mut state);
+        drop(state);
+        // A leave grace may have started: the timer task decides.
+        self.timers.notify_one();
     }
 
     /// Another node's members are exactly `members` (loaded whole).
@@ -351,7 +354,10 @@ impl Hub {
             presence, remote, ..
         } = &mut *state;
         remote.replace(presence, now(), node, members);
-        self.changed(&mut state);
+        drain(&mut state);
+        drop(state);
+        // Leaves with grace may have started: the timer task decides.
+        self.timers.notify_one();
     }
 
     /// Another node is dead: its members leave (after the grace).

@@ -20,9 +20,11 @@ use redis::{AsyncConnectionConfig, RedisResult};
 use tokio::sync::{mpsc, oneshot};
 use vigil_core::backoff::{Backoff, BackoffConfig};
 
-use super::wire::{self, Envelope, Keys, SEQ_FIELD};
+use super::wire::{self, Envelope, Keys, RUN_FIELD, SEQ_FIELD};
 use super::{Change, Outgoing, Status};
 use crate::hub::{Hub, RemoteMember};
+
+mod liveness;
 
 /// The key prefix: `vigil:nodes`, `vigil:node:<id>`, `vigil:bus`.
 const PREFIX: &str = "vigil";
@@ -32,30 +34,6 @@ const BATCH: usize = 512;
 const DOWN_LOG_EVERY: Duration = Duration::from_secs(30);
 /// The longest wait between two attempts to reach Redis.
 const BACKOFF_CAP: Duration = Duration::from_secs(5);
-
-/// Heartbeats this node (the Redis time, ms, as its score) and keeps its
-/// hash alive for two node timeouts. Returns whether the node had to be
-/// added back to the set and whether its hash was still there: either
-/// says another node buried it, or its state was lost, while it lived.
-const HEARTBEAT_SCRIPT: &str = "\
-local t = redis.call('TIME')
-local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local added = redis.call('ZADD', KEYS[1], ms, ARGV[1])
-local kept = redis.call('PEXPIRE', KEYS[2], ARGV[2])
-return {added, kept}";
-
-/// Buries node `ARGV[1]` if its last heartbeat is still older than `ARGV[2]`
-/// ms by Redis's clock (checked and done in one step: a heartbeat that
-/// arrives between a look and the burial saves it). Returns 1 if buried.
-const BURY_SCRIPT: &str = "\
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if not score then return 0 end
-local t = redis.call('TIME')
-local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if ms - tonumber(score) <= tonumber(ARGV[2]) then return 0 end
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('DEL', KEYS[2])
-return 1";
 
 /// Asks the link to leave the cluster at shutdown: write what is queued,
 /// remove this node from Redis, then answer.
@@ -97,9 +75,10 @@ pub(crate) fn start(
         status,
         seq: 0,
         seen: HashMap::new(),
-        heartbeat: redis::Script::new(HEARTBEAT_SCRIPT),
-        bury: redis::Script::new(BURY_SCRIPT),
+        heartbeat: redis::Script::new(liveness::HEARTBEAT_SCRIPT),
+        bury: redis::Script::new(liveness::BURY_SCRIPT),
         up_since: None,
+        run_id: String::new(),
         farewell: asked,
     };
     tokio::spawn(link.run(super::redacted(url)));
@@ -125,6 +104,8 @@ struct Link {
     bury: redis::Script,
     /// When the current session came up, for the backoff.
     up_since: Option<Instant>,
+    /// The `run_id` of the Redis process of the current session.
+    run_id: String,
     farewell: oneshot::Receiver<oneshot::Sender<()>>,
 }
 
@@ -179,6 +160,16 @@ impl Link {
         let mut pubsub = self.within(self.client.get_async_pubsub()).await?;
         self.within(pubsub.subscribe(&self.keys.bus)).await?;
         let mut bus = pubsub.into_on_message();
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut conn)
+            .await?;
+        self.run_id = info
+            .lines()
+            .find_map(|line| line.strip_prefix("run_id:"))
+            .unwrap_or("")
+            .trim()
+            .to_owned();
         // Subscribed first: whatever is published from here on is seen, so
         // loading each node's hash after it misses nothing. Listed before
         // the rewrite's reset, so no node takes this one for gone.
@@ -344,6 +335,7 @@ impl Link {
             pipe.hset_multiple(&hash, &fields).ignore();
         }
         pipe.hset(&hash, SEQ_FIELD, self.seq).ignore();
+        pipe.hset(&hash, RUN_FIELD, &self.run_id).ignore();
         pipe.pexpire(&hash, self.hash_ttl_ms()).ignore();
         let reset = Envelope::Reset {
             node: self.id.clone(),
@@ -387,99 +379,6 @@ impl Link {
         i64::try_from(self.node_timeout.as_millis() * 2).unwrap_or(i64::MAX)
     }
 
-    /// This node is alive, by Redis's clock; its hash lives on. Returns
-    /// whether it had been buried or its hash lost meanwhile.
-    async fn beat(&mut self, conn: &mut MultiplexedConnection) -> RedisResult<bool> {
-        let (added, kept): (i64, i64) = self
-            .heartbeat
-            .key(&self.keys.nodes)
-            .key(self.keys.node(&self.id))
-            .arg(&self.id)
-            .arg(self.hash_ttl_ms())
-            .invoke_async(conn)
-            .await?;
-        Ok(added == 1 || kept == 0)
-    }
-
-    /// Reads the set of nodes: loads the ones not seen yet and, when
-    /// `judge`, buries those whose last heartbeat is older than the node
-    /// timeout (their members leave here; their keys are removed). Entries
-    /// this program could not have written are skipped.
-    async fn survey(&mut self, conn: &mut MultiplexedConnection, judge: bool) -> RedisResult<()> {
-        let ((seconds, micros), entries): ((i64, i64), RawPairs) = redis::pipe()
-            .cmd("TIME")
-            .cmd("ZRANGE")
-            .arg(&self.keys.nodes)
-            .arg(0)
-            .arg(-1)
-            .arg("WITHSCORES")
-            .query_async(conn)
-            .await?;
-        let now_ms = seconds.saturating_mul(1000).saturating_add(micros / 1000);
-        let timeout_ms = i64::try_from(self.node_timeout.as_millis()).unwrap_or(i64::MAX);
-        let nodes: Vec<(String, i64)> = entries
-            .into_iter()
-            .filter_map(|(node, score)| {
-                let node = String::from_utf8(node).ok()?;
-                let score: f64 = std::str::from_utf8(&score).ok()?.parse().ok()?;
-                score.is_finite().then_some((node, score as i64))
-            })
-            .collect();
-        let mut alive = 0;
-        for (node, beat_ms) in &nodes {
-            if *node == self.id {
-                continue;
-            }
-            if now_ms.saturating_sub(*beat_ms) > timeout_ms {
-                if judge {
-                    self.bury(conn, node).await?;
-                }
-                continue;
-            }
-            alive += 1;
-            if self.seen.get(node).copied().flatten().is_none() {
-                self.load(conn, node).await?;
-            }
-        }
-        // Gone from the set (buried by another node, or lost with Redis and
-        // not back in time): its members leave here too.
-        if judge {
-            let listed: std::collections::HashSet<&str> =
-                nodes.iter().map(|(node, _)| node.as_str()).collect();
-            let forgotten: Vec<String> = self
-                .seen
-                .keys()
-                .filter(|node| !listed.contains(node.as_str()))
-                .cloned()
-                .collect();
-            for node in forgotten {
-                tracing::warn!(node, "cluster: node gone from the cluster; its users leave");
-                self.seen.remove(&node);
-                self.hub.drop_node(&node);
-            }
-        }
-        self.status.nodes.store(alive, Relaxed);
-        Ok(())
-    }
-
-    /// Buries `node` if it is still silent (by Redis's clock, at once).
-    async fn bury(&mut self, conn: &mut MultiplexedConnection, node: &str) -> RedisResult<()> {
-        let buried: i64 = self
-            .bury
-            .key(&self.keys.nodes)
-            .key(self.keys.node(node))
-            .arg(node)
-            .arg(i64::try_from(self.node_timeout.as_millis()).unwrap_or(i64::MAX))
-            .invoke_async(conn)
-            .await?;
-        if buried == 1 {
-            tracing::warn!(node, "cluster: node stopped heartbeating; its users leave");
-            self.seen.remove(node);
-            self.hub.drop_node(node);
-        }
-        Ok(())
-    }
-
     /// Loads `node`'s members whole and makes them its members here.
     /// Fields this program could not have written are skipped.
     async fn load(&mut self, conn: &mut MultiplexedConnection, node: &str) -> RedisResult<()> {
@@ -488,6 +387,7 @@ impl Link {
             .query_async(conn)
             .await?;
         let mut seq = 0;
+        let mut run_id = None;
         let mut members: Vec<RemoteMember> = Vec::with_capacity(fields.len());
         for (field, value) in &fields {
             let (Ok(field), Ok(value)) = (std::str::from_utf8(field), std::str::from_utf8(value))
@@ -496,6 +396,8 @@ impl Link {
             };
             if field == SEQ_FIELD {
                 seq = value.parse().unwrap_or(0);
+            } else if field == RUN_FIELD {
+                run_id = Some(value);
             } else if let Some((channel, user)) = wire::parse_member_field(field) {
                 members.push((
                     channel.to_owned(),
@@ -503,6 +405,13 @@ impl Link {
                     wire::parse_meta_value(value),
                 ));
             }
+        }
+        if !fields.is_empty() && run_id != Some(self.run_id.as_str()) {
+            // Restored from before a Redis restart: stale. Its node writes
+            // it again when it reconnects (and says so); until then this
+            // node keeps what it knew.
+            self.seen.insert(node.to_owned(), None);
+            return Ok(());
         }
         self.hub.replace_node(node, &members);
         self.seen.insert(node.to_owned(), Some(seq));

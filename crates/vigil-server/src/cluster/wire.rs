@@ -6,8 +6,11 @@
 //!   last heartbeat.
 //! - `vigil:node:<id>`, a hash: the node's own members, field
 //!   `"<channel>\n<user>"` (channel names have no newline) to the member's
-//!   meta as JSON text (`""`: none), and field `#seq`, the sequence number
-//!   of the last change written. It expires unless the node heartbeats.
+//!   meta as JSON text (`""`: none), field `#seq`, the sequence number of
+//!   the last change written, and field `#run`, the `run_id` of the Redis
+//!   process it was written to. It expires unless the node heartbeats.
+//!   A hash from another Redis run (restored from a snapshot after a
+//!   restart) is stale: its node rewrites it once it reconnects.
 //! - `vigil:bus`, the pub/sub channel every node publishes its changes and
 //!   channel messages to, as [`Envelope`] JSON.
 //!
@@ -20,6 +23,9 @@ use serde_json::Value;
 
 /// The field of a node's hash that holds its sequence number.
 pub(crate) const SEQ_FIELD: &str = "#seq";
+/// The field of a node's hash that holds the Redis `run_id` it was
+/// written under.
+pub(crate) const RUN_FIELD: &str = "#run";
 
 /// Keys and channel names under one prefix.
 #[derive(Debug, Clone)]
