@@ -14,9 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::{AcqRel, Relaxed};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, RedisResult};
+use redis::{AsyncConnectionConfig, PushInfo, PushKind, RedisResult};
 use tokio::sync::{mpsc, oneshot};
 use vigil_core::backoff::{Backoff, BackoffConfig};
 
@@ -34,6 +33,10 @@ const BATCH: usize = 512;
 const DOWN_LOG_EVERY: Duration = Duration::from_secs(30);
 /// The longest wait between two attempts to reach Redis.
 const BACKOFF_CAP: Duration = Duration::from_secs(5);
+/// Bus messages received and not yet applied, at most. A link that falls
+/// this far behind drops its connection and loads every node again, which
+/// costs a reload but never unbounded memory.
+const BUS_BACKLOG: usize = 8_192;
 
 /// Asks the link to leave the cluster at shutdown: write what is queued,
 /// remove this node from Redis, then answer.
@@ -60,7 +63,14 @@ pub(crate) fn start(
     receiver: mpsc::Receiver<Outgoing>,
     status: Arc<Status>,
 ) -> RedisResult<Farewell> {
-    let client = redis::Client::open(url)?;
+    // RESP3: the bus arrives as push messages on the command connection,
+    // into a queue this module bounds (`BUS_BACKLOG`).
+    let info = redis::IntoConnectionInfo::into_connection_info(url)?;
+    let resp3 = info
+        .redis_settings()
+        .clone()
+        .set_protocol(redis::ProtocolVersion::RESP3);
+    let client = redis::Client::open(info.set_redis_settings(resp3))?;
     let (farewell, asked) = oneshot::channel();
     let link = Link {
         client,
@@ -150,16 +160,22 @@ impl Link {
     /// One connection to Redis, from the full sync to the first error (or
     /// to the farewell: `Ok`).
     async fn session(&mut self, shown_url: &str) -> RedisResult<()> {
+        let (pushed, mut bus) = mpsc::channel::<PushInfo>(BUS_BACKLOG);
+        let behind = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let fell_behind = Arc::clone(&behind);
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.redis_timeout))
-            .set_response_timeout(Some(self.redis_timeout));
+            .set_response_timeout(Some(self.redis_timeout))
+            .set_push_sender(move |push: PushInfo| {
+                pushed.try_send(push).map_err(|_| {
+                    fell_behind.store(true, std::sync::atomic::Ordering::Release);
+                })
+            });
         let mut conn = self
             .client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
-        let mut pubsub = self.within(self.client.get_async_pubsub()).await?;
-        self.within(pubsub.subscribe(&self.keys.bus)).await?;
-        let mut bus = pubsub.into_on_message();
+        self.within(conn.subscribe(&self.keys.bus)).await?;
         let info: String = redis::cmd("INFO")
             .arg("server")
             .query_async(&mut conn)
@@ -199,15 +215,18 @@ impl Link {
                     };
                     self.write(&mut conn, first).await?;
                 }
-                message = bus.next() => {
-                    let Some(message) = message else {
+                push = bus.recv() => {
+                    let Some(push) = push.filter(|push| push.kind != PushKind::Disconnection)
+                    else {
                         return Err(redis::RedisError::from((
                             redis::ErrorKind::Io,
-                            "the subscription connection closed",
+                            "the connection to Redis closed",
                         )));
                     };
-                    self.status.received.fetch_add(1, Relaxed);
-                    self.receive(&mut conn, &message).await?;
+                    if push.kind == PushKind::Message {
+                        self.status.received.fetch_add(1, Relaxed);
+                        self.receive(&mut conn, &push).await?;
+                    }
                 }
                 _ = tick.tick() => {
                     if self.beat(&mut conn).await? {
@@ -230,6 +249,12 @@ impl Link {
             }
             if self.status.overflowed.swap(false, AcqRel) {
                 self.rewrite(&mut conn).await?;
+            }
+            if behind.load(std::sync::atomic::Ordering::Acquire) {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "fell behind the bus; reconnecting to load every node again",
+                )));
             }
         }
     }
@@ -423,9 +448,13 @@ impl Link {
     async fn receive(
         &mut self,
         conn: &mut MultiplexedConnection,
-        message: &redis::Msg,
+        message: &PushInfo,
     ) -> RedisResult<()> {
-        let payload: Vec<u8> = message.get_payload()?;
+        // A message push is `[channel, payload]`.
+        let Some(payload) = message.data.get(1) else {
+            return Ok(());
+        };
+        let payload: Vec<u8> = redis::from_redis_value_ref(payload)?;
         let envelope: Envelope = match serde_json::from_slice(&payload) {
             Ok(envelope) => envelope,
             Err(error) => {

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use redis::RedisResult;
 use redis::aio::MultiplexedConnection;
 
-use super::{Link, RawPairs};
+use super::Link;
 
 /// Heartbeats this node (the Redis time, ms, as its score) and keeps its
 /// hash alive for two node timeouts. Returns whether the node had to be
@@ -33,6 +33,10 @@ redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('DEL', KEYS[2])
 return 1";
 
+/// `vigil:nodes` with scores, read raw: the node as bytes and the score as
+/// whatever the protocol sends, so a bad entry is skipped, not fatal.
+type Scores = Vec<(Vec<u8>, redis::Value)>;
+
 impl Link {
     /// This node is alive, by Redis's clock; its hash lives on. Returns
     /// whether it had been buried or its hash lost meanwhile.
@@ -57,7 +61,7 @@ impl Link {
         conn: &mut MultiplexedConnection,
         judge: bool,
     ) -> RedisResult<()> {
-        let ((seconds, micros), entries): ((i64, i64), RawPairs) = redis::pipe()
+        let ((seconds, micros), entries): ((i64, i64), Scores) = redis::pipe()
             .cmd("TIME")
             .cmd("ZRANGE")
             .arg(&self.keys.nodes)
@@ -72,7 +76,15 @@ impl Link {
             .into_iter()
             .filter_map(|(node, score)| {
                 let node = String::from_utf8(node).ok()?;
-                let score: f64 = std::str::from_utf8(&score).ok()?.parse().ok()?;
+                // A double in RESP3, text in RESP2.
+                let score = match score {
+                    redis::Value::Double(score) => score,
+                    redis::Value::Int(score) => score as f64,
+                    redis::Value::BulkString(text) => {
+                        std::str::from_utf8(&text).ok()?.parse().ok()?
+                    }
+                    _ => return None,
+                };
                 score.is_finite().then_some((node, score as i64))
             })
             .collect();
