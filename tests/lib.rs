@@ -11,6 +11,20 @@ mod ws_client;
 pub use process::ServerProcess;
 pub use redis::RedisProcess;
 
+/// The value of one unlabelled or fully labelled series (`name{...}`) in a
+/// `/metrics` scrape; panics, showing the scrape, when it is missing.
+#[track_caller]
+pub fn series_value(scrape: &str, series: &str) -> f64 {
+    let prefix = format!("{series} ");
+    scrape
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no series {series} in:\n{scrape}"))
+        .trim()
+        .parse()
+        .expect("a number")
+}
+
 /// A plain HTTP/1.1 GET: the whole response (head and body) as text.
 #[track_caller]
 pub fn http_get(addr: std::net::SocketAddr, path: &str) -> String {

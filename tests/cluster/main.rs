@@ -121,6 +121,21 @@ fn diffs_within(client: &mut WsClient, window: Duration) -> Vec<Value> {
     diffs
 }
 
+/// Panics if one of `diffs` lists one of `users` on `side` (`joins` or
+/// `leaves`).
+#[track_caller]
+fn assert_none_in(diffs: &[Value], side: &str, users: &[&str]) {
+    for diff in diffs {
+        let listed = names(diff, side);
+        assert!(
+            !users
+                .iter()
+                .any(|user| listed.iter().any(|name| name == user)),
+            "one of {users:?} in {side}: {diffs:?}"
+        );
+    }
+}
+
 fn names(diff: &Value, side: &str) -> Vec<String> {
     diff[side]
         .as_array()
@@ -275,15 +290,7 @@ fn without_redis_nodes_serve_alone_and_converge_when_it_returns() {
     redis.restart();
     // While the nodes find each other again, nobody who stayed leaves.
     let seen = diffs_within(&mut bob, Duration::from_secs(8));
-    for diff in &seen {
-        let left = names(diff, "leaves");
-        assert!(
-            !["bob", "dave", "eve"]
-                .iter()
-                .any(|user| left.contains(&(*user).to_owned())),
-            "a leave of someone who stayed: {seen:?}"
-        );
-    }
+    assert_none_in(&seen, "leaves", &["bob", "dave", "eve"]);
     // The truth: ann gone, bob and eve on b, dave on a.
     wait_for_users(&mut bob, "room", &["bob", "dave", "eve"], BOUND);
     wait_for_users(&mut dave, "room", &["bob", "dave", "eve"], BOUND);
@@ -312,12 +319,7 @@ fn a_user_who_moves_to_another_node_within_the_grace_never_leaves() {
     drop(ann);
     let _ann_again = member(&b, "ann", "room");
     let seen = diffs_within(&mut watcher, Duration::from_secs(6));
-    for diff in &seen {
-        assert!(
-            !names(diff, "leaves").contains(&"ann".to_owned()),
-            "ann left: {seen:?}"
-        );
-    }
+    assert_none_in(&seen, "leaves", &["ann"]);
     assert_eq!(
         users(&mut watcher, "room"),
         BTreeSet::from(["ann".to_owned(), "watcher".to_owned()])
@@ -337,12 +339,7 @@ fn a_live_node_whose_state_redis_lost_writes_it_again_and_nobody_leaves() {
     diffs_within(&mut watcher, Duration::from_millis(200));
     assert_eq!(redis.command(&["FLUSHALL"]).as_deref(), Some("+OK"));
     let seen = diffs_within(&mut watcher, Duration::from_secs(6));
-    for diff in &seen {
-        assert!(
-            !names(diff, "leaves").contains(&"ann".to_owned()),
-            "ann left: {seen:?}"
-        );
-    }
+    assert_none_in(&seen, "leaves", &["ann"]);
     assert_eq!(
         users(&mut watcher, "room"),
         BTreeSet::from(["ann".to_owned(), "watcher".to_owned()])
@@ -377,12 +374,8 @@ fn a_redis_restored_from_an_old_snapshot_brings_no_one_back() {
     let seen = diffs_within(&mut watcher, Duration::from_secs(4));
     signal(&a, "CONT");
     let seen_after = diffs_within(&mut watcher, Duration::from_secs(3));
-    for diff in seen.iter().chain(&seen_after) {
-        assert!(
-            !names(diff, "joins").contains(&"ann".to_owned()),
-            "ann came back from the snapshot: {seen:?} {seen_after:?}"
-        );
-    }
+    assert_none_in(&seen, "joins", &["ann"]);
+    assert_none_in(&seen_after, "joins", &["ann"]);
     wait_for_users(&mut watcher, "room", &["watcher"], BOUND);
 }
 

@@ -22,13 +22,7 @@ fn quick(extra: &[&str]) -> ServerProcess {
 /// The value of one series in a scrape; panics when it is missing.
 #[track_caller]
 fn sample(scrape: &str, series: &str) -> f64 {
-    let prefix = format!("{series} ");
-    scrape
-        .lines()
-        .find_map(|line| line.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no series {series} in:\n{scrape}"))
-        .parse()
-        .expect("a number")
+    vigil_e2e::series_value(scrape, series)
 }
 
 fn rejected(reason: &str) -> String {

@@ -68,15 +68,9 @@ fn welcomed_user(client: &mut ForeignClient, heartbeat: &str) -> String {
 /// The value of one series in the server's `/metrics`.
 #[track_caller]
 fn metric(server: &ServerProcess, series: &str) -> u64 {
-    let scrape = http_get(server.addr(), "/metrics");
-    let prefix = format!("{series} ");
-    scrape
-        .lines()
-        .find_map(|line| line.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no series {series} in:\n{scrape}"))
-        .trim()
-        .parse()
-        .expect("a whole number")
+    let value = vigil_e2e::series_value(&http_get(server.addr(), "/metrics"), series);
+    assert!(value >= 0.0 && value.fract() == 0.0, "{series} = {value}");
+    value as u64
 }
 
 fn closed(reason: &str) -> String {

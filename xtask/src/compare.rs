@@ -14,9 +14,9 @@
 mod peers;
 
 use std::{
+    ffi::OsStr,
     fmt::Write as _,
     fs,
-    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -26,9 +26,8 @@ use serde_json::{Value, json};
 use self::peers::Contender;
 use crate::{
     bench_idle::field,
-    child::Child,
     cmd::{self, cargo, project_root},
-    loadtest::{Plan, Scenario, ServerProcess, wait_until},
+    loadtest::{Plan, Scenario, ServerProcess, spawn_loadgen, wait_until},
 };
 
 const USAGE: &str = "usage: cargo xtask compare [--quick] [--sweep] [--only vigil,naive,node-ws,python-websockets,go-gorilla]";
@@ -209,15 +208,9 @@ fn measure(plan: &Plan, contender: Contender, extra: &[&str]) -> Result<Outcome>
     let status_path =
         project_root().join(format!("target/compare/{}.status.json", contender.name()));
     let _ = fs::remove_file(&status_path);
-    let mut loadgen = Child::spawn(
-        "vigil-loadgen",
-        Command::new(project_root().join("target/release/vigil-loadgen"))
-            .args(plan.loadgen_args(server.addr()))
-            .args(extra)
-            .arg("--status-file")
-            .arg(&status_path)
-            .stdout(Stdio::piped()),
-    )?;
+    let mut flags: Vec<&OsStr> = extra.iter().map(OsStr::new).collect();
+    flags.extend(["--status-file".as_ref(), status_path.as_os_str()]);
+    let mut loadgen = spawn_loadgen(plan, server.addr(), &flags)?;
     let started = Instant::now();
     let window = plan.window();
     wait_until(started + window.start, &mut server, &mut loadgen)?;

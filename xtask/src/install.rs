@@ -84,6 +84,11 @@ pub(crate) fn go_program(main_go: &Path, output: &Path) -> Result<()> {
     )
 }
 
+/// Debian's `redis-server`, for the cluster tests and `loadtest cluster`.
+pub(crate) fn redis_server() -> Result<()> {
+    debian_packages(&["redis-server"], &[], &["redis-server"])
+}
+
 /// Makes sure `programs` are on the PATH and `files` exist, installing
 /// `packages` with apt-get when allowed; otherwise fails with the command.
 pub(crate) fn debian_packages(programs: &[&str], files: &[&Path], packages: &[&str]) -> Result<()> {

@@ -18,7 +18,9 @@ mod server;
 mod verdict;
 
 use std::{
+    ffi::OsStr,
     fs,
+    net::SocketAddr,
     process::{Command, Stdio},
     thread,
     time::{Duration, Instant},
@@ -134,13 +136,7 @@ pub(crate) fn run(options: &Options) -> Result<()> {
 fn measure(plan: &Plan) -> Result<(Verdict, serde_json::Value)> {
     let mut server = ServerProcess::start(plan, "127.0.0.1:0".parse()?)?;
     let baseline = server.sample()?;
-    let loadgen_bin = project_root().join("target/release/vigil-loadgen");
-    let mut loadgen = Child::spawn(
-        "vigil-loadgen",
-        Command::new(&loadgen_bin)
-            .args(plan.loadgen_args(server.addr()))
-            .stdout(Stdio::piped()),
-    )?;
+    let mut loadgen = spawn_loadgen(plan, server.addr(), &[])?;
     let started = Instant::now();
 
     // Steady window: after the ramp and a few heartbeats, before anyone
@@ -299,14 +295,37 @@ fn start_once_free(plan: &Plan, addr: std::net::SocketAddr) -> Result<ServerProc
     }
 }
 
+/// The release loadgen running `plan`'s clients against `addr`, with
+/// `extra` flags after the plan's; its report comes on its stdout.
+pub(crate) fn spawn_loadgen(plan: &Plan, addr: SocketAddr, extra: &[&OsStr]) -> Result<Child> {
+    Child::spawn(
+        "vigil-loadgen",
+        Command::new(project_root().join("target/release/vigil-loadgen"))
+            .args(plan.loadgen_args(addr))
+            .args(extra)
+            .stdout(Stdio::piped()),
+    )
+}
+
 /// Sleeps until `at`, failing early if either process died.
 pub(crate) fn wait_until(
     at: Instant,
     server: &mut ServerProcess,
     loadgen: &mut Child,
 ) -> Result<()> {
+    wait_until_all(at, std::slice::from_mut(server), loadgen)
+}
+
+/// Sleeps until `at`, failing early if a server or the loadgen died.
+pub(crate) fn wait_until_all(
+    at: Instant,
+    servers: &mut [ServerProcess],
+    loadgen: &mut Child,
+) -> Result<()> {
     while Instant::now() < at {
-        server.check_alive()?;
+        for server in servers.iter_mut() {
+            server.check_alive()?;
+        }
         loadgen.check_alive()?;
         thread::sleep(Duration::from_millis(50).min(at.saturating_duration_since(Instant::now())));
     }

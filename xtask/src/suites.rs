@@ -23,7 +23,7 @@ const SUITES: &[Suite] = &[
     // Node and Go clients of `tests/interop/clients/` with these toolchains.
     ("interop toolchains", crate::interop::install),
     // `tests/cluster` runs vigil nodes on a real Redis.
-    ("redis-server", install_redis),
+    ("redis-server", crate::install::redis_server),
     ("workspace tests", workspace_tests),
     // The dashboard and vigil.js in a real Chromium against the built
     // `vigil` (installs Chromium and playwright-core when missing).
@@ -43,10 +43,6 @@ pub(crate) fn run() -> Result<()> {
         suite().with_context(|| format!("test suite `{name}` failed"))?;
     }
     Ok(())
-}
-
-fn install_redis() -> Result<()> {
-    crate::install::debian_packages(&["redis-server"], &[], &["redis-server"])
 }
 
 fn loadtest_cluster() -> Result<()> {

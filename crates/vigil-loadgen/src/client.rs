@@ -116,19 +116,38 @@ async fn reconnecting(
         healthy(ws, slot, shared).await;
         sleep(random_below(&mut rng, FIRST_RETRY)).await;
         let mut ceiling = RETRY_BASE;
-        ws = loop {
-            let attempt_ms = ms_since(shared.start);
-            match connect(shared, source, index).await {
-                Ok(ws) => break ws,
-                Err(reason) => {
-                    slot.reconnect_failed(reason, attempt_ms);
-                    shared.reconnect_failures.count(reason);
-                    sleep(random_below(&mut rng, ceiling)).await;
-                    ceiling = (ceiling * 2).min(cap);
-                }
+        ws = reconnect(slot, shared, source, index, || {
+            let pause = random_below(&mut rng, ceiling);
+            ceiling = (ceiling * 2).min(cap);
+            pause
+        })
+        .await;
+    }
+}
+
+/// Connects again until it works, waiting `pause()` after each failed
+/// attempt; every failed attempt is counted on the slot (with when it
+/// started) and by reason over all clients, and the success on the slot.
+async fn reconnect(
+    slot: &Slot,
+    shared: &Shared,
+    source: Ipv4Addr,
+    index: usize,
+    mut pause: impl FnMut() -> Duration,
+) -> WebSocket<Prefixed> {
+    loop {
+        let attempt_ms = ms_since(shared.start);
+        match connect(shared, source, index).await {
+            Ok(ws) => {
+                slot.reconnected(ms_since(shared.start));
+                return ws;
             }
-        };
-        slot.reconnected(ms_since(shared.start));
+            Err(reason) => {
+                slot.reconnect_failed(reason, attempt_ms);
+                shared.reconnect_failures.count(reason);
+                sleep(pause()).await;
+            }
+        }
     }
 }
 
@@ -258,19 +277,8 @@ async fn flapper(
             }
         })
         .await;
-        ws = loop {
-            let attempt_ms = ms_since(shared.start);
-            match connect(shared, source, index).await {
-                Ok(ws) => break ws,
-                Err(reason) => {
-                    slot.reconnect_failed(reason, attempt_ms);
-                    shared.reconnect_failures.count(reason);
-                    sleep(RETRY_BASE).await;
-                }
-            }
-        };
+        ws = reconnect(slot, shared, source, index, || RETRY_BASE).await;
         ws.set_auto_pong(false);
-        slot.reconnected(ms_since(shared.start));
     }
 }
 

@@ -51,6 +51,8 @@ struct State {
     /// Presence diffs not yet sent, and when they must go.
     pending: PendingDiffs,
     flush_at: Option<Instant>,
+    /// The deadline the timer task sleeps toward (`None`: until woken).
+    timer_armed: Option<Instant>,
     /// In a cluster: this node's own members as the other nodes see them,
     /// the other nodes' members, and the queue of changes to Redis.
     local: LocalMembers,
@@ -92,6 +94,7 @@ impl Hub {
                 members: HashMap::new(),
                 pending: PendingDiffs::default(),
                 flush_at: None,
+                timer_armed: None,
                 local: LocalMembers::default(),
                 remote: RemoteMembers::default(),
                 cluster,
@@ -319,10 +322,7 @@ impl Hub {
         }
         state.presence.disconnect(now(), ConnId(id), departure);
         state.conns.remove(&id);
-        drain(&mut state);
-        drop(state);
-        // A leave grace started, or a diff waits: the timer task decides.
-        self.timers.notify_one();
+        self.changed(&mut state);
     }
 
     /// This node's own members `(channel, user, meta)`, for a rewrite of its
@@ -336,40 +336,29 @@ impl Hub {
 
     /// A member of another node changed.
     pub(crate) fn apply_remote(&self, node: &str, channel: &str, user: &str, change: &Change) {
-        let mut state = self.state.lock();
-        let State {
-            presence, remote, ..
-        } = &mut *state;
-        remote.apply(presence, now(), node, channel, user, change);
-        drain(&mut state);
-        drop(state);
-        // A leave grace may have started: the timer task decides.
-        self.timers.notify_one();
+        self.change_remote(|remote, presence, now| {
+            remote.apply(presence, now, node, channel, user, change);
+        });
     }
 
     /// Another node's members are exactly `members` (loaded whole).
     pub(crate) fn replace_node(&self, node: &str, members: &[RemoteMember]) {
-        let mut state = self.state.lock();
-        let State {
-            presence, remote, ..
-        } = &mut *state;
-        remote.replace(presence, now(), node, members);
-        drain(&mut state);
-        drop(state);
-        // Leaves with grace may have started: the timer task decides.
-        self.timers.notify_one();
+        self.change_remote(|remote, presence, now| remote.replace(presence, now, node, members));
     }
 
     /// Another node is dead: its members leave (after the grace).
     pub(crate) fn drop_node(&self, node: &str) {
+        self.change_remote(|remote, presence, now| remote.drop_node(presence, now, node));
+    }
+
+    /// Runs `change` on the other nodes' members and the presence table.
+    fn change_remote(&self, change: impl FnOnce(&mut RemoteMembers, &mut Presence, Instant)) {
         let mut state = self.state.lock();
         let State {
             presence, remote, ..
         } = &mut *state;
-        remote.drop_node(presence, now(), node);
-        drain(&mut state);
-        drop(state);
-        self.timers.notify_one();
+        change(remote, presence, now());
+        self.changed(&mut state);
     }
 
     /// A channel message published on another node, for this node's members.
@@ -388,11 +377,13 @@ impl Hub {
     }
 
     /// Collects the presence events of a change; wakes the timer task when
-    /// a diff now waits to be sent.
+    /// something is now due before the deadline it sleeps toward (a leave
+    /// grace started, or a diff waits to be sent).
     fn changed(&self, state: &mut State) {
-        let was_waiting = state.flush_at.is_some();
         drain(state);
-        if !was_waiting && state.flush_at.is_some() {
+        let due = next_deadline(state);
+        if due.is_some_and(|at| state.timer_armed.is_none_or(|armed| at < armed)) {
+            state.timer_armed = due;
             self.timers.notify_one();
         }
     }
@@ -403,11 +394,9 @@ impl Hub {
         loop {
             let notified = self.timers.notified();
             let deadline = {
-                let state = self.state.lock();
-                match (state.presence.poll_timeout(), state.flush_at) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
+                let mut state = self.state.lock();
+                state.timer_armed = next_deadline(&state);
+                state.timer_armed
             };
             match deadline {
                 Some(at) => {
@@ -442,6 +431,14 @@ impl State {
         if let Some(cluster) = &self.cluster {
             cluster.message(channel, from, data, will);
         }
+    }
+}
+
+/// The earliest of the next leave-grace deadline and the diff window's end.
+fn next_deadline(state: &State) -> Option<Instant> {
+    match (state.presence.poll_timeout(), state.flush_at) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

@@ -12,16 +12,17 @@
 use std::{
     fs,
     net::{SocketAddr, TcpListener},
-    process::{Command, Stdio},
-    thread,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use super::{Events, Plan, ServerProcess, redis::RedisServer, server::Sample, verdict::Verdict};
-use crate::{child::Child, cmd::project_root};
+use super::{
+    Events, Plan, ServerProcess, redis::RedisServer, server::Sample, spawn_loadgen,
+    verdict::Verdict, wait_until_all,
+};
+use crate::{bench_idle::field, cmd::project_root};
 
 /// One look at every node, the clients and Redis.
 struct Look {
@@ -41,8 +42,7 @@ fn look(nodes: &[ServerProcess], redis: &RedisServer, status: &std::path::Path) 
     }
     let pings = fs::read_to_string(status)
         .ok()
-        .and_then(|line| serde_json::from_str::<Value>(&line).ok())
-        .and_then(|line| line["pings_total"].as_u64());
+        .and_then(|line| field(&line, "pings_total"));
     Ok(Look {
         at: Instant::now(),
         nodes: per_node,
@@ -83,24 +83,21 @@ pub(crate) fn measure(plan: &Plan) -> Result<(Verdict, Value)> {
     let status_path = project_root().join("target/loadtest/cluster.status.json");
     let _ = fs::remove_file(&status_path);
     let baseline = look(&nodes, &redis, &status_path)?;
-    let mut loadgen = Child::spawn(
-        "vigil-loadgen",
-        Command::new(project_root().join("target/release/vigil-loadgen"))
-            .args(plan.loadgen_args(addr))
-            .arg("--status-file")
-            .arg(&status_path)
-            .stdout(Stdio::piped()),
+    let mut loadgen = spawn_loadgen(
+        plan,
+        addr,
+        &["--status-file".as_ref(), status_path.as_os_str()],
     )?;
     let started = Instant::now();
     let window = plan.window();
-    wait_until(started + window.start, &mut nodes, &mut loadgen)?;
+    wait_until_all(started + window.start, &mut nodes, &mut loadgen)?;
     let start = look(&nodes, &redis, &status_path)?;
-    wait_until(started + window.end, &mut nodes, &mut loadgen)?;
+    wait_until_all(started + window.end, &mut nodes, &mut loadgen)?;
     let end = look(&nodes, &redis, &status_path)?;
     // Every silent client has turned quiet and been closed (the bound,
     // plus room), and the loadgen still holds the rest.
     let detected_at = plan.ramp() + plan.silent_after + plan.bound() + Duration::from_secs(2);
-    wait_until(started + detected_at, &mut nodes, &mut loadgen)?;
+    wait_until_all(started + detected_at, &mut nodes, &mut loadgen)?;
     let detected = look(&nodes, &redis, &status_path)?;
 
     let Some(status) = loadgen.wait_timeout(plan.loadgen_lifetime())? else {
@@ -198,16 +195,4 @@ fn add_cluster_figures(verdict: &mut Verdict, plan: &Plan, looks: [&Look; 4]) {
             plan.silent
         ),
     );
-}
-
-/// Sleeps until `at`, failing early if a node or the loadgen died.
-fn wait_until(at: Instant, nodes: &mut [ServerProcess], loadgen: &mut Child) -> Result<()> {
-    while Instant::now() < at {
-        for node in nodes.iter_mut() {
-            node.check_alive()?;
-        }
-        loadgen.check_alive()?;
-        thread::sleep(Duration::from_millis(50).min(at.saturating_duration_since(Instant::now())));
-    }
-    Ok(())
 }

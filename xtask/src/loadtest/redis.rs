@@ -23,7 +23,7 @@ pub(crate) struct RedisServer {
 
 impl RedisServer {
     pub(crate) fn start() -> Result<RedisServer> {
-        crate::install::debian_packages(&["redis-server"], &[], &["redis-server"])?;
+        crate::install::redis_server()?;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let child = Child::spawn(
             "redis-server",
