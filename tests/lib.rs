@@ -4,10 +4,12 @@
 //! The binaries are built by `cargo build --workspace --bins` (which `cargo
 //! xtask test` runs first); a missing binary is a failure, never a skip.
 
+mod bystanders;
 mod process;
 mod redis;
 mod ws_client;
 
+pub use bystanders::Bystanders;
 pub use process::ServerProcess;
 pub use redis::RedisProcess;
 

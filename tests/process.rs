@@ -30,14 +30,21 @@ impl ServerProcess {
         Self::spawn(command)
     }
 
-    /// Starts `vigil args` allowed to open at most `files` files (a soft
-    /// `ulimit -n`, set by a shell that then becomes vigil).
+    /// Starts `vigil args` allowed to open at most `files` files (`ulimit
+    /// -n`: soft and hard, set by a shell that then becomes vigil).
     #[track_caller]
     pub fn start_with_file_limit(files: u32, args: &[&str]) -> Self {
+        Self::start_under_ulimit(&format!("-n {files}"), args)
+    }
+
+    /// Starts `vigil args` after `ulimit {limit}` (such as `-Sn 512`, a
+    /// soft limit only) in a shell that then becomes vigil.
+    #[track_caller]
+    pub fn start_under_ulimit(limit: &str, args: &[&str]) -> Self {
         let mut command = Command::new("/bin/sh");
         command
             .arg("-c")
-            .arg(format!("ulimit -n {files} && exec \"$0\" \"$@\""))
+            .arg(format!("ulimit {limit} && exec \"$0\" \"$@\""))
             .arg(vigil_bin())
             .args(args);
         Self::spawn(command)

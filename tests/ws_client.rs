@@ -13,6 +13,8 @@ const WAIT: Duration = Duration::from_secs(5);
 pub struct WsClient {
     stream: TcpStream,
     buf: Vec<u8>,
+    /// Protocol pings from the server answered so far.
+    pings_answered: u32,
 }
 
 impl WsClient {
@@ -30,6 +32,18 @@ impl WsClient {
         path: &str,
         headers: &[(&str, &str)],
     ) -> Result<Self, String> {
+        Self::try_connect_after(addr, b"", path, headers)
+    }
+
+    /// [`WsClient::try_connect`], writing `prefix` (a PROXY protocol
+    /// header) before the HTTP request.
+    #[track_caller]
+    pub fn try_connect_after(
+        addr: SocketAddr,
+        prefix: &[u8],
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Self, String> {
         let mut stream = TcpStream::connect(addr).expect("connect");
         let extra: String = headers
             .iter()
@@ -39,10 +53,13 @@ impl WsClient {
             "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
         );
-        stream.write_all(request.as_bytes()).expect("handshake");
+        let mut bytes = prefix.to_vec();
+        bytes.extend_from_slice(request.as_bytes());
+        stream.write_all(&bytes).expect("handshake");
         let mut client = Self {
             stream,
             buf: Vec::new(),
+            pings_answered: 0,
         };
         let deadline = Instant::now() + WAIT;
         let end = loop {
@@ -81,6 +98,11 @@ impl WsClient {
 
     pub fn send_binary(&mut self, data: &[u8]) {
         self.send_frame(0x82, data);
+    }
+
+    /// Protocol pings from the server this client has answered.
+    pub fn pings_answered(&self) -> u32 {
+        self.pings_answered
     }
 
     pub fn send_close(&mut self, code: u16) {
@@ -123,6 +145,7 @@ impl WsClient {
                     self.buf.drain(..head + len);
                     if first & 0x0F == 0x9 {
                         self.send_frame(0x8A, &payload);
+                        self.pings_answered += 1;
                         continue;
                     }
                     return Some((first, payload));

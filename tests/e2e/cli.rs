@@ -93,6 +93,67 @@ fn the_readme_configuration_table_matches_help() {
 }
 
 #[test]
+fn neither_help_nor_the_readme_encode_the_test_machines_file_limit() {
+    let help = run(&vigil_bin(), &["--help"]).stdout;
+    let readme =
+        std::fs::read_to_string(vigil_e2e::workspace_root().join("README.md")).expect("README.md");
+    for (name, text) in [("--help", &help), ("README.md", &readme)] {
+        // (20000 alone would match `interval_ms=20000` in an example.)
+        for machine in ["19,900", "19900", "20,000"] {
+            assert!(!text.contains(machine), "{name} mentions {machine}");
+        }
+    }
+}
+
+#[test]
+fn the_example_config_names_every_setting_and_passes_check_config() {
+    let help = run(&vigil_bin(), &["--help"]).stdout;
+    let path = vigil_e2e::workspace_root().join("crates/vigil-server/docs/vigil.toml");
+    let example = std::fs::read_to_string(&path).expect("docs/vigil.toml");
+    let keys: Vec<String> = help
+        .split("[env: VIGIL_")
+        .skip(1)
+        .filter_map(|rest| rest.split(']').next())
+        .filter(|name| *name != "CONFIG")
+        .map(str::to_lowercase)
+        .collect();
+    assert!(keys.len() >= 20, "{help}");
+    // Commented-out settings turn a feature on; each must be valid too.
+    let mut uncommented = String::new();
+    for line in example.lines() {
+        let setting = line.strip_prefix("# ").filter(|rest| {
+            keys.iter()
+                .any(|key| rest.starts_with(&format!("{key} = ")))
+        });
+        uncommented.push_str(setting.unwrap_or(line));
+        uncommented.push('\n');
+    }
+    for key in &keys {
+        assert!(
+            uncommented
+                .lines()
+                .any(|line| line.starts_with(&format!("{key} = "))),
+            "docs/vigil.toml lacks `{key}`"
+        );
+    }
+    let whole = std::env::temp_dir().join(format!("vigil-example-{}.toml", std::process::id()));
+    std::fs::write(&whole, &uncommented).expect("a temporary file");
+    for file in [&path, &whole] {
+        let checked = run(
+            &vigil_bin(),
+            &["check-config", file.to_str().expect("a UTF-8 path")],
+        );
+        assert_eq!(
+            checked.status.code(),
+            Some(0),
+            "{}: {checked:?}",
+            file.display()
+        );
+    }
+    let _ = std::fs::remove_file(&whole);
+}
+
+#[test]
 fn more_connections_than_the_file_limit_allows_is_refused_at_start() {
     let script = format!(
         "ulimit -n 1024 && exec {} --listen 127.0.0.1:0 --max-connections 5000",

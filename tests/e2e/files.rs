@@ -22,6 +22,59 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks as f64 / 100.0
 }
 
+/// Soft and hard `Max open files` of process `pid`, from `/proc`.
+fn file_limits(pid: &str) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("Linux /proc");
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .expect("an open-files line");
+    let mut fields = line.split_whitespace().skip(3);
+    let soft = fields.next().expect("a soft limit").to_owned();
+    let hard = fields.next().expect("a hard limit").to_owned();
+    (soft, hard)
+}
+
+#[test]
+fn the_soft_file_limit_is_raised_to_the_hard_one_and_the_default_limit_follows() {
+    let (_, mut hard) = file_limits("self");
+    if hard == "unlimited" {
+        // vigil raises the soft limit to the kernel's ceiling then.
+        hard = std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .expect("fs.nr_open")
+            .trim()
+            .to_owned();
+    }
+    let server = ServerProcess::start_under_ulimit("-Sn 256", &["--listen", "127.0.0.1:0"]);
+    assert_eq!(
+        file_limits(&server.pid().to_string()).0,
+        hard,
+        "the soft limit is raised to the hard one"
+    );
+    let log = server.startup_log().join("\n");
+    assert!(
+        log.contains("raised the soft open-file limit to the hard limit before=256"),
+        "{log}"
+    );
+    let files: usize = hard.parse().expect("a number of files");
+    assert!(
+        log.contains(&format!("max_connections={}", files - 100)),
+        "the default is the hard limit less 100 files: {log}"
+    );
+    // A limit the process cannot hold is refused, naming the real limit.
+    let asked = (files + 1).to_string();
+    let refused = vigil_e2e::run(
+        &vigil_e2e::vigil_bin(),
+        &["--listen", "127.0.0.1:0", "--max-connections", &asked],
+    );
+    let stderr = &refused.stderr;
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("may open only {hard} (its hard limit")),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn out_of_descriptors_the_accept_loop_backs_off_logs_once_and_recovers() {
     let server = ServerProcess::start_with_file_limit(

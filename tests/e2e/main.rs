@@ -6,4 +6,5 @@ mod cli;
 mod dashboard;
 mod files;
 mod observability;
+mod proxies;
 mod session;

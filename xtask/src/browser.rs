@@ -6,9 +6,9 @@
 //! `tests/browser/browser.test.mjs`.
 //!
 //! Everything it needs is installed the way the other suites install
-//! things (`install.rs`): Chromium with apt-get when running as root with
-//! `CI` or `VIGIL_XTASK_INSTALL` set (otherwise the error gives the
-//! command), playwright-core and TypeScript with `npm ci` from the committed
+//! things (`install.rs`): Chromium with apt-get when running as root
+//! (otherwise the error gives the command), playwright-core and TypeScript
+//! with `npm ci` from the committed
 //! lock file
 //! into `target/browser/`. Screenshots land in `target/browser/artifacts/`.
 

@@ -1,43 +1,25 @@
-//! `cargo xtask ci`: everything CI checks, in order, stopping at the first
-//! failing step. Passing locally means CI passes (`.ci/run` calls this).
+//! `cargo xtask ci`, the same as `cargo xtask test` (which `.ci/run` calls),
+//! and the lint steps that `test` runs around its suites.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::{
     cmd::{self, cargo},
     suites,
 };
 
-type Step = (&'static str, fn() -> Result<()>);
-
-const STEPS: &[Step] = &[
-    ("fmt", fmt),
-    ("clippy", clippy),
-    ("test", suites::run),
-    ("doc", doc),
-];
-
+/// Everything CI checks is the README's test command: `cargo xtask test`
+/// runs the format check and clippy first and the doc build last, so the
+/// one command a contributor runs is the one CI runs.
 pub(crate) fn run() -> Result<()> {
-    for &(name, step) in STEPS {
-        eprintln!("==> ci step `{name}`");
-        step().with_context(|| format!("ci step `{name}` failed"))?;
-    }
-    eprintln!(
-        "==> ci passed: {}",
-        STEPS
-            .iter()
-            .map(|(name, _)| *name)
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    Ok(())
+    suites::run()
 }
 
-fn fmt() -> Result<()> {
+pub(crate) fn fmt() -> Result<()> {
     cmd::run(cargo().args(["fmt", "--all", "--check"]))
 }
 
-fn clippy() -> Result<()> {
+pub(crate) fn clippy() -> Result<()> {
     cmd::run(cargo().args([
         "clippy",
         "--workspace",
@@ -49,7 +31,7 @@ fn clippy() -> Result<()> {
     ]))
 }
 
-fn doc() -> Result<()> {
+pub(crate) fn doc() -> Result<()> {
     cmd::run(cargo().env("RUSTDOCFLAGS", "-D warnings").args([
         "doc",
         "--workspace",

@@ -1,8 +1,8 @@
 //! Installing what cargo cannot fetch, the way every xtask does it: npm and
 //! pip packages into folders under `target/`, Debian packages with apt-get
-//! only when running as root with `CI` or `VIGIL_XTASK_INSTALL` set.
-//! Otherwise a missing tool is an error that gives the exact command to
-//! run; nothing is ever skipped silently.
+//! when running as root (saying what it installs first). For any other
+//! user a missing tool is an error that gives the exact command to run;
+//! nothing is ever skipped silently.
 
 use std::{
     path::{Path, PathBuf},
@@ -117,11 +117,13 @@ fn require(packages: &[&str], what: &str) -> Result<()> {
         .arg("-u")
         .output()
         .is_ok_and(|out| out.stdout.trim_ascii() == b"0");
-    let opted_in =
-        std::env::var_os("CI").is_some() || std::env::var_os("VIGIL_XTASK_INSTALL").is_some();
-    if let Some(refusal) = refusal(packages, what, root, opted_in) {
+    if let Some(refusal) = refusal(packages, what, root) {
         bail!(refusal);
     }
+    eprintln!(
+        "xtask: missing {what}: installing Debian packages with apt-get: {}",
+        packages.join(" ")
+    );
     // A fresh machine's package lists may be empty: read them first (the
     // first install only: later ones find them).
     let lists_empty = std::fs::read_dir("/var/lib/apt/lists")
@@ -134,20 +136,33 @@ fn require(packages: &[&str], what: &str) -> Result<()> {
     if lists_empty {
         cmd::run(Command::new("apt-get").args(["update", "-qq"]))?;
     }
-    cmd::run(
-        Command::new("apt-get")
-            .args(["install", "-y"])
-            .args(packages),
-    )
+    // No package may stop a fresh machine's install to ask a question.
+    let install = || {
+        cmd::run(
+            Command::new("apt-get")
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .args(["install", "-y"])
+                .args(packages),
+        )
+    };
+    if lists_empty {
+        return install();
+    }
+    // Lists that are there may be stale (packages moved on the mirror):
+    // read them again once before giving up.
+    install().or_else(|_| {
+        cmd::run(Command::new("apt-get").args(["update", "-qq"]))?;
+        install()
+    })
 }
 
 /// Why we may not install `packages` ourselves, with the command that
-/// does; `None` when running as root and opted in.
-fn refusal(packages: &[&str], what: &str, root: bool, opted_in: bool) -> Option<String> {
-    (!(root && opted_in)).then(|| {
+/// does; `None` when running as root.
+fn refusal(packages: &[&str], what: &str, root: bool) -> Option<String> {
+    (!root).then(|| {
         format!(
-            "missing {what}: install it with `apt-get install -y {}` (as root), or run this \
-             as root with VIGIL_XTASK_INSTALL=1 to let it do so",
+            "missing {what}: install it with `sudo apt-get install -y {}`, or run this \
+             command as root and it installs them itself",
             packages.join(" ")
         )
     })
@@ -163,18 +178,12 @@ mod tests {
     use super::refusal;
 
     #[test]
-    fn only_root_with_an_opt_in_installs_and_everyone_else_gets_the_command() {
+    fn root_installs_and_everyone_else_gets_the_command() {
         let packages = ["golang-go", "golang-github-gorilla-websocket-dev"];
-        let expected = "missing `go`: install it with `apt-get install -y golang-go \
-                        golang-github-gorilla-websocket-dev` (as root), or run this as root \
-                        with VIGIL_XTASK_INSTALL=1 to let it do so";
-        for (root, opted_in) in [(false, false), (false, true), (true, false)] {
-            assert_eq!(
-                refusal(&packages, "`go`", root, opted_in).as_deref(),
-                Some(expected),
-                "root={root} opted_in={opted_in}"
-            );
-        }
-        assert_eq!(refusal(&packages, "`go`", true, true), None);
+        let expected = "missing `go`: install it with `sudo apt-get install -y golang-go \
+                        golang-github-gorilla-websocket-dev`, or run this command as root and \
+                        it installs them itself";
+        assert_eq!(refusal(&packages, "`go`", false).as_deref(), Some(expected));
+        assert_eq!(refusal(&packages, "`go`", true), None);
     }
 }

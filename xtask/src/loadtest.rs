@@ -36,13 +36,17 @@ use crate::{
     cmd::{self, cargo, project_root},
 };
 
-const USAGE: &str =
-    "usage: cargo xtask loadtest idle|detect|starve|flood|publish|storm|restart [--quick] | --plot";
+const USAGE: &str = "usage: cargo xtask loadtest \
+     idle|detect|starve|flood|publish|storm|restart|cluster [--quick] [--shards N[,N...]] | --plot";
 
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Options {
     pub(crate) scenario: Scenario,
     pub(crate) quick: bool,
+    /// `--shards 1,2`: run the scenario once per shard count, one after the
+    /// other in this invocation (same build, same machine state); empty:
+    /// once, with the server's default.
+    pub(crate) shards: Vec<u32>,
 }
 
 /// What `cargo xtask loadtest ...` asks for.
@@ -73,9 +77,21 @@ impl Options {
     pub(crate) fn parse(args: &[String]) -> Result<Options> {
         let mut scenario = None;
         let mut quick = false;
-        for arg in args {
+        let mut shards = Vec::new();
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--quick" => quick = true,
+                "--shards" => {
+                    let list = args.next().context("--shards needs a list such as 1,2")?;
+                    shards = list
+                        .split(',')
+                        .map(|n| match n.trim().parse::<u32>() {
+                            Ok(n @ 1..=256) => Ok(n),
+                            _ => Err(anyhow::anyhow!("--shards {list}: each is 1..=256")),
+                        })
+                        .collect::<Result<_>>()?;
+                }
                 name => match Scenario::from_name(name) {
                     Some(found) if scenario.is_none() => scenario = Some(found),
                     Some(_) => bail!("one scenario at a time\n{USAGE}"),
@@ -86,12 +102,40 @@ impl Options {
         let Some(scenario) = scenario else {
             bail!("which scenario?\n{USAGE}");
         };
-        Ok(Options { scenario, quick })
+        Ok(Options {
+            scenario,
+            quick,
+            shards,
+        })
     }
 }
 
 pub(crate) fn run(options: &Options) -> Result<()> {
-    let plan = Plan::of(options.scenario, options.quick);
+    build()?;
+    let shard_counts: Vec<Option<u32>> = if options.shards.is_empty() {
+        vec![None]
+    } else {
+        options.shards.iter().copied().map(Some).collect()
+    };
+    let mut failures = Vec::new();
+    for shards in shard_counts {
+        let plan = Plan {
+            shards,
+            ..Plan::of(options.scenario, options.quick)
+        };
+        if let Err(error) = run_plan(&plan) {
+            eprintln!("==> {} failed: {error:#}", plan.file_stem());
+            failures.push(plan.file_stem());
+        }
+    }
+    if !failures.is_empty() {
+        bail!("failed: {}", failures.join(", "));
+    }
+    Ok(())
+}
+
+/// The release binaries the load tests run.
+fn build() -> Result<()> {
     cmd::run(cargo().args([
         "build",
         "--release",
@@ -104,18 +148,22 @@ pub(crate) fn run(options: &Options) -> Result<()> {
         // Live heap in /metrics (vigil_heap_live_bytes).
         "--features",
         "vigil-server/count-alloc",
-    ]))?;
+    ]))
+}
+
+/// One run of `plan`, its results written under `target/loadtest/`.
+fn run_plan(plan: &Plan) -> Result<()> {
     let out_dir = project_root().join("target/loadtest");
     fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
-    eprintln!("==> loadtest {}: {}", plan.name(), plan.describe());
+    eprintln!("==> loadtest {}: {}", plan.file_stem(), plan.describe());
 
     let (verdict, report) = if plan.scenario == Scenario::Cluster {
-        cluster::measure(&plan)?
+        cluster::measure(plan)?
     } else {
-        measure(&plan)?
+        measure(plan)?
     };
-    let json_path = out_dir.join(format!("{}.json", plan.name()));
-    let md_path = out_dir.join(format!("{}.md", plan.name()));
+    let json_path = out_dir.join(format!("{}.json", plan.file_stem()));
+    let md_path = out_dir.join(format!("{}.md", plan.file_stem()));
     fs::write(
         &json_path,
         serde_json::to_string_pretty(&verdict.json(&report))?,
@@ -341,6 +389,12 @@ mod tests {
     }
 
     #[test]
+    fn shards_run_the_scenario_once_each() {
+        let options = parse(&["flood", "--shards", "1, 2"]).expect("valid");
+        assert_eq!(options.shards, [1, 2]);
+    }
+
+    #[test]
     fn plot_stands_alone() {
         assert_eq!(
             Request::parse(&["--plot".to_owned()]).expect("valid"),
@@ -354,14 +408,16 @@ mod tests {
             parse(&["detect", "--quick"]).expect("valid"),
             Options {
                 scenario: Scenario::Detect,
-                quick: true
+                quick: true,
+                shards: Vec::new(),
             }
         );
         assert_eq!(
             parse(&["idle"]).expect("valid"),
             Options {
                 scenario: Scenario::Idle,
-                quick: false
+                quick: false,
+                shards: Vec::new(),
             }
         );
         for (words, expected) in [
@@ -369,6 +425,8 @@ mod tests {
             (&["nap"], "unknown scenario or flag `nap`"),
             (&["idle", "detect"], "one scenario at a time"),
             (&["--plot", "idle"], "unknown scenario or flag `--plot`"),
+            (&["flood", "--shards"], "--shards needs a list"),
+            (&["flood", "--shards", "1,0"], "each is 1..=256"),
         ] {
             let error = parse(words).expect_err("refused").to_string();
             assert!(error.contains(expected), "{words:?}: {error}");

@@ -33,9 +33,10 @@ USAGE:
     cargo xtask <SUBCOMMAND>
 
 SUBCOMMANDS:
-    ci                   what CI runs: fmt check, clippy -D warnings, the full
-                         `cargo xtask test`, docs with -D warnings
-    test                 build the binaries, then run every test suite
+    test                 what CI runs (`.ci/run`): fmt check, clippy -D warnings,
+                         the binaries, every test suite, docs with -D warnings;
+                         as root it installs the Debian packages it needs
+    ci                   the same as `test`
     bench [-- ARGS]      criterion benches (`cargo bench -p vigil-benches`);
                          ARGS after `--` go to criterion
     fuzz [--seconds N]   run every cargo-fuzz target in fuzz/ for N seconds

@@ -5,9 +5,8 @@
 //! browser suite). A suite must never skip silently. One that needs a system
 //! package (`redis-server`, a headless browser) looks for its binary first;
 //! when it is missing, it installs the package with `apt-get install -y <pkg>`
-//! only when running as root and `CI` (or an explicit opt-in such as
-//! `VIGIL_XTASK_INSTALL=1`) is set, and otherwise fails with the exact command
-//! that installs it. `install.rs` holds those helpers.
+//! when running as root (saying so), and otherwise fails with the exact
+//! command that installs it. `install.rs` holds those helpers.
 
 use anyhow::{Context, Result};
 
@@ -16,6 +15,9 @@ use crate::cmd::{self, cargo};
 type Suite = (&'static str, fn() -> Result<()>);
 
 const SUITES: &[Suite] = &[
+    // Cheap checks first: a formatting slip fails in seconds, not minutes.
+    ("fmt --check", crate::ci::fmt),
+    ("clippy -D warnings", crate::ci::clippy),
     // The end-to-end tests in `tests/` start the real binaries, so they must
     // exist (and be fresh) before `cargo test` runs.
     ("build binaries", build_binaries),
@@ -35,6 +37,7 @@ const SUITES: &[Suite] = &[
     ("loadtest detect --quick", loadtest_detect),
     // Three cluster nodes on one port and Redis, a silent client or thirty.
     ("loadtest cluster --quick", loadtest_cluster),
+    ("doc", crate::ci::doc),
 ];
 
 pub(crate) fn run() -> Result<()> {
@@ -49,6 +52,7 @@ fn loadtest_cluster() -> Result<()> {
     crate::loadtest::run(&crate::loadtest::Options {
         scenario: crate::loadtest::Scenario::Cluster,
         quick: true,
+        shards: Vec::new(),
     })
 }
 
@@ -60,6 +64,7 @@ fn loadtest_idle() -> Result<()> {
     crate::loadtest::run(&crate::loadtest::Options {
         scenario: crate::loadtest::Scenario::Idle,
         quick: true,
+        shards: Vec::new(),
     })
 }
 
@@ -67,6 +72,7 @@ fn loadtest_detect() -> Result<()> {
     crate::loadtest::run(&crate::loadtest::Options {
         scenario: crate::loadtest::Scenario::Detect,
         quick: true,
+        shards: Vec::new(),
     })
 }
 

@@ -26,6 +26,8 @@ const TOP_LEVEL: &[&str] = &[
     "README.md",
     "ARCHITECTURE.md",
     "BENCHMARKS.md",
+    "LICENSE-MIT",
+    "LICENSE-APACHE",
     ".ci",
     ".cargo",
     ".gitignore",

@@ -29,6 +29,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ipnet::IpNet;
+
 use vigil_core::heartbeat;
 use vigil_core::presence::PresenceConfig;
 
@@ -40,8 +42,8 @@ use value::format_duration;
 /// Open files kept free beside the connections: the listener, handshakes
 /// in progress, logs, the config file and the runtime.
 pub(crate) const FILE_HEADROOM: usize = 100;
-/// The machine allows 20,000 open files per process.
-const MAX_CONNECTIONS_LIMIT: usize = 20_000 - FILE_HEADROOM;
+/// vigil-ws runs at most this many shards.
+const MAX_SHARDS: usize = 256;
 /// A message is held whole before it is handled, by every connection at once.
 const MAX_MESSAGE_BYTES_LIMIT: usize = 16 << 20;
 /// Beyond this a client is more likely misbehaving than busy.
@@ -100,6 +102,13 @@ pub(crate) struct Settings {
     pub cluster_node_timeout: Duration,
     /// SO_REUSEPORT on the listener.
     pub reuse_port: bool,
+    /// Connection shards (threads); `None`: one per core the process may
+    /// use (see [`Settings::shard_count`]).
+    pub shards: Option<usize>,
+    /// Peers whose `Forwarded` / `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Every connection starts with a PROXY protocol header.
+    pub proxy_protocol: bool,
 }
 
 impl Default for Settings {
@@ -124,6 +133,9 @@ impl Default for Settings {
             cluster: None,
             cluster_node_timeout: Duration::from_secs(15),
             reuse_port: false,
+            shards: None,
+            trusted_proxies: Vec::new(),
+            proxy_protocol: false,
         }
     }
 }
@@ -132,7 +144,8 @@ impl Settings {
     /// How many connections to accept at once, given the process's
     /// open-file limit (`None` when it cannot be read): `max_connections`
     /// if the limit allows it with [`FILE_HEADROOM`] to spare, else an
-    /// error saying so; unset, whatever the limit allows up to 19,900.
+    /// error saying so; unset, whatever the limit allows. The binary raises
+    /// its soft limit to the hard one before asking (see `files.rs`).
     pub(crate) fn connection_limit(&self, open_files: Option<u64>) -> Result<usize, ConfigError> {
         let limit = open_files.map(|files| usize::try_from(files).unwrap_or(usize::MAX));
         match (self.max_connections, limit) {
@@ -146,9 +159,19 @@ impl Settings {
             (None, Some(files)) if files <= FILE_HEADROOM => Err(ConfigError::FileLimitTooLow {
                 limit: open_files.unwrap_or_default(),
             }),
-            (None, Some(files)) => Ok((files - FILE_HEADROOM).min(MAX_CONNECTIONS_LIMIT)),
-            (None, None) => Ok(MAX_CONNECTIONS_LIMIT),
+            (None, Some(files)) => Ok(files - FILE_HEADROOM),
+            (None, None) => Ok(usize::MAX),
         }
+    }
+
+    /// How many connection shards to run: `shards` if set, else one per
+    /// core the process may use (`parallelism`, from
+    /// `std::thread::available_parallelism`, which honours CPU affinity and
+    /// cgroup quotas), at most [`MAX_SHARDS`].
+    pub(crate) fn shard_count(&self, parallelism: Option<std::num::NonZeroUsize>) -> usize {
+        self.shards
+            .unwrap_or_else(|| parallelism.map_or(1, std::num::NonZeroUsize::get))
+            .clamp(1, MAX_SHARDS)
     }
 }
 
@@ -184,6 +207,9 @@ impl fmt::Debug for Settings {
             )
             .field("cluster_node_timeout", &self.cluster_node_timeout)
             .field("reuse_port", &self.reuse_port)
+            .field("shards", &self.shards)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("proxy_protocol", &self.proxy_protocol)
             .finish()
     }
 }
@@ -281,13 +307,9 @@ fn validate(settings: &Settings, partial: &Partial, problems: &mut Vec<ConfigErr
             problems.push(ConfigError::Presence(error));
         }
     }
-    if let Some(value) = settings.max_connections
-        && !failed(&[Key::MaxConnections])
-        && !(1..=MAX_CONNECTIONS_LIMIT).contains(&value)
-    {
+    if settings.max_connections == Some(0) && !failed(&[Key::MaxConnections]) {
         problems.push(ConfigError::MaxConnections {
             origin: partial.origin(Key::MaxConnections),
-            value,
         });
     }
     if let Some(url) = &settings.cluster
@@ -325,12 +347,17 @@ fn validate(settings: &Settings, partial: &Partial, problems: &mut Vec<ConfigErr
             format!("1..={MAX_CHANNELS_LIMIT}"),
         );
     }
-    if !(1..=19_900).contains(&settings.max_connections_per_ip) {
+    if settings.max_connections_per_ip == 0 {
         out_of_range(
             Key::MaxConnectionsPerIp,
-            settings.max_connections_per_ip.to_string(),
-            "1..=19900".to_owned(),
+            "0".to_owned(),
+            "1.. (a limit of none would refuse everyone)".to_owned(),
         );
+    }
+    if let Some(shards) = settings.shards
+        && !(1..=MAX_SHARDS).contains(&shards)
+    {
+        out_of_range(Key::Shards, shards.to_string(), format!("1..={MAX_SHARDS}"));
     }
     if settings.shutdown_deadline.is_zero() || settings.shutdown_deadline > MAX_SHUTDOWN_DEADLINE {
         out_of_range(

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use vigil_ws::{HeartbeatMode, WsServer};
@@ -26,6 +27,11 @@ pub(crate) struct App {
     pub(crate) api_key: Option<String>,
     pub(crate) max_body: usize,
     pub(crate) max_per_ip: usize,
+    /// Proxies whose forwarding headers name the client.
+    pub(crate) trusted_proxies: crate::proxy::TrustedProxies,
+    /// Whether anonymous clients may come from anywhere
+    /// (`allow_insecure_public`), not only from loopback.
+    pub(crate) anonymous_from_anywhere: bool,
     /// False when `/metrics` is turned off (`disable_metrics`).
     pub(crate) serve_metrics: bool,
     /// Handshakes refused, by reason.
@@ -54,18 +60,22 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     response
 }
 
+/// Answers one request. `peer` is the TCP peer, or the client a PROXY
+/// protocol header named; the client's address is taken from forwarding
+/// headers only when `peer` is a trusted proxy.
 pub(crate) async fn route(
     app: Arc<App>,
     peer: std::net::SocketAddr,
     mut request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    let client = app.trusted_proxies.client(peer.ip(), request.headers());
     if matches!(*request.method(), hyper::Method::GET | hyper::Method::HEAD)
         && let Some(page) = crate::dashboard::page(request.uri().path())
     {
         return Ok(page);
     }
     if request.uri().path() == crate::overview::PATH {
-        return Ok(crate::overview::handle(&app, &request).await);
+        return Ok(crate::overview::handle(&app, client, &request).await);
     }
     if request.uri().path().starts_with("/api/") {
         return Ok(
@@ -92,7 +102,7 @@ pub(crate) async fn route(
             None => text(StatusCode::OK, "ready\n"),
         },
         "/metrics" if app.serve_metrics => metrics_page(&app),
-        "/ws" => upgrade(&app, peer, &mut request),
+        "/ws" => upgrade(&app, client, &mut request),
         _ => text(
             StatusCode::NOT_FOUND,
             "not found: try /, /ws, /healthz, /readyz or /metrics\n",
@@ -137,13 +147,10 @@ fn metrics_page(app: &App) -> Response<Full<Bytes>> {
 /// counts the refusal): 503 with `Retry-After` (draining, full), 429
 /// (per-IP limit), 401 or 403 (auth, Origin), 400 (a bad handshake or
 /// `?heartbeat=`).
-fn upgrade(
-    app: &App,
-    peer: std::net::SocketAddr,
-    request: &mut Request<Incoming>,
-) -> Response<Full<Bytes>> {
+fn upgrade(app: &App, client: IpAddr, request: &mut Request<Incoming>) -> Response<Full<Bytes>> {
     let refuse = |rejection: Rejection, response: Response<Full<Bytes>>| {
         app.rejections.count(rejection);
+        tracing::debug!(%client, reason = rejection.label(), status = %response.status(), "handshake refused");
         response
     };
     if !app.ready.load(Ordering::Acquire) {
@@ -158,7 +165,7 @@ fn upgrade(
             unavailable("connection limit reached; try again later\n", 10),
         );
     }
-    if app.sessions.connections_from(peer.ip()) >= app.max_per_ip {
+    if app.sessions.connections_from(client) >= app.max_per_ip {
         return refuse(
             Rejection::PerIpLimit,
             text(
@@ -168,6 +175,15 @@ fn upgrade(
         );
     }
     let identity = match app.auth.identify(request) {
+        Ok(identity) if identity.is_anonymous() && !app.anonymous_allowed_from(client) => {
+            let mut response = Response::new(Full::new(Bytes::from(format!(
+                "anonymous connections are accepted only from loopback and {client} is not \
+                 loopback; this server has no jwt_secret: connect with a token or from this \
+                 machine\n"
+            ))));
+            *response.status_mut() = StatusCode::UNAUTHORIZED;
+            return refuse(Rejection::Unauthorized, response);
+        }
         Ok(identity) => identity,
         Err(refused) => {
             let rejection = match refused {
@@ -194,11 +210,23 @@ fn upgrade(
         .upgrade_with_mode(request, offered.then_some(SUBPROTOCOL), mode)
     {
         Ok((response, id)) => {
-            let ip = peer.ip();
+            let ip = client;
             app.sessions.expect(id.0, Arrival { identity, ip, mode });
             response
         }
         Err(error) => refuse(Rejection::BadHandshake, error.into_response()),
+    }
+}
+
+impl App {
+    /// Whether an anonymous client at `client` may connect or read the
+    /// overview: from loopback always (the server has no secret, so it
+    /// listens on loopback), from anywhere only with
+    /// `allow_insecure_public`. Behind a local reverse proxy listed in
+    /// `trusted_proxies`, `client` is the forwarded address, so the proxy
+    /// does not lend its loopback address to the internet.
+    pub(crate) fn anonymous_allowed_from(&self, client: IpAddr) -> bool {
+        self.anonymous_from_anywhere || client.to_canonical().is_loopback()
     }
 }
 

@@ -18,6 +18,7 @@ mod hub;
 mod metrics;
 mod overview;
 mod protocol;
+mod proxy;
 mod rejections;
 mod session;
 
@@ -43,6 +44,10 @@ const ACCEPT_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How long a cluster node may take, at shutdown, to tell Redis it leaves.
 const CLUSTER_FAREWELL_DEADLINE: Duration = Duration::from_secs(2);
+
+/// How long a refused connection is given to read its answer before the
+/// socket is closed.
+const REFUSAL_LINGER: Duration = Duration::from_secs(2);
 
 /// How long a client may take to send its HTTP request head.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -72,6 +77,9 @@ fn main() -> ExitCode {
             };
         }
     };
+    // Before anything opens files: a production host's hard limit is what
+    // the operator allows; the soft one is only a default (often 1,024).
+    let raised = files::raise_open_file_limit();
     let open_files = files::open_file_limit();
     let max_connections = match settings.connection_limit(open_files) {
         Ok(limit) => limit,
@@ -81,6 +89,17 @@ fn main() -> ExitCode {
         }
     };
     init_logs(settings.log_json);
+    match raised {
+        Ok(Some((before, after))) => {
+            tracing::info!(
+                before,
+                after,
+                "raised the soft open-file limit to the hard limit"
+            );
+        }
+        Ok(None) => {}
+        Err(error) => tracing::warn!(%error, "could not raise the soft open-file limit"),
+    }
     tracing::info!(
         max_connections,
         open_file_limit = open_files.map_or_else(|| "unlimited".to_owned(), |n| n.to_string()),
@@ -125,8 +144,11 @@ fn serve(settings: config::Settings, max_connections: usize) -> Result<()> {
         .jitter(settings.heartbeat_jitter)
         .build()
         .context("invalid heartbeat settings")?;
+    let shards = settings.shard_count(std::thread::available_parallelism().ok());
+    tracing::info!(shards, "connection shards");
     let ws_config = WsConfig {
         heartbeat,
+        shards,
         max_message_size: settings.max_message_bytes,
         send_hello: false, // the welcome message advertises the heartbeat
         ..WsConfig::default()
@@ -167,6 +189,8 @@ fn serve(settings: config::Settings, max_connections: usize) -> Result<()> {
         api_key: settings.api_key.clone(),
         max_body: settings.max_message_bytes,
         max_per_ip: settings.max_connections_per_ip,
+        trusted_proxies: proxy::TrustedProxies::new(settings.trusted_proxies.clone()),
+        anonymous_from_anywhere: settings.allow_insecure_public,
         cluster: cluster.as_ref().map(|(_, _, status)| Arc::clone(status)),
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -203,7 +227,7 @@ fn serve(settings: config::Settings, max_connections: usize) -> Result<()> {
                 accepted = listener.accept() => accepted,
                 () = &mut shutdown => break,
             };
-            let (stream, peer) = match accepted {
+            let (mut stream, peer) = match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
                     accept_errors.failed(&error, tokio::time::Instant::now());
@@ -213,7 +237,16 @@ fn serve(settings: config::Settings, max_connections: usize) -> Result<()> {
             };
             accept_errors.succeeded();
             let app = Arc::clone(&app);
+            let proxy_protocol = settings.proxy_protocol;
             tokio::spawn(async move {
+                let peer = if proxy_protocol {
+                    match proxied_peer(&mut stream, peer, &app.rejections).await {
+                        Some(client) => client,
+                        None => return,
+                    }
+                } else {
+                    peer
+                };
                 let for_service = Arc::clone(&app);
                 // Whether a request arrived: the header timeout also ends
                 // idle keep-alive connections, which are no refused handshake.
@@ -256,6 +289,47 @@ fn serve(settings: config::Settings, max_connections: usize) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// The client a PROXY protocol header at the start of `stream` names
+/// (`peer` itself for a LOCAL or UNKNOWN header); `None` when the header
+/// is missing, malformed or late: the connection is then answered 400 (or
+/// dropped at the handshake timeout) and counted.
+async fn proxied_peer(
+    stream: &mut tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    rejections: &rejections::Rejections,
+) -> Option<std::net::SocketAddr> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, proxy::read_proxy_header(stream)).await {
+        Ok(Ok(client)) => Some(client.unwrap_or(peer)),
+        Ok(Err(error)) => {
+            rejections.count(rejections::Rejection::BadProxyHeader);
+            tracing::debug!(%peer, %error, "connection refused: bad PROXY protocol header");
+            let body = format!("{error}; this port expects PROXY protocol v1 or v2 first\n");
+            let answer = format!(
+                "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n\
+                 content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            // A lingering close: the client's request is still unread, and
+            // closing over unread bytes sends a reset that can destroy the
+            // answer before the client reads it.
+            let linger = async {
+                stream.write_all(answer.as_bytes()).await?;
+                stream.shutdown().await?;
+                let mut discard = [0u8; 1024];
+                while stream.read(&mut discard).await? > 0 {}
+                std::io::Result::Ok(())
+            };
+            let _ = tokio::time::timeout(REFUSAL_LINGER, linger).await;
+            None
+        }
+        Err(_) => {
+            rejections.count(rejections::Rejection::HandshakeTimeout);
+            None
+        }
+    }
 }
 
 /// Accept failures (mostly running out of file descriptors), logged at

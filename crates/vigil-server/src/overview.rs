@@ -4,7 +4,8 @@
 //! sent, time since the last frame), and the server's heartbeat counters.
 //!
 //! Read-only. It follows the server's auth model: on an anonymous server
-//! (no JWT secret, so loopback only) anyone who may connect may read it, as
+//! (no JWT secret, so loopback clients only, behind trusted proxies too)
+//! anyone who may connect may read it, as
 //! anyone may already query any channel's presence; with a secret it needs
 //! the API key, like the rest of `/api/`.
 
@@ -28,9 +29,19 @@ pub(crate) const MAX_CONNECTIONS: usize = 1_000;
 
 /// Answers `GET /api/overview`: 405 for another method, 401 without the key
 /// when one is needed, 404 when neither anonymous access nor a key allows it.
-pub(crate) async fn handle<B>(app: &App, request: &Request<B>) -> Response<Full<Bytes>> {
+pub(crate) async fn handle<B>(
+    app: &App,
+    client: std::net::IpAddr,
+    request: &Request<B>,
+) -> Response<Full<Bytes>> {
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return api::refuse(StatusCode::METHOD_NOT_ALLOWED, "use GET");
+    }
+    if app.auth.anonymous() && !app.anonymous_allowed_from(client) {
+        return api::refuse(
+            StatusCode::UNAUTHORIZED,
+            "this server has no jwt_secret: its overview is open to loopback clients only",
+        );
     }
     if !app.auth.anonymous() {
         match app.api_key.as_deref() {

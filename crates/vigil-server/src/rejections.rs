@@ -21,11 +21,14 @@ pub(crate) enum Rejection {
     /// The client did not finish its request head in time (no answer: the
     /// socket is closed).
     HandshakeTimeout,
+    /// 400: `--proxy-protocol` is on and the connection did not start with
+    /// a valid PROXY protocol header.
+    BadProxyHeader,
 }
 
 impl Rejection {
     /// Every reason, in declaration order (the order of the series).
-    pub(crate) const ALL: [Self; 7] = [
+    pub(crate) const ALL: [Self; 8] = [
         Self::Unauthorized,
         Self::ForbiddenOrigin,
         Self::PerIpLimit,
@@ -33,6 +36,7 @@ impl Rejection {
         Self::Draining,
         Self::BadHandshake,
         Self::HandshakeTimeout,
+        Self::BadProxyHeader,
     ];
 
     /// The `reason` label.
@@ -45,6 +49,7 @@ impl Rejection {
             Self::Draining => "draining",
             Self::BadHandshake => "bad_handshake",
             Self::HandshakeTimeout => "handshake_timeout",
+            Self::BadProxyHeader => "bad_proxy_header",
         }
     }
 }

@@ -64,6 +64,7 @@ impl Look {
             connections: files.saturating_sub(files_before),
             pings_sent: self.pings.unwrap_or(0),
             heap_bytes: None,
+            shard_cpu_s: Vec::new(),
         }
     }
 }

@@ -121,6 +121,8 @@ pub(crate) struct Plan {
     pub(crate) loadgen_processes: u32,
     /// `vigil` processes sharing the port (`cluster`), else 1.
     pub(crate) nodes: u32,
+    /// `--shards` of each server; `None`: its default (one per core).
+    pub(crate) shards: Option<u32>,
 }
 
 impl Plan {
@@ -151,6 +153,7 @@ impl Plan {
             restart_after: None,
             loadgen_processes: 1,
             nodes: 1,
+            shards: None,
         };
         let mut plan = match (scenario, quick) {
             (Scenario::Idle, true) => Plan {
@@ -310,17 +313,31 @@ impl Plan {
 
     /// The server's heartbeat flags.
     pub(crate) fn server_args(&self) -> Vec<String> {
-        [
+        let mut args: Vec<String> = [
             "--heartbeat-interval".to_owned(),
             format!("{}ms", self.interval.as_millis()),
             "--heartbeat-timeout".to_owned(),
             format!("{}ms", self.timeout.as_millis()),
             "--heartbeat-jitter".to_owned(),
             JITTER.to_string(),
+            // Every client comes from loopback: no per-address cap.
             "--max-connections-per-ip".to_owned(),
-            "19900".to_owned(),
+            self.connections().to_string(),
         ]
-        .into()
+        .into();
+        if let Some(shards) = self.shards {
+            args.extend(["--shards".to_owned(), shards.to_string()]);
+        }
+        args
+    }
+
+    /// The name of this run's result files: the scenario, and the shard
+    /// count when one was chosen (`flood-2-shards`).
+    pub(crate) fn file_stem(&self) -> String {
+        match self.shards {
+            Some(shards) => format!("{}-{shards}-shards", self.name()),
+            None => self.name().to_owned(),
+        }
     }
 
     /// The loadgen's command line against `addr`.

@@ -20,7 +20,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One look at the server.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Sample {
     pub(crate) at: Instant,
     /// utime + stime, seconds.
@@ -31,6 +31,9 @@ pub(crate) struct Sample {
     pub(crate) pings_sent: u64,
     /// Live heap bytes (the binary is built with `count-alloc`).
     pub(crate) heap_bytes: Option<u64>,
+    /// utime + stime, seconds, of each connection shard thread, by thread
+    /// id: whether the shards share the work, and how busy the busiest is.
+    pub(crate) shard_cpu_s: Vec<(u64, f64)>,
 }
 
 #[derive(Debug)]
@@ -180,20 +183,7 @@ impl ServerProcess {
         let pid = self.child.id();
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .context("cannot read the server's /proc/PID/stat")?;
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .context("no command name in /proc/PID/stat")?
-            .1
-            .split_whitespace()
-            .collect();
-        // utime and stime are fields 14 and 15 of the line, 11 and 12 after
-        // the command name.
-        let ticks: u64 = fields
-            .get(11..13)
-            .context("short /proc/PID/stat")?
-            .iter()
-            .map(|field| field.parse::<u64>().unwrap_or(0))
-            .sum();
+        let ticks = stat_cpu_ticks(&stat)?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
             .context("cannot read the server's /proc/PID/status")?;
         let rss_kib = status
@@ -203,6 +193,32 @@ impl ServerProcess {
             .and_then(|kib| kib.parse().ok())
             .context("no VmRSS in /proc/PID/status")?;
         Ok((ticks as f64 / self.ticks_per_second as f64, rss_kib))
+    }
+
+    /// CPU seconds of each vigil-ws shard thread (`/proc/PID/task/*`; the
+    /// kernel cuts thread names to 15 bytes: `vigil-ws-shard-`).
+    fn shard_threads_cpu(&self) -> Result<Vec<(u64, f64)>> {
+        let pid = self.child.id();
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .context("cannot list the server's /proc/PID/task")?;
+        let mut shards = Vec::new();
+        for task in tasks.filter_map(Result::ok) {
+            let path = task.path();
+            let Ok(comm) = std::fs::read_to_string(path.join("comm")) else {
+                continue; // the thread ended meanwhile
+            };
+            if !comm.starts_with("vigil-ws-shard") {
+                continue;
+            }
+            let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
+                continue;
+            };
+            let ticks = stat_cpu_ticks(&stat)?;
+            let tid = task.file_name().to_string_lossy().parse().unwrap_or(0);
+            shards.push((tid, ticks as f64 / self.ticks_per_second as f64));
+        }
+        shards.sort_by_key(|&(tid, _)| tid);
+        Ok(shards)
     }
 
     pub(crate) fn sample(&self) -> Result<Sample> {
@@ -216,10 +232,13 @@ impl ServerProcess {
                 connections: 0,
                 pings_sent: 0,
                 heap_bytes: None,
+                shard_cpu_s: Vec::new(),
             });
         }
         let metrics = scrape(self.addr)?;
+        let shard_cpu_s = self.shard_threads_cpu()?;
         Ok(Sample {
+            shard_cpu_s,
             at,
             cpu_s,
             rss_kib,
@@ -228,6 +247,25 @@ impl ServerProcess {
             heap_bytes: series(&metrics, "vigil_heap_live_bytes").ok(),
         })
     }
+}
+
+/// utime + stime, in clock ticks, of a `/proc/PID/stat` (or a thread's
+/// `/proc/PID/task/TID/stat`) line.
+fn stat_cpu_ticks(stat: &str) -> Result<u64> {
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .context("no command name in /proc/PID/stat")?
+        .1
+        .split_whitespace()
+        .collect();
+    // utime and stime are fields 14 and 15 of the line, 11 and 12 after
+    // the command name.
+    Ok(fields
+        .get(11..13)
+        .context("short /proc/PID/stat")?
+        .iter()
+        .map(|field| field.parse::<u64>().unwrap_or(0))
+        .sum())
 }
 
 /// The address in `address=ADDR` or `listening on ADDR[,...]`.

@@ -230,7 +230,34 @@ impl Verdict {
             "server CPU (window)",
             format!("{:.0} % of a core", busy * 100.0),
         ));
+        let shard_busy: Vec<f64> = end
+            .shard_cpu_s
+            .iter()
+            .filter_map(|&(tid, cpu)| {
+                let before = start.shard_cpu_s.iter().find(|&&(id, _)| id == tid)?.1;
+                Some((cpu - before) / seconds.max(f64::EPSILON))
+            })
+            .collect();
+        if !shard_busy.is_empty() {
+            let shares: Vec<String> = shard_busy
+                .iter()
+                .map(|busy| format!("{:.0} %", busy * 100.0))
+                .collect();
+            figures.push((
+                "each shard thread's CPU (window)",
+                format!("{} of a core", shares.join(" / ")),
+            ));
+        }
         if plan.scenario == Scenario::Flood {
+            if let Some(busiest) = shard_busy.iter().copied().reduce(f64::max) {
+                figures.push((
+                    "ceiling: heartbeats per second when the busiest shard is saturated",
+                    format!(
+                        "{:.0} (heartbeats per second / the busiest shard thread's share of a core)",
+                        per_second / busiest.max(f64::EPSILON)
+                    ),
+                ));
+            }
             figures.push((
                 "round trips per second per server core",
                 format!(

@@ -62,7 +62,7 @@ pub(super) struct Cli {
     #[arg(long, value_name = "DURATION")]
     leave_grace: Option<String>,
 
-    /// Open WebSocket connections at once (1..=19900: 20,000 files per process); over it clients get 503 with Retry-After
+    /// Open WebSocket connections at once; the process must be allowed that many open files plus 100 (vigil raises its soft limit to the hard one at start); over it clients get 503 with Retry-After
     #[arg(long, value_name = "N")]
     max_connections: Option<String>,
 
@@ -74,7 +74,7 @@ pub(super) struct Cli {
     #[arg(long, value_name = "N")]
     max_channels_per_connection: Option<String>,
 
-    /// Open connections from one client IP address (1..=19900)
+    /// Open connections from one client IP address (behind --trusted-proxies: the forwarded address)
     #[arg(long, value_name = "N")]
     max_connections_per_ip: Option<String>,
 
@@ -85,6 +85,18 @@ pub(super) struct Cli {
     /// Answer /metrics with 404 instead of the (unauthenticated) Prometheus exposition
     #[arg(long)]
     disable_metrics: bool,
+
+    /// Connection shards: threads that each own a share of the WebSocket connections (1..=256)
+    #[arg(long, value_name = "N")]
+    shards: Option<String>,
+
+    /// Proxies (CIDRs, comma-separated, such as 10.0.0.0/8,127.0.0.1/32) whose `Forwarded` or `X-Forwarded-For` header names the client; from any other peer these headers are ignored
+    #[arg(long, value_name = "CIDRS")]
+    trusted_proxies: Option<String>,
+
+    /// Every connection starts with a PROXY protocol v1 or v2 header (a TCP load balancer in front) naming the client; a connection without a valid one is closed
+    #[arg(long)]
+    proxy_protocol: bool,
 
     /// Share the port with other processes (SO_REUSEPORT): the kernel spreads new connections over them
     #[arg(long)]
@@ -148,7 +160,10 @@ impl Cli {
             ),
             (Key::AllowedOrigins, self.allowed_origins.clone()),
             (Key::ShutdownDeadline, self.shutdown_deadline.clone()),
+            (Key::Shards, self.shards.clone()),
             (Key::ReusePort, flag(self.reuse_port)),
+            (Key::TrustedProxies, self.trusted_proxies.clone()),
+            (Key::ProxyProtocol, flag(self.proxy_protocol)),
             (Key::Cluster, self.cluster.clone()),
             (Key::ClusterNodeTimeout, self.cluster_node_timeout.clone()),
             (Key::DisableMetrics, flag(self.disable_metrics)),
@@ -194,7 +209,7 @@ pub(super) fn default_text(defaults: &Settings, key: Key) -> Option<String> {
         Key::LeaveGrace => format_duration(defaults.leave_grace),
         Key::MaxConnections => match defaults.max_connections {
             Some(value) => value.to_string(),
-            None => "the open-file limit less 100, at most 19900".to_owned(),
+            None => "the open-file limit less 100".to_owned(),
         },
         Key::MaxMessageBytes => defaults.max_message_bytes.to_string(),
         Key::MaxChannelsPerConnection => defaults.max_channels_per_connection.to_string(),
@@ -206,5 +221,11 @@ pub(super) fn default_text(defaults: &Settings, key: Key) -> Option<String> {
         Key::Cluster => "none (one process, presence in memory)".to_owned(),
         Key::ClusterNodeTimeout => format_duration(defaults.cluster_node_timeout),
         Key::ReusePort => defaults.reuse_port.to_string(),
+        Key::Shards => match defaults.shards {
+            Some(value) => value.to_string(),
+            None => "the available parallelism (one per core)".to_owned(),
+        },
+        Key::TrustedProxies => "none (headers ignored)".to_owned(),
+        Key::ProxyProtocol => defaults.proxy_protocol.to_string(),
     })
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use vigil_core::{heartbeat, presence::PresenceConfigError};
 
-use super::{FILE_HEADROOM, Key, MAX_CONNECTIONS_LIMIT, Origin};
+use super::{FILE_HEADROOM, Key, Origin};
 
 /// A configuration problem, or several.
 #[derive(Debug, thiserror::Error)]
@@ -69,24 +69,24 @@ pub(crate) enum ConfigError {
     /// vigil-core refused the presence leave grace.
     #[error(transparent)]
     Presence(PresenceConfigError),
-    /// `max_connections` is 0 or more than the file limit allows.
+    /// `max_connections` is 0.
     #[error(
-        "{origin}: {value} is outside 1..={max}; each process may hold at most 20,000 open \
-         files; run several processes",
-        max = MAX_CONNECTIONS_LIMIT
+        "{origin}: 0 would refuse every client; leave it unset for as many as the open-file \
+         limit allows"
     )]
-    MaxConnections { origin: Origin, value: usize },
+    MaxConnections { origin: Origin },
     /// The process may not open enough files for `max_connections`.
     #[error(
         "max_connections is {value}: that many connections need {needed} open files, but this \
-         process may open only {limit} (`ulimit -n`); raise the limit or lower max_connections",
+         process may open only {limit} (its hard limit, `ulimit -Hn`); raise it (LimitNOFILE= \
+         in a systemd unit, `nofile` in /etc/security/limits.conf) or lower max_connections",
         needed = value + FILE_HEADROOM
     )]
     FileLimit { value: usize, limit: u64 },
     /// The open-file limit leaves no room for connections at all.
     #[error(
-        "this process may open only {limit} files (`ulimit -n`); vigil needs more than \
-         {FILE_HEADROOM}: raise the limit"
+        "this process may open only {limit} files (its hard limit, `ulimit -Hn`); vigil needs \
+         more than {FILE_HEADROOM}: raise the limit"
     )]
     FileLimitTooLow { limit: u64 },
     /// A number or duration outside its range.

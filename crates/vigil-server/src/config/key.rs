@@ -28,11 +28,14 @@ pub(crate) enum Key {
     Cluster,
     ClusterNodeTimeout,
     ReusePort,
+    Shards,
+    TrustedProxies,
+    ProxyProtocol,
 }
 
 impl Key {
     /// Every setting, in the order `--help` lists them.
-    pub(crate) const ALL: [Self; 19] = [
+    pub(crate) const ALL: [Self; 22] = [
         Self::Listen,
         Self::AllowInsecurePublic,
         Self::JwtSecret,
@@ -47,7 +50,10 @@ impl Key {
         Self::MaxChannelsPerConnection,
         Self::AllowedOrigins,
         Self::ShutdownDeadline,
+        Self::Shards,
         Self::ReusePort,
+        Self::TrustedProxies,
+        Self::ProxyProtocol,
         Self::Cluster,
         Self::ClusterNodeTimeout,
         Self::DisableMetrics,
@@ -76,6 +82,9 @@ impl Key {
             Self::Cluster => "cluster",
             Self::ClusterNodeTimeout => "cluster_node_timeout",
             Self::ReusePort => "reuse_port",
+            Self::Shards => "shards",
+            Self::TrustedProxies => "trusted_proxies",
+            Self::ProxyProtocol => "proxy_protocol",
         }
     }
 
@@ -102,6 +111,9 @@ impl Key {
             Self::Cluster => "VIGIL_CLUSTER",
             Self::ClusterNodeTimeout => "VIGIL_CLUSTER_NODE_TIMEOUT",
             Self::ReusePort => "VIGIL_REUSE_PORT",
+            Self::Shards => "VIGIL_SHARDS",
+            Self::TrustedProxies => "VIGIL_TRUSTED_PROXIES",
+            Self::ProxyProtocol => "VIGIL_PROXY_PROTOCOL",
         }
     }
 

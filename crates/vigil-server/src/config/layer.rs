@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use ipnet::IpNet;
+
 use super::value::{Problem, Raw, SettingValue};
 use super::{ConfigError, Key, Origin, Settings, Source, validate};
 
@@ -33,6 +35,9 @@ pub(super) struct Partial {
     cluster: Option<String>,
     cluster_node_timeout: Option<Duration>,
     reuse_port: Option<bool>,
+    shards: Option<usize>,
+    trusted_proxies: Option<Vec<IpNet>>,
+    proxy_protocol: Option<bool>,
     /// The layer each set value came from.
     sources: BTreeMap<Key, Source>,
     /// Keys given a value that was refused, in any layer merged in.
@@ -119,6 +124,9 @@ impl Partial {
             Key::Cluster => read(&mut self.cluster, raw),
             Key::ClusterNodeTimeout => read(&mut self.cluster_node_timeout, raw),
             Key::ReusePort => read(&mut self.reuse_port, raw),
+            Key::Shards => read(&mut self.shards, raw),
+            Key::TrustedProxies => read(&mut self.trusted_proxies, raw),
+            Key::ProxyProtocol => read(&mut self.proxy_protocol, raw),
         };
         match read {
             Ok(()) => {
@@ -169,6 +177,9 @@ impl Partial {
             cluster: self.cluster.or(lower.cluster),
             cluster_node_timeout: self.cluster_node_timeout.or(lower.cluster_node_timeout),
             reuse_port: self.reuse_port.or(lower.reuse_port),
+            shards: self.shards.or(lower.shards),
+            trusted_proxies: self.trusted_proxies.or(lower.trusted_proxies),
+            proxy_protocol: self.proxy_protocol.or(lower.proxy_protocol),
             sources,
             failed,
         }
@@ -210,6 +221,12 @@ impl Partial {
                 .cluster_node_timeout
                 .unwrap_or(default.cluster_node_timeout),
             reuse_port: self.reuse_port.unwrap_or(default.reuse_port),
+            shards: self.shards.or(default.shards),
+            trusted_proxies: self
+                .trusted_proxies
+                .clone()
+                .unwrap_or(default.trusted_proxies),
+            proxy_protocol: self.proxy_protocol.unwrap_or(default.proxy_protocol),
         };
         validate(&settings, &self, problems);
         settings

@@ -137,11 +137,17 @@ fn custom() -> Settings {
         cluster: Some("redis://10.0.0.5:6380/2".to_owned()),
         cluster_node_timeout: Duration::from_secs(40),
         reuse_port: true,
+        shards: Some(3),
+        trusted_proxies: vec![
+            "10.0.0.0/8".parse().expect("a CIDR"),
+            "127.0.0.1/32".parse().expect("a CIDR"),
+        ],
+        proxy_protocol: true,
     }
 }
 
 /// [`custom`] as `(key, text)` pairs, the way a flag or variable gives them.
-const CUSTOM_TEXT: [(Key, &str); 19] = [
+const CUSTOM_TEXT: [(Key, &str); 22] = [
     (Key::Listen, "0.0.0.0:9000"),
     (Key::AllowInsecurePublic, "true"),
     (Key::JwtSecret, "s3cret"),
@@ -164,6 +170,9 @@ const CUSTOM_TEXT: [(Key, &str); 19] = [
     (Key::Cluster, "redis://10.0.0.5:6380/2"),
     (Key::ClusterNodeTimeout, "40s"),
     (Key::ReusePort, "true"),
+    (Key::Shards, "3"),
+    (Key::TrustedProxies, "10.0.0.0/8, 127.0.0.1"),
+    (Key::ProxyProtocol, "true"),
 ];
 
 // ---- defaults, names, help ----------------------------------------------
@@ -190,6 +199,9 @@ fn nothing_given_serves_the_documented_defaults() {
         cluster: None,
         cluster_node_timeout: Duration::from_secs(15),
         reuse_port: false,
+        shards: None,
+        trusted_proxies: Vec::new(),
+        proxy_protocol: false,
     };
     assert_eq!(Settings::default(), defaults);
     assert_eq!(serve(&[], &[]), defaults);
@@ -274,7 +286,11 @@ fn every_setting_can_come_from_a_flag() {
         args.push(key.flag());
         if !matches!(
             key,
-            Key::AllowInsecurePublic | Key::LogJson | Key::DisableMetrics | Key::ReusePort
+            Key::AllowInsecurePublic
+                | Key::LogJson
+                | Key::DisableMetrics
+                | Key::ReusePort
+                | Key::ProxyProtocol
         ) {
             args.push(text.to_owned());
         }
@@ -315,6 +331,9 @@ fn every_setting_can_come_from_the_file() {
         cluster = "redis://10.0.0.5:6380/2"
         cluster_node_timeout = "40s"
         reuse_port = true
+        shards = 3
+        trusted_proxies = ["10.0.0.0/8", "127.0.0.1"]
+        proxy_protocol = true
         "#,
     );
     assert_eq!(serve(&["--config", file.arg()], &[]), custom());
@@ -533,25 +552,6 @@ fn leave_grace_above_an_hour_is_refused_with_vigil_cores_message() {
 }
 
 #[test]
-fn max_connections_is_between_1_and_19900() {
-    const WHY: &str = "is outside 1..=19900; each process may hold at most 20,000 open \
-                       files; run several processes";
-    check_refused(
-        &["--max-connections", "0"],
-        &[],
-        &[&format!("--max-connections: 0 {WHY}")],
-    );
-    check_refused(
-        &[],
-        &[("VIGIL_MAX_CONNECTIONS", "19901")],
-        &[&format!("VIGIL_MAX_CONNECTIONS: 19901 {WHY}")],
-    );
-    for fits in ["1", "19900"] {
-        serve(&["--max-connections", fits], &[]);
-    }
-}
-
-#[test]
 fn a_cluster_needs_a_redis_url_and_a_sane_node_timeout() {
     const EXPECTED: &str = "expected redis://HOST:PORT/DB, or rediss:// for TLS";
     check_refused(
@@ -683,8 +683,8 @@ fn every_problem_is_reported_at_once_flags_then_environment_then_file_then_limit
                 file.arg()
             ),
             &format!(
-                "max_connections in {}: 0 is outside 1..=19900; each process may hold at \
-                 most 20,000 open files; run several processes",
+                "max_connections in {}: 0 would refuse every client; leave it unset for as many \
+                 as the open-file limit allows",
                 file.arg()
             ),
             "listen address 0.0.0.0:1 is not loopback and no jwt_secret is configured; \
@@ -736,7 +736,7 @@ fn check_config_explains_each_problem_in_a_file() {
         heartbeat-interval = "20s"
         heartbeat_timeout = "200ms"
         max_message_bytes = -1
-        max_connections = 25_000
+        max_connections = 0
         leave_grace = "2h"
         [heartbeat]
         jitter = 0.1
@@ -745,7 +745,8 @@ fn check_config_explains_each_problem_in_a_file() {
             "unknown setting `heartbeat` in {file}; the settings are: listen, \
              allow_insecure_public, jwt_secret, api_key, heartbeat_interval, heartbeat_timeout, \
              heartbeat_jitter, leave_grace, max_connections, max_connections_per_ip, max_message_bytes, \
-             max_channels_per_connection, allowed_origins, shutdown_deadline, reuse_port, \
+             max_channels_per_connection, allowed_origins, shutdown_deadline, shards, reuse_port, \
+             trusted_proxies, proxy_protocol, \
              cluster, cluster_node_timeout, disable_metrics, log_json",
             "unknown setting `heartbeat-interval` in {file}; did you mean `heartbeat_interval`?",
             "max_message_bytes in {file}: -1 is negative; expected a whole number, such as 100",
@@ -754,8 +755,8 @@ fn check_config_explains_each_problem_in_a_file() {
             "presence leave_grace is 7200s, above the limit of 3600s: a user who vanished \
              would be shown online that long; check the unit (a few seconds is enough to \
              hide a page reload)",
-            "max_connections in {file}: 25000 is outside 1..=19900; each process may hold at \
-             most 20,000 open files; run several processes",
+            "max_connections in {file}: 0 would refuse every client; leave it unset for as many \
+             as the open-file limit allows",
             "listen address 0.0.0.0:8080 is not loopback and no jwt_secret is configured; \
              refusing to accept anonymous connections on a public address: set \
              VIGIL_JWT_SECRET or pass --allow-insecure-public",
@@ -837,32 +838,4 @@ fn an_allowed_origin_must_be_scheme_host_and_port_only() {
     );
 }
 
-#[test]
-fn the_connection_limit_follows_the_open_file_limit() {
-    let unset = Settings::default();
-    assert_eq!(unset.connection_limit(Some(20_000)).ok(), Some(19_900));
-    assert_eq!(unset.connection_limit(Some(1_024)).ok(), Some(924));
-    assert_eq!(unset.connection_limit(Some(1_000_000)).ok(), Some(19_900));
-    assert_eq!(unset.connection_limit(None).ok(), Some(19_900));
-    assert_eq!(
-        unset
-            .connection_limit(Some(100))
-            .map_err(|e| e.to_string())
-            .expect_err("no room"),
-        "this process may open only 100 files (`ulimit -n`); vigil needs more than 100: raise \
-         the limit"
-    );
-    let chosen = Settings {
-        max_connections: Some(5_000),
-        ..Settings::default()
-    };
-    assert_eq!(chosen.connection_limit(Some(20_000)).ok(), Some(5_000));
-    assert_eq!(
-        chosen
-            .connection_limit(Some(1_024))
-            .map_err(|e| e.to_string())
-            .expect_err("too few files"),
-        "max_connections is 5000: that many connections need 5100 open files, but this process \
-         may open only 1024 (`ulimit -n`); raise the limit or lower max_connections"
-    );
-}
+mod host;

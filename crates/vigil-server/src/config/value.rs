@@ -1,7 +1,9 @@
 //! Turning what the user wrote, text from a flag or variable or a TOML value,
 //! into a setting's type, with the humane duration syntax ("20s", "500ms").
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
 use std::time::Duration;
 
 /// A value as one layer holds it, before it is given its type.
@@ -153,6 +155,46 @@ fn parse_origin(text: &str) -> Result<String, Problem> {
         return Err("has an entry that is not just scheme://host[:port]");
     }
     Ok(text.to_ascii_lowercase())
+}
+
+/// `trusted_proxies`: CIDRs (`10.0.0.0/8`, `fd00::/8`) or single addresses,
+/// comma-separated in a flag or variable, an array of strings in the file.
+impl SettingValue for Vec<IpNet> {
+    const EXPECTED: &'static str = "IP networks such as 10.0.0.0/8 or 127.0.0.1 (CIDR or a single \
+         address, comma-separated in a flag or variable, an array of strings in the file)";
+
+    fn from_text(text: &str) -> Result<Self, Problem> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(parse_network)
+            .collect()
+    }
+
+    fn from_toml(value: &toml::Value) -> Result<Self, Problem> {
+        match value {
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|item| {
+                    item.as_str()
+                        .ok_or("has an entry that is not a string")
+                        .and_then(parse_network)
+                })
+                .collect(),
+            toml::Value::String(text) => Self::from_text(text),
+            other => Err(type_problem(other)),
+        }
+    }
+}
+
+/// A CIDR, or one address as the network holding only it.
+fn parse_network(text: &str) -> Result<IpNet, Problem> {
+    if let Ok(network) = text.parse::<IpNet>() {
+        return Ok(network.trunc());
+    }
+    text.parse::<IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| "has an entry that is neither an IP network (CIDR) nor an IP address")
 }
 
 impl SettingValue for Duration {

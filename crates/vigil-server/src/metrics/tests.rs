@@ -159,7 +159,7 @@ fn rejected(reason: &str) -> String {
 }
 
 /// Every rejection reason with `value`.
-fn rejections(value: u64) -> [(&'static str, u64); 7] {
+fn rejections(value: u64) -> [(&'static str, u64); crate::rejections::Rejection::ALL.len()] {
     crate::rejections::Rejection::ALL.map(|rejection| (rejection.label(), value))
 }
 
@@ -247,6 +247,7 @@ fn values_match_the_inputs() {
             (&rejected("draining"), 205),
             (&rejected("bad_handshake"), 206),
             (&rejected("handshake_timeout"), 207),
+            (&rejected("bad_proxy_header"), 208),
         ],
     );
 }
