@@ -15,6 +15,8 @@ pub struct Bystanders {
     clients: Vec<WsClient>,
     users: BTreeSet<String>,
     channel: String,
+    /// Channel messages (`"type":"message"`) received while listening.
+    messages: Vec<Value>,
 }
 
 impl Bystanders {
@@ -45,39 +47,67 @@ impl Bystanders {
             clients,
             users,
             channel: channel.to_owned(),
+            messages: Vec::new(),
         }
     }
 
     /// Reads what every bystander receives (answering pings) for `window`,
-    /// a slice at a time; panics if the server closes one of them.
-    #[track_caller]
+    /// a slice at a time, keeping the channel messages. A bystander the
+    /// server closed fails the next [`Bystanders::assert_healthy`].
     pub fn listen(&mut self, window: Duration) {
         let deadline = Instant::now() + window;
         // Short, so that a sweep over 50 bystanders answers every ping in
         // a fraction of the shortest heartbeat timeout.
         let slice = Duration::from_millis(2);
         while Instant::now() < deadline {
-            for (index, client) in self.clients.iter_mut().enumerate() {
-                if let Some((code, reason)) = client.next_close(slice) {
-                    panic!("bystander {index} was closed: {code} {reason:?}");
+            for client in &mut self.clients {
+                while let Some(event) = client.try_next_json_within(slice) {
+                    if event["type"] == "message" {
+                        self.messages.push(event);
+                    }
                 }
             }
         }
     }
 
-    /// Sends every bystander a `ping` request and waits for each answer:
+    /// The channel messages received while listening.
+    pub fn messages(&self) -> &[Value] {
+        &self.messages
+    }
+
+    /// Sends every bystander a `ping` request at once and reads them all
+    /// (answering the server's pings meanwhile) until each has its answer:
     /// the slowest round trip. Panics if one goes unanswered for 10 s.
     #[track_caller]
     pub fn slowest_round_trip(&mut self) -> Duration {
-        let mut slowest = Duration::ZERO;
+        let asked = Instant::now();
         for (index, client) in self.clients.iter_mut().enumerate() {
-            let asked = Instant::now();
             client.send_json(&format!(r#"{{"op":"ping","id":"probe-{index}"}}"#));
-            reply_to(client, &format!("probe-{index}"), Duration::from_secs(10))
-                .unwrap_or_else(|| panic!("bystander {index}: no answer to a ping request"));
-            slowest = slowest.max(asked.elapsed());
         }
-        slowest
+        let mut answered: Vec<Option<Duration>> = vec![None; self.clients.len()];
+        let slice = Duration::from_millis(2);
+        while answered.iter().any(Option::is_none) {
+            assert!(
+                asked.elapsed() < Duration::from_secs(10),
+                "bystanders {:?} got no answer to a ping request in 10 s",
+                answered
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, rtt)| rtt.is_none())
+                    .map(|(index, _)| index)
+                    .collect::<Vec<_>>()
+            );
+            for (index, client) in self.clients.iter_mut().enumerate() {
+                while let Some(event) = client.try_next_json_within(slice) {
+                    if event["id"] == format!("probe-{index}") {
+                        answered[index] = Some(asked.elapsed());
+                    } else if event["type"] == "message" {
+                        self.messages.push(event);
+                    }
+                }
+            }
+        }
+        answered.into_iter().flatten().max().unwrap_or_default()
     }
 
     /// Each bystander is connected, has answered at least `min_pings` of

@@ -5,11 +5,13 @@
 //! xtask test` runs first); a missing binary is a failure, never a skip.
 
 mod bystanders;
+mod flooder;
 mod process;
 mod redis;
 mod ws_client;
 
 pub use bystanders::Bystanders;
+pub use flooder::Flooder;
 pub use process::ServerProcess;
 pub use redis::RedisProcess;
 

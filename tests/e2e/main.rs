@@ -2,8 +2,10 @@
 //! --workspace --bins` (`cargo xtask test` builds them first) and checks what
 //! a user would see.
 
+mod authorization;
 mod cli;
 mod dashboard;
+mod fairness;
 mod files;
 mod observability;
 mod proxies;

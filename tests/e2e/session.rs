@@ -126,7 +126,7 @@ fn sigterm_closes_clients_with_1001_and_exits_cleanly() {
     assert!(status.success(), "{status:?}");
 }
 
-fn token(claims: serde_json::Value) -> String {
+pub(crate) fn token(claims: serde_json::Value) -> String {
     jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),
         &claims,
@@ -135,7 +135,7 @@ fn token(claims: serde_json::Value) -> String {
     .expect("encodes")
 }
 
-fn in_an_hour() -> u64 {
+pub(crate) fn in_an_hour() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("after 1970")

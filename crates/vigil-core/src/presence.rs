@@ -280,6 +280,13 @@ impl Presence {
         true
     }
 
+    /// The payload [`set_last_will`](Self::set_last_will) stored for
+    /// `conn`, if any.
+    #[must_use]
+    pub fn last_will(&self, conn: ConnId) -> Option<&Arc<str>> {
+        self.conns.get(&conn)?.will.as_ref()
+    }
+
     /// Forgets `conn`. In every channel where it was its user's last
     /// connection, the user's leave is scheduled at `now + leave_grace` (or
     /// announced at once if the grace is zero). An abnormal departure

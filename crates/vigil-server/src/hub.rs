@@ -162,6 +162,13 @@ impl Hub {
         }
         remove_member(&mut state, channel, id.0);
         state.metas.remove(&(id.0, Arc::from(channel)));
+        let will_here = state.presence.last_will(id).is_some_and(|payload| {
+            serde_json::from_str::<Value>(payload)
+                .is_ok_and(|will| will["channel"].as_str() == Some(channel))
+        });
+        if will_here {
+            state.presence.set_last_will(id, None);
+        }
         if let Some(user) = state.conns.get(&id.0).map(|(_, user)| Arc::clone(user)) {
             let change = state.local.left(channel, &user, false);
             state.announce(&Arc::from(channel), &user, change);
@@ -287,14 +294,27 @@ impl Hub {
         snapshot_json(channel, &self.state.lock().presence.members(channel))
     }
 
-    /// Stores (or, with `null`, clears) the connection's last will.
-    pub(crate) fn set_will(&self, conn: &Connection, channel: &str, data: &Value) {
+    /// Stores (or, with `null`, clears) the connection's last will, for a
+    /// channel it has joined: a will speaks to the members of a channel
+    /// its author is in, and is dropped when its author leaves it.
+    pub(crate) fn set_will(
+        &self,
+        conn: &Connection,
+        channel: &str,
+        data: &Value,
+    ) -> Result<(), Refusal> {
+        let mut state = self.state.lock();
+        let id = ConnId(conn.id().0);
+        if !data.is_null() && !state.presence.channels_of(id).any(|c| c == channel) {
+            return Err((
+                ErrorCode::NotJoined,
+                format!("a last will goes to a channel you joined; join {channel:?} first"),
+            ));
+        }
         let will = (!data.is_null())
             .then(|| Arc::from(json!({"channel": channel, "data": data}).to_string()));
-        self.state
-            .lock()
-            .presence
-            .set_last_will(ConnId(conn.id().0), will);
+        state.presence.set_last_will(id, will);
+        Ok(())
     }
 
     /// The connection ended; `abnormal` publishes its last will.

@@ -126,9 +126,13 @@ impl Sessions {
                 fields.insert("delivered".into(), delivered.into());
             }
             Request::Presence { channel, .. } => {
+                self.allowed(conn, channel)?;
                 fields.insert("presence".into(), self.hub.presence(channel));
             }
-            Request::SetWill { channel, data, .. } => self.hub.set_will(conn, channel, data),
+            Request::SetWill { channel, data, .. } => {
+                self.allowed(conn, channel)?;
+                self.hub.set_will(conn, channel, data)?;
+            }
             Request::Ping { id } => return Ok(protocol::pong(id.as_ref())),
         }
         Ok(protocol::reply(request.id(), fields))

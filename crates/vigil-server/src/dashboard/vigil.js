@@ -272,6 +272,8 @@ export class VigilClient extends EventTarget {
     const entry = this.#channels.get(channel);
     if (!entry) return Promise.resolve();
     this.#channels.delete(channel);
+    // The server drops a will whose channel its author leaves.
+    if (this.#will !== null && this.#will.channel === channel) this.#will = null;
     for (const waiter of entry.waiters.splice(0)) {
       waiter.reject(new VigilError("left", `left ${channel} before it was joined`));
     }

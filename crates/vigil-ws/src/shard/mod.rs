@@ -103,6 +103,11 @@ impl ShardShared {
         }
     }
 
+    /// Whether ready sockets or commands wait for the shard.
+    fn has_work(&self) -> bool {
+        !self.ready.is_empty() || self.pending_commands.load(Ordering::Acquire) > 0
+    }
+
     /// Live connections on this shard.
     pub(crate) fn connections(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
@@ -226,14 +231,35 @@ impl Shard {
         }
     }
 
+    /// The shard's loop. Fairness rests on two rules:
+    /// - The loop never runs two passes without giving the runtime a
+    ///   chance to poll the reactor: tokio learns which sockets became
+    ///   readable only then, and a connection that keeps refilling its
+    ///   read budget (it re-queues itself) would otherwise keep the loop
+    ///   busy with it alone while every other socket's readiness went
+    ///   unseen (issue #12: one flooding connection starved a shard).
+    /// - Timers are judged only right after such a poll and a pass over
+    ///   every socket it found ready, so no peer is judged on readiness
+    ///   the reactor has not delivered yet.
     async fn run(mut self) {
         loop {
-            // Read what the sockets hold before any timer judges a peer.
             self.apply_commands();
             self.serve_ready();
-            self.serve_timers();
+            if self.timers_due() {
+                // Read what the sockets hold before any timer judges a peer.
+                tokio::task::yield_now().await;
+                self.apply_commands();
+                self.serve_ready();
+                self.serve_timers();
+            }
             if self.shutting_down && self.scratch.shared.connections() == 0 {
                 break;
+            }
+            if self.scratch.shared.has_work() {
+                // Work queued during the pass (a connection that spent its
+                // budget, a command): take it after the reactor's news.
+                tokio::task::yield_now().await;
+                continue;
             }
             let next = self
                 .wheel
@@ -311,6 +337,13 @@ impl Shard {
             self.serve(key, |conn, scratch| conn.on_io(now, scratch));
         }
         self.ready = ready;
+    }
+
+    /// Whether a wheel tick has passed that has not been served.
+    fn timers_due(&self) -> bool {
+        self.wheel
+            .next_tick()
+            .is_some_and(|tick| self.wheel.instant_of(tick) <= Self::now())
     }
 
     fn serve_timers(&mut self) {

@@ -17,6 +17,11 @@ impl WakeQueue {
         keys.len() == 1
     }
 
+    /// Whether no key is queued.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.keys.lock().is_empty()
+    }
+
     /// Moves every queued key into `out`.
     pub(crate) fn take_into(&self, out: &mut Vec<u32>) {
         std::mem::swap(out, &mut self.keys.lock());
