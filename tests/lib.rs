@@ -44,8 +44,32 @@ pub fn http_request(
     bearer: Option<&str>,
     body: &str,
 ) -> String {
+    request_on(
+        std::net::TcpStream::connect(addr).expect("connect"),
+        addr,
+        method,
+        path,
+        bearer,
+        body,
+    )
+}
+
+/// `GET path` from the loopback address `source` (127.0.0.2, ...).
+#[track_caller]
+pub fn http_get_from(source: std::net::IpAddr, addr: std::net::SocketAddr, path: &str) -> String {
+    request_on(connect_from(source, addr), addr, "GET", path, None, "")
+}
+
+#[track_caller]
+fn request_on(
+    mut stream: std::net::TcpStream,
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: &str,
+) -> String {
     use std::io::Write;
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
     stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
     let auth = bearer
         .map(|key| format!("Authorization: Bearer {key}\r\n"))
@@ -60,7 +84,7 @@ pub fn http_request(
     stream.read_to_string(&mut response).expect("response");
     response
 }
-pub use ws_client::WsClient;
+pub use ws_client::{WsClient, connect_from};
 
 use std::{
     env,

@@ -44,7 +44,27 @@ impl WsClient {
         path: &str,
         headers: &[(&str, &str)],
     ) -> Result<Self, String> {
-        let mut stream = TcpStream::connect(addr).expect("connect");
+        let stream = TcpStream::connect(addr).expect("connect");
+        Self::handshake(stream, addr, prefix, path, headers)
+    }
+
+    /// Connects from the loopback address `source` (127.0.0.2, ...), so
+    /// the server sees another client address.
+    #[track_caller]
+    pub fn connect_from(source: std::net::IpAddr, addr: SocketAddr) -> Self {
+        let stream = connect_from(source, addr);
+        Self::handshake(stream, addr, b"", "/ws", &[])
+            .unwrap_or_else(|refusal| panic!("not upgraded: {refusal}"))
+    }
+
+    #[track_caller]
+    fn handshake(
+        mut stream: TcpStream,
+        addr: SocketAddr,
+        prefix: &[u8],
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Self, String> {
         let extra: String = headers
             .iter()
             .map(|(k, v)| format!("{k}: {v}\r\n"))
@@ -236,4 +256,20 @@ impl WsClient {
             }
         }
     }
+}
+
+/// A TCP connection to `addr` from the local address `source` (any port).
+#[track_caller]
+pub fn connect_from(source: std::net::IpAddr, addr: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .expect("a socket");
+    socket
+        .bind(&SocketAddr::new(source, 0).into())
+        .expect("bind to the source address");
+    socket.connect(&addr.into()).expect("connect");
+    socket.into()
 }

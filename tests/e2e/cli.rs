@@ -163,8 +163,8 @@ fn more_connections_than_the_file_limit_allows_is_refused_at_start() {
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     assert!(
         output.stderr.contains(
-            "max_connections is 5000: that many connections need 5100 open files, but this \
-             process may open only 1024"
+            "max_connections is 5000: that many connections, max_handshakes (1024) and 100 \
+             more need 6124 open files, but this process may open only 1024"
         ),
         "{output:?}"
     );

@@ -58,8 +58,8 @@ fn the_soft_file_limit_is_raised_to_the_hard_one_and_the_default_limit_follows()
     );
     let files: usize = hard.parse().expect("a number of files");
     assert!(
-        log.contains(&format!("max_connections={}", files - 100)),
-        "the default is the hard limit less 100 files: {log}"
+        log.contains(&format!("max_connections={}", files - 100 - 1024)),
+        "the default is the hard limit less 100 files and the 1,024 handshake places: {log}"
     );
     // A limit the process cannot hold is refused, naming the real limit.
     let asked = (files + 1).to_string();
@@ -79,12 +79,31 @@ fn the_soft_file_limit_is_raised_to_the_hard_one_and_the_default_limit_follows()
 fn out_of_descriptors_the_accept_loop_backs_off_logs_once_and_recovers() {
     let server = ServerProcess::start_with_file_limit(
         200,
-        &["--listen", "127.0.0.1:0", "--max-connections", "50"],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--max-connections",
+            "50",
+            "--max-handshakes",
+            "40",
+        ],
     );
     server.log_lines(Duration::ZERO);
-    // Connections that never send a request each hold a descriptor in the
-    // server until the handshake timeout (10 s); 300 exhaust its 200.
-    let idle: Vec<TcpStream> = (0..300)
+    // vigil's own limits fit its 200 files, so it can only run out when
+    // the limit shrinks under it (or something else holds files): lower it
+    // to 4 more than it holds now. Connections that never send a request
+    // each hold a descriptor until the handshake timeout (10 s), up to 8
+    // from one address (a sixteenth of 40, at least 8): more than 4.
+    let open = std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
+        .expect("/proc/PID/fd")
+        .count();
+    let lowered = std::process::Command::new("prlimit")
+        .arg(format!("--pid={}", server.pid()))
+        .arg(format!("--nofile={0}:{0}", open + 4))
+        .status()
+        .expect("prlimit (util-linux)");
+    assert!(lowered.success(), "prlimit failed: {lowered:?}");
+    let idle: Vec<TcpStream> = (0..20)
         .map(|_| TcpStream::connect(server.addr()).expect("the kernel accepts into the backlog"))
         .collect();
     let before = cpu_seconds(server.pid());

@@ -109,6 +109,8 @@ pub(crate) struct Settings {
     pub trusted_proxies: Vec<IpNet>,
     /// Every connection starts with a PROXY protocol header.
     pub proxy_protocol: bool,
+    /// Sockets in their HTTP phase at once (see [`Settings::handshakes_per_ip`]).
+    pub max_handshakes: usize,
 }
 
 impl Default for Settings {
@@ -136,6 +138,7 @@ impl Default for Settings {
             shards: None,
             trusted_proxies: Vec::new(),
             proxy_protocol: false,
+            max_handshakes: 1024,
         }
     }
 }
@@ -148,20 +151,31 @@ impl Settings {
     /// its soft limit to the hard one before asking (see `files.rs`).
     pub(crate) fn connection_limit(&self, open_files: Option<u64>) -> Result<usize, ConfigError> {
         let limit = open_files.map(|files| usize::try_from(files).unwrap_or(usize::MAX));
+        // Sockets still in their HTTP phase hold files too.
+        let reserved = FILE_HEADROOM.saturating_add(self.max_handshakes);
         match (self.max_connections, limit) {
-            (Some(value), Some(files)) if value.saturating_add(FILE_HEADROOM) > files => {
+            (Some(value), Some(files)) if value.saturating_add(reserved) > files => {
                 Err(ConfigError::FileLimit {
                     value,
+                    handshakes: self.max_handshakes,
                     limit: open_files.unwrap_or_default(),
                 })
             }
             (Some(value), _) => Ok(value),
-            (None, Some(files)) if files <= FILE_HEADROOM => Err(ConfigError::FileLimitTooLow {
+            (None, Some(files)) if files <= reserved => Err(ConfigError::FileLimitTooLow {
+                handshakes: self.max_handshakes,
                 limit: open_files.unwrap_or_default(),
             }),
-            (None, Some(files)) => Ok(files - FILE_HEADROOM),
+            (None, Some(files)) => Ok(files - reserved),
             (None, None) => Ok(usize::MAX),
         }
+    }
+
+    /// Sockets one client address may hold in their HTTP phase: a
+    /// sixteenth of `max_handshakes`, at least 8, so that no single
+    /// address (a slowloris) takes every place.
+    pub(crate) fn handshakes_per_ip(&self) -> usize {
+        (self.max_handshakes / 16).max(8).min(self.max_handshakes)
     }
 
     /// How many connection shards to run: `shards` if set, else one per
@@ -210,6 +224,7 @@ impl fmt::Debug for Settings {
             .field("shards", &self.shards)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("proxy_protocol", &self.proxy_protocol)
+            .field("max_handshakes", &self.max_handshakes)
             .finish()
     }
 }
@@ -345,6 +360,13 @@ fn validate(settings: &Settings, partial: &Partial, problems: &mut Vec<ConfigErr
             Key::MaxChannelsPerConnection,
             settings.max_channels_per_connection.to_string(),
             format!("1..={MAX_CHANNELS_LIMIT}"),
+        );
+    }
+    if settings.max_handshakes == 0 {
+        out_of_range(
+            Key::MaxHandshakes,
+            "0".to_owned(),
+            "1.. (a limit of none would refuse everyone)".to_owned(),
         );
     }
     if settings.max_connections_per_ip == 0 {

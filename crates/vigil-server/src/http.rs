@@ -1,6 +1,7 @@
 //! The HTTP side of the server: health and readiness probes, and the
 //! WebSocket endpoint (with its connection limit), on hyper's http1.
 
+use crate::admission::LimitReached;
 use crate::auth::{Auth, Refused, SUBPROTOCOL};
 use crate::hub::Hub;
 use crate::metrics::{self, ServerStats};
@@ -18,7 +19,8 @@ use vigil_ws::{HeartbeatMode, WsServer};
 /// What every HTTP request can reach.
 pub(crate) struct App {
     pub(crate) ws: WsServer,
-    pub(crate) max_connections: usize,
+    /// `max_connections` and `max_connections_per_ip`, held per connection.
+    pub(crate) admission: Arc<crate::admission::Admission>,
     /// False once shutdown began: `/readyz` says so, `/ws` refuses.
     pub(crate) ready: AtomicBool,
     pub(crate) auth: Auth,
@@ -26,7 +28,6 @@ pub(crate) struct App {
     pub(crate) hub: Arc<Hub>,
     pub(crate) api_key: Option<String>,
     pub(crate) max_body: usize,
-    pub(crate) max_per_ip: usize,
     /// Proxies whose forwarding headers name the client.
     pub(crate) trusted_proxies: crate::proxy::TrustedProxies,
     /// Whether anonymous clients may come from anywhere
@@ -159,21 +160,6 @@ fn upgrade(app: &App, client: IpAddr, request: &mut Request<Incoming>) -> Respon
             unavailable("shutting down; reconnect to another server\n", 5),
         );
     }
-    if app.ws.connections() >= app.max_connections {
-        return refuse(
-            Rejection::ConnectionLimit,
-            unavailable("connection limit reached; try again later\n", 10),
-        );
-    }
-    if app.sessions.connections_from(client) >= app.max_per_ip {
-        return refuse(
-            Rejection::PerIpLimit,
-            text(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many connections from your address; close some first\n",
-            ),
-        );
-    }
     let identity = match app.auth.identify(request) {
         Ok(identity) if identity.is_anonymous() && !app.anonymous_allowed_from(client) => {
             let mut response = Response::new(Full::new(Bytes::from(format!(
@@ -204,14 +190,40 @@ fn upgrade(app: &App, client: IpAddr, request: &mut Request<Incoming>) -> Respon
             );
         }
     };
+    // Counted against both limits now, before the 101 exists: a burst of
+    // handshakes cannot all pass a check made before any of them counts.
+    let ticket = match app.admission.admit(client) {
+        Ok(ticket) => ticket,
+        Err(LimitReached::Server) => {
+            return refuse(
+                Rejection::ConnectionLimit,
+                unavailable("connection limit reached; try again later\n", 10),
+            );
+        }
+        Err(LimitReached::Address) => {
+            return refuse(
+                Rejection::PerIpLimit,
+                text(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many connections from your address; close some first\n",
+                ),
+            );
+        }
+    };
     let offered = vigil_ws::upgrade::offered_protocols(request).any(|p| p == SUBPROTOCOL);
     match app
         .ws
         .upgrade_with_mode(request, offered.then_some(SUBPROTOCOL), mode)
     {
         Ok((response, id)) => {
-            let ip = client;
-            app.sessions.expect(id.0, Arrival { identity, ip, mode });
+            app.sessions.expect(
+                id.0,
+                Arrival {
+                    identity,
+                    ticket,
+                    mode,
+                },
+            );
             response
         }
         Err(error) => refuse(Rejection::BadHandshake, error.into_response()),

@@ -6,6 +6,7 @@
 //! `/metrics`. This file is the process: settings, logs, the accept loop
 //! and the graceful shutdown; [`http`] routes each request.
 
+mod admission;
 mod api;
 mod auth;
 mod cluster;
@@ -179,7 +180,7 @@ fn serve(settings: config::Settings, max_connections: usize) -> Result<()> {
     .context("cannot start the WebSocket shards")?;
     let app = Arc::new(http::App {
         ws: ws.clone(),
-        max_connections,
+        admission: admission::Admission::new(max_connections, settings.max_connections_per_ip),
         ready: AtomicBool::new(true),
         auth: auth::Auth::new(&token_secret, settings.allowed_origins.clone()),
         serve_metrics: !settings.disable_metrics,
@@ -188,7 +189,6 @@ fn serve(settings: config::Settings, max_connections: usize) -> Result<()> {
         hub: Arc::clone(&hub),
         api_key: settings.api_key.clone(),
         max_body: settings.max_message_bytes,
-        max_per_ip: settings.max_connections_per_ip,
         trusted_proxies: proxy::TrustedProxies::new(settings.trusted_proxies.clone()),
         anonymous_from_anywhere: settings.allow_insecure_public,
         cluster: cluster.as_ref().map(|(_, _, status)| Arc::clone(status)),
@@ -222,6 +222,8 @@ fn serve(settings: config::Settings, max_connections: usize) -> Result<()> {
         let shutdown = shutdown_signal();
         tokio::pin!(shutdown);
         let mut accept_errors = AcceptErrors::default();
+        let handshakes =
+            admission::Admission::new(settings.max_handshakes, settings.handshakes_per_ip());
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
@@ -235,10 +237,24 @@ fn serve(settings: config::Settings, max_connections: usize) -> Result<()> {
                     continue;
                 }
             };
-            accept_errors.succeeded();
+            accept_errors.succeeded(tokio::time::Instant::now());
+            // A socket in its HTTP phase holds a place until its request is
+            // answered or upgraded: trickling clients (slowloris) cannot
+            // hold every file, and one address cannot hold every place.
+            let place = if settings.proxy_protocol || app.trusted_proxies.contains(peer.ip()) {
+                handshakes.admit_unlimited_address()
+            } else {
+                handshakes.admit(peer.ip())
+            };
+            let Ok(place) = place else {
+                app.rejections.count(rejections::Rejection::HandshakeLimit);
+                refuse_at_once(stream);
+                continue;
+            };
             let app = Arc::clone(&app);
             let proxy_protocol = settings.proxy_protocol;
             tokio::spawn(async move {
+                let _place = place;
                 let peer = if proxy_protocol {
                     match proxied_peer(&mut stream, peer, &app.rejections).await {
                         Some(client) => client,
@@ -289,6 +305,16 @@ fn serve(settings: config::Settings, max_connections: usize) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// Answers a socket over the handshake bound with 503 and closes it,
+/// without waiting for its request: it must not hold a file for long.
+fn refuse_at_once(stream: tokio::net::TcpStream) {
+    const ANSWER: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\n\
+        content-type: text/plain; charset=utf-8\r\ncontent-length: 67\r\n\
+        connection: close\r\n\r\ntoo many connections are in their handshake; try again in a second\n";
+    // One non-blocking write: the answer fits in any socket's send buffer.
+    let _ = stream.try_write(ANSWER);
 }
 
 /// The client a PROXY protocol header at the start of `stream` names
@@ -360,9 +386,15 @@ impl AcceptErrors {
         }
     }
 
-    /// An accept worked again: the failures not yet logged are reported.
-    fn succeeded(&mut self) {
-        if self.unlogged > 0 {
+    /// An accept worked again: the failures not yet logged are reported,
+    /// at most once per interval too (a process at its limit alternates
+    /// between failing and succeeding).
+    fn succeeded(&mut self, now: tokio::time::Instant) {
+        let due = self
+            .last_logged
+            .is_none_or(|at| now.duration_since(at) >= ACCEPT_ERROR_LOG_INTERVAL);
+        if self.unlogged > 0 && due {
+            self.last_logged = Some(now);
             tracing::warn!(
                 failures = self.unlogged,
                 "accepting again after failures not logged yet"

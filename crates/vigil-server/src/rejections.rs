@@ -24,11 +24,14 @@ pub(crate) enum Rejection {
     /// 400: `--proxy-protocol` is on and the connection did not start with
     /// a valid PROXY protocol header.
     BadProxyHeader,
+    /// 503 at once: `max_handshakes` sockets (or an address's share of
+    /// them) are in their HTTP phase already.
+    HandshakeLimit,
 }
 
 impl Rejection {
     /// Every reason, in declaration order (the order of the series).
-    pub(crate) const ALL: [Self; 8] = [
+    pub(crate) const ALL: [Self; 9] = [
         Self::Unauthorized,
         Self::ForbiddenOrigin,
         Self::PerIpLimit,
@@ -37,6 +40,7 @@ impl Rejection {
         Self::BadHandshake,
         Self::HandshakeTimeout,
         Self::BadProxyHeader,
+        Self::HandshakeLimit,
     ];
 
     /// The `reason` label.
@@ -50,6 +54,7 @@ impl Rejection {
             Self::BadHandshake => "bad_handshake",
             Self::HandshakeTimeout => "handshake_timeout",
             Self::BadProxyHeader => "bad_proxy_header",
+            Self::HandshakeLimit => "handshake_limit",
         }
     }
 }

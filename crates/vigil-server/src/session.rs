@@ -1,11 +1,11 @@
 //! What the server does with each WebSocket connection: greet it, answer its
 //! requests through the hub, and clean up after it. The vigil-ws handler.
 
+use crate::admission::Ticket;
 use crate::auth::Identity;
 use crate::hub::Hub;
 use crate::protocol::{self, ErrorCode, Request};
 use serde_json::{Map, Value, json};
-use std::net::IpAddr;
 use std::sync::Arc;
 use vigil_ws::{CloseReason, Connection, Handler, HeartbeatMode, Message, WsConfig};
 
@@ -17,8 +17,9 @@ const MAX_ERRORS_IN_A_ROW: u32 = 20;
 #[derive(Debug)]
 pub(crate) struct Arrival {
     pub(crate) identity: Identity,
-    /// The client's address, for the per-IP limit.
-    pub(crate) ip: IpAddr,
+    /// The connection's place under the connection limits (server-wide
+    /// and per client address), held until it ends.
+    pub(crate) ticket: Ticket,
     /// How this connection is heartbeated (the client may ask).
     pub(crate) mode: HeartbeatMode,
 }
@@ -31,10 +32,8 @@ pub(crate) struct Sessions {
     errors: parking_lot::Mutex<std::collections::HashMap<u64, u32>>,
     /// Arrivals by connection id, until their connection opens.
     pending: parking_lot::Mutex<std::collections::BTreeMap<u64, Arrival>>,
-    /// Identities and addresses of open connections.
-    identities: parking_lot::Mutex<std::collections::HashMap<u64, (Identity, IpAddr)>>,
-    /// Open connections per client address.
-    per_ip: parking_lot::Mutex<std::collections::HashMap<IpAddr, usize>>,
+    /// Identities and admission tickets of open connections.
+    identities: parking_lot::Mutex<std::collections::HashMap<u64, (Identity, Ticket)>>,
     /// In a cluster, the start of this node's id (anonymous user ids).
     node: Option<Arc<str>>,
 }
@@ -62,14 +61,8 @@ impl Sessions {
             errors: parking_lot::Mutex::default(),
             pending: parking_lot::Mutex::default(),
             identities: parking_lot::Mutex::default(),
-            per_ip: parking_lot::Mutex::default(),
             node: node.map(|id| Arc::from(id.get(..8).unwrap_or(id))),
         }
-    }
-
-    /// Open connections from `ip`.
-    pub(crate) fn connections_from(&self, ip: IpAddr) -> usize {
-        self.per_ip.lock().get(&ip).copied().unwrap_or(0)
     }
 
     /// Remembers who connection `id` is, where it comes from and how it is
@@ -142,17 +135,21 @@ impl Sessions {
 impl Handler for Sessions {
     fn on_open(&self, conn: &Connection) {
         let id = conn.id().0;
-        let Arrival { identity, ip, mode } = self.pending.lock().remove(&id).unwrap_or(Arrival {
-            identity: Identity::default(),
-            ip: IpAddr::from([0, 0, 0, 0]),
-            mode: HeartbeatMode::Protocol,
-        });
+        let Some(Arrival {
+            identity,
+            ticket,
+            mode,
+        }) = self.pending.lock().remove(&id)
+        else {
+            // Only an upgrade that `http::upgrade` admitted opens here.
+            let _ = conn.close(1011, "unexpected connection");
+            return;
+        };
         let user = match &self.node {
             Some(node) if identity.is_anonymous() => Arc::from(format!("anon-{node}-{id}")),
             _ => identity.user_for(id),
         };
-        *self.per_ip.lock().entry(ip).or_insert(0) += 1;
-        self.identities.lock().insert(id, (identity, ip));
+        self.identities.lock().insert(id, (identity, ticket));
         self.hub.open(conn, Arc::clone(&user));
         let mut heartbeat = self.welcome.clone();
         heartbeat.insert("mode".into(), mode.as_str().into());
@@ -194,15 +191,16 @@ impl Handler for Sessions {
 
     fn on_close(&self, conn: &Connection, reason: CloseReason) {
         self.errors.lock().remove(&conn.id().0);
-        if let Some((_, ip)) = self.identities.lock().remove(&conn.id().0) {
-            let mut per_ip = self.per_ip.lock();
-            if let Some(count) = per_ip.get_mut(&ip) {
-                *count -= 1;
-                if *count == 0 {
-                    per_ip.remove(&ip);
-                }
-            }
-        }
+        // Dropping the ticket gives its place under the limits back.
+        let held = self.identities.lock().remove(&conn.id().0);
+        drop(held);
         self.hub.close(conn, reason.is_abnormal());
+    }
+
+    fn on_upgrade_failed(&self, id: vigil_ws::ConnId) {
+        // The client left between the 101 and the takeover: its place is
+        // free again.
+        let arrival = self.pending.lock().remove(&id.0);
+        drop(arrival);
     }
 }

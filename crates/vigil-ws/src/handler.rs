@@ -41,6 +41,14 @@ pub trait Handler: Send + Sync + 'static {
 
     /// The connection is over; its resources are already released.
     fn on_close(&self, conn: &Connection, reason: CloseReason);
+
+    /// The upgrade answered with connection id `id` never became a
+    /// connection (the client left before its socket was taken over, or
+    /// the server was shutting down): no `on_open` or `on_close` follows,
+    /// so whatever the application reserved for it can be released.
+    fn on_upgrade_failed(&self, id: ConnId) {
+        let _ = id;
+    }
 }
 
 /// Why a connection ended. Every close carries one, for the application,

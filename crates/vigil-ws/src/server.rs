@@ -37,6 +37,7 @@ struct Inner {
     next_id: AtomicU64,
     next_shard: AtomicUsize,
     upgrades_refused: AtomicU64,
+    handler: Arc<dyn Handler>,
 }
 
 impl Drop for Inner {
@@ -94,6 +95,7 @@ impl WsServer {
                 next_id: AtomicU64::new(1),
                 next_shard: AtomicUsize::new(0),
                 upgrades_refused: AtomicU64::new(0),
+                handler,
             }),
         })
     }
@@ -160,7 +162,9 @@ impl WsServer {
         let server = self.clone();
         tokio::spawn(async move {
             let Ok(upgraded) = on_upgrade.await else {
-                return; // the client went away during the handshake
+                // The client went away during the handshake.
+                server.inner.handler.on_upgrade_failed(id);
+                return;
             };
             let Ok(parts) = upgraded.downcast::<TokioIo<tokio::net::TcpStream>>() else {
                 // Not a plain TCP stream: nothing we can drive. Dropping it
@@ -169,12 +173,19 @@ impl WsServer {
                     .inner
                     .upgrades_refused
                     .fetch_add(1, Ordering::Relaxed);
+                server.inner.handler.on_upgrade_failed(id);
                 return;
             };
             // Copy the few bytes hyper read ahead so its buffer is freed.
             let leftover = Bytes::copy_from_slice(&parts.read_buf);
-            if let Ok(stream) = parts.io.into_inner().into_std() {
-                let _ = server.hand_over(stream, leftover, id, (Role::Server, mode));
+            let handed = parts
+                .io
+                .into_inner()
+                .into_std()
+                .map_err(|_| Error::ShutDown)
+                .and_then(|stream| server.hand_over(stream, leftover, id, (Role::Server, mode)));
+            if handed.is_err() {
+                server.inner.handler.on_upgrade_failed(id);
             }
         });
         Ok((response, id))

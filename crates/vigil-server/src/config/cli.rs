@@ -62,9 +62,13 @@ pub(super) struct Cli {
     #[arg(long, value_name = "DURATION")]
     leave_grace: Option<String>,
 
-    /// Open WebSocket connections at once; the process must be allowed that many open files plus 100 (vigil raises its soft limit to the hard one at start); over it clients get 503 with Retry-After
+    /// Open WebSocket connections at once; the process must be allowed that many open files plus max_handshakes plus 100 (vigil raises its soft limit to the hard one at start); over it clients get 503 with Retry-After
     #[arg(long, value_name = "N")]
     max_connections: Option<String>,
+
+    /// Sockets still in their HTTP phase (a handshake, an API request) at once; over it a new socket gets 503 at once. One address holds at most a sixteenth of them (at least 8), trusted proxies excepted
+    #[arg(long, value_name = "N")]
+    max_handshakes: Option<String>,
 
     /// Largest inbound message, whole, in bytes
     #[arg(long, value_name = "BYTES")]
@@ -153,6 +157,7 @@ impl Cli {
                 Key::MaxConnectionsPerIp,
                 self.max_connections_per_ip.clone(),
             ),
+            (Key::MaxHandshakes, self.max_handshakes.clone()),
             (Key::MaxMessageBytes, self.max_message_bytes.clone()),
             (
                 Key::MaxChannelsPerConnection,
@@ -209,7 +214,7 @@ pub(super) fn default_text(defaults: &Settings, key: Key) -> Option<String> {
         Key::LeaveGrace => format_duration(defaults.leave_grace),
         Key::MaxConnections => match defaults.max_connections {
             Some(value) => value.to_string(),
-            None => "the open-file limit less 100".to_owned(),
+            None => "the open-file limit less 100 and less max_handshakes".to_owned(),
         },
         Key::MaxMessageBytes => defaults.max_message_bytes.to_string(),
         Key::MaxChannelsPerConnection => defaults.max_channels_per_connection.to_string(),
@@ -227,5 +232,6 @@ pub(super) fn default_text(defaults: &Settings, key: Key) -> Option<String> {
         },
         Key::TrustedProxies => "none (headers ignored)".to_owned(),
         Key::ProxyProtocol => defaults.proxy_protocol.to_string(),
+        Key::MaxHandshakes => defaults.max_handshakes.to_string(),
     })
 }

@@ -77,18 +77,24 @@ pub(crate) enum ConfigError {
     MaxConnections { origin: Origin },
     /// The process may not open enough files for `max_connections`.
     #[error(
-        "max_connections is {value}: that many connections need {needed} open files, but this \
-         process may open only {limit} (its hard limit, `ulimit -Hn`); raise it (LimitNOFILE= \
-         in a systemd unit, `nofile` in /etc/security/limits.conf) or lower max_connections",
-        needed = value + FILE_HEADROOM
+        "max_connections is {value}: that many connections, max_handshakes ({handshakes}) and \
+         {FILE_HEADROOM} more need {needed} open files, but this process may open only {limit} \
+         (its hard limit, `ulimit -Hn`); raise it (LimitNOFILE= in a systemd unit, `nofile` in \
+         /etc/security/limits.conf) or lower max_connections",
+        needed = value + handshakes + FILE_HEADROOM
     )]
-    FileLimit { value: usize, limit: u64 },
+    FileLimit {
+        value: usize,
+        handshakes: usize,
+        limit: u64,
+    },
     /// The open-file limit leaves no room for connections at all.
     #[error(
         "this process may open only {limit} files (its hard limit, `ulimit -Hn`); vigil needs \
-         more than {FILE_HEADROOM}: raise the limit"
+         more than max_handshakes ({handshakes}) + {FILE_HEADROOM}: raise the limit or lower \
+         max_handshakes"
     )]
-    FileLimitTooLow { limit: u64 },
+    FileLimitTooLow { handshakes: usize, limit: u64 },
     /// A number or duration outside its range.
     #[error("{origin}: {value} is outside {allowed}")]
     OutOfRange {

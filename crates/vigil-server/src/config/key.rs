@@ -31,11 +31,12 @@ pub(crate) enum Key {
     Shards,
     TrustedProxies,
     ProxyProtocol,
+    MaxHandshakes,
 }
 
 impl Key {
     /// Every setting, in the order `--help` lists them.
-    pub(crate) const ALL: [Self; 22] = [
+    pub(crate) const ALL: [Self; 23] = [
         Self::Listen,
         Self::AllowInsecurePublic,
         Self::JwtSecret,
@@ -46,6 +47,7 @@ impl Key {
         Self::LeaveGrace,
         Self::MaxConnections,
         Self::MaxConnectionsPerIp,
+        Self::MaxHandshakes,
         Self::MaxMessageBytes,
         Self::MaxChannelsPerConnection,
         Self::AllowedOrigins,
@@ -85,6 +87,7 @@ impl Key {
             Self::Shards => "shards",
             Self::TrustedProxies => "trusted_proxies",
             Self::ProxyProtocol => "proxy_protocol",
+            Self::MaxHandshakes => "max_handshakes",
         }
     }
 
@@ -114,6 +117,7 @@ impl Key {
             Self::Shards => "VIGIL_SHARDS",
             Self::TrustedProxies => "VIGIL_TRUSTED_PROXIES",
             Self::ProxyProtocol => "VIGIL_PROXY_PROTOCOL",
+            Self::MaxHandshakes => "VIGIL_MAX_HANDSHAKES",
         }
     }
 

@@ -38,6 +38,7 @@ pub(super) struct Partial {
     shards: Option<usize>,
     trusted_proxies: Option<Vec<IpNet>>,
     proxy_protocol: Option<bool>,
+    max_handshakes: Option<usize>,
     /// The layer each set value came from.
     sources: BTreeMap<Key, Source>,
     /// Keys given a value that was refused, in any layer merged in.
@@ -127,6 +128,7 @@ impl Partial {
             Key::Shards => read(&mut self.shards, raw),
             Key::TrustedProxies => read(&mut self.trusted_proxies, raw),
             Key::ProxyProtocol => read(&mut self.proxy_protocol, raw),
+            Key::MaxHandshakes => read(&mut self.max_handshakes, raw),
         };
         match read {
             Ok(()) => {
@@ -180,6 +182,7 @@ impl Partial {
             shards: self.shards.or(lower.shards),
             trusted_proxies: self.trusted_proxies.or(lower.trusted_proxies),
             proxy_protocol: self.proxy_protocol.or(lower.proxy_protocol),
+            max_handshakes: self.max_handshakes.or(lower.max_handshakes),
             sources,
             failed,
         }
@@ -227,6 +230,7 @@ impl Partial {
                 .clone()
                 .unwrap_or(default.trusted_proxies),
             proxy_protocol: self.proxy_protocol.unwrap_or(default.proxy_protocol),
+            max_handshakes: self.max_handshakes.unwrap_or(default.max_handshakes),
         };
         validate(&settings, &self, problems);
         settings

@@ -143,11 +143,12 @@ fn custom() -> Settings {
             "127.0.0.1/32".parse().expect("a CIDR"),
         ],
         proxy_protocol: true,
+        max_handshakes: 64,
     }
 }
 
 /// [`custom`] as `(key, text)` pairs, the way a flag or variable gives them.
-const CUSTOM_TEXT: [(Key, &str); 22] = [
+const CUSTOM_TEXT: [(Key, &str); 23] = [
     (Key::Listen, "0.0.0.0:9000"),
     (Key::AllowInsecurePublic, "true"),
     (Key::JwtSecret, "s3cret"),
@@ -173,6 +174,7 @@ const CUSTOM_TEXT: [(Key, &str); 22] = [
     (Key::Shards, "3"),
     (Key::TrustedProxies, "10.0.0.0/8, 127.0.0.1"),
     (Key::ProxyProtocol, "true"),
+    (Key::MaxHandshakes, "64"),
 ];
 
 // ---- defaults, names, help ----------------------------------------------
@@ -202,6 +204,7 @@ fn nothing_given_serves_the_documented_defaults() {
         shards: None,
         trusted_proxies: Vec::new(),
         proxy_protocol: false,
+        max_handshakes: 1024,
     };
     assert_eq!(Settings::default(), defaults);
     assert_eq!(serve(&[], &[]), defaults);
@@ -334,6 +337,7 @@ fn every_setting_can_come_from_the_file() {
         shards = 3
         trusted_proxies = ["10.0.0.0/8", "127.0.0.1"]
         proxy_protocol = true
+        max_handshakes = 64
         "#,
     );
     assert_eq!(serve(&["--config", file.arg()], &[]), custom());
@@ -744,7 +748,8 @@ fn check_config_explains_each_problem_in_a_file() {
         &[
             "unknown setting `heartbeat` in {file}; the settings are: listen, \
              allow_insecure_public, jwt_secret, api_key, heartbeat_interval, heartbeat_timeout, \
-             heartbeat_jitter, leave_grace, max_connections, max_connections_per_ip, max_message_bytes, \
+             heartbeat_jitter, leave_grace, max_connections, max_connections_per_ip, \
+             max_handshakes, max_message_bytes, \
              max_channels_per_connection, allowed_origins, shutdown_deadline, shards, reuse_port, \
              trusted_proxies, proxy_protocol, \
              cluster, cluster_node_timeout, disable_metrics, log_json",

@@ -248,6 +248,7 @@ fn values_match_the_inputs() {
             (&rejected("bad_handshake"), 206),
             (&rejected("handshake_timeout"), 207),
             (&rejected("bad_proxy_header"), 208),
+            (&rejected("handshake_limit"), 209),
         ],
     );
 }

@@ -65,34 +65,50 @@ fn trusted_proxies_are_networks_or_addresses() {
 
 #[test]
 fn the_connection_limit_follows_the_open_file_limit() {
+    // Every connection is a file; so is every socket in its HTTP phase
+    // (max_handshakes, 1,024 by default), and 100 more are kept free.
     let unset = Settings::default();
-    assert_eq!(unset.connection_limit(Some(20_000)).ok(), Some(19_900));
-    assert_eq!(unset.connection_limit(Some(1_024)).ok(), Some(924));
+    assert_eq!(unset.connection_limit(Some(20_000)).ok(), Some(18_876));
+    assert_eq!(unset.connection_limit(Some(2_048)).ok(), Some(924));
     assert_eq!(
         unset.connection_limit(Some(1_048_576)).ok(),
-        Some(1_048_476)
+        Some(1_047_452)
     );
     assert_eq!(unset.connection_limit(None).ok(), Some(usize::MAX));
     assert_eq!(
         unset
-            .connection_limit(Some(100))
+            .connection_limit(Some(1_024))
             .map_err(|e| e.to_string())
             .expect_err("no room"),
-        "this process may open only 100 files (its hard limit, `ulimit -Hn`); vigil needs more \
-         than 100: raise the limit"
+        "this process may open only 1024 files (its hard limit, `ulimit -Hn`); vigil needs more \
+         than max_handshakes (1024) + 100: raise the limit or lower max_handshakes"
     );
     let chosen = Settings {
         max_connections: Some(5_000),
+        max_handshakes: 100,
         ..Settings::default()
     };
     assert_eq!(chosen.connection_limit(Some(20_000)).ok(), Some(5_000));
+    assert_eq!(chosen.connection_limit(Some(5_200)).ok(), Some(5_000));
     assert_eq!(
         chosen
-            .connection_limit(Some(1_024))
+            .connection_limit(Some(5_199))
             .map_err(|e| e.to_string())
             .expect_err("too few files"),
-        "max_connections is 5000: that many connections need 5100 open files, but this process \
-         may open only 1024 (its hard limit, `ulimit -Hn`); raise it (LimitNOFILE= in a systemd \
-         unit, `nofile` in /etc/security/limits.conf) or lower max_connections"
+        "max_connections is 5000: that many connections, max_handshakes (100) and 100 more need \
+         5200 open files, but this process may open only 5199 (its hard limit, `ulimit -Hn`); \
+         raise it (LimitNOFILE= in a systemd unit, `nofile` in /etc/security/limits.conf) or \
+         lower max_connections"
     );
+}
+
+#[test]
+fn one_address_may_hold_a_sixteenth_of_the_handshake_places() {
+    let with = |max_handshakes| Settings {
+        max_handshakes,
+        ..Settings::default()
+    };
+    assert_eq!(with(1024).handshakes_per_ip(), 64);
+    assert_eq!(with(64).handshakes_per_ip(), 8);
+    assert_eq!(with(5).handshakes_per_ip(), 5);
 }
