@@ -10,4 +10,5 @@ mod files;
 mod limits;
 mod observability;
 mod proxies;
+mod rate_limits;
 mod session;

@@ -42,6 +42,8 @@ use value::format_duration;
 /// Open files kept free beside the connections: the listener, handshakes
 /// in progress, logs, the config file and the runtime.
 pub(crate) const FILE_HEADROOM: usize = 100;
+/// A rate limit above this many requests a second limits nothing.
+const MAX_RATE: usize = 1_000_000;
 /// vigil-ws runs at most this many shards.
 const MAX_SHARDS: usize = 256;
 /// A message is held whole before it is handled, by every connection at once.
@@ -111,6 +113,13 @@ pub(crate) struct Settings {
     pub proxy_protocol: bool,
     /// Sockets in their HTTP phase at once (see [`Settings::handshakes_per_ip`]).
     pub max_handshakes: usize,
+    /// Requests a second per connection (bursts of twice that).
+    pub max_requests_per_second: usize,
+    /// Joins and leaves a second per connection (bursts of
+    /// `max_channels_per_connection`).
+    pub max_joins_per_second: usize,
+    /// Largest presence meta of a join, as JSON.
+    pub max_meta_bytes: usize,
 }
 
 impl Default for Settings {
@@ -139,6 +148,9 @@ impl Default for Settings {
             trusted_proxies: Vec::new(),
             proxy_protocol: false,
             max_handshakes: 1024,
+            max_requests_per_second: 100,
+            max_joins_per_second: 10,
+            max_meta_bytes: 2048,
         }
     }
 }
@@ -225,6 +237,9 @@ impl fmt::Debug for Settings {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("proxy_protocol", &self.proxy_protocol)
             .field("max_handshakes", &self.max_handshakes)
+            .field("max_requests_per_second", &self.max_requests_per_second)
+            .field("max_joins_per_second", &self.max_joins_per_second)
+            .field("max_meta_bytes", &self.max_meta_bytes)
             .finish()
     }
 }
@@ -360,6 +375,22 @@ fn validate(settings: &Settings, partial: &Partial, problems: &mut Vec<ConfigErr
             Key::MaxChannelsPerConnection,
             settings.max_channels_per_connection.to_string(),
             format!("1..={MAX_CHANNELS_LIMIT}"),
+        );
+    }
+    for (key, value) in [
+        (Key::MaxRequestsPerSecond, settings.max_requests_per_second),
+        (Key::MaxJoinsPerSecond, settings.max_joins_per_second),
+    ] {
+        if !(1..=MAX_RATE).contains(&value) {
+            out_of_range(key, value.to_string(), format!("1..={MAX_RATE}"));
+        }
+    }
+    // A meta larger than max_message_bytes is bounded by that anyway.
+    if settings.max_meta_bytes == 0 {
+        out_of_range(
+            Key::MaxMetaBytes,
+            "0".to_owned(),
+            "1.. (a join may always carry a small meta)".to_owned(),
         );
     }
     if settings.max_handshakes == 0 {

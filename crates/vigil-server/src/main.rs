@@ -168,9 +168,25 @@ fn serve(settings: config::Settings, max_connections: usize) -> Result<()> {
         settings.max_channels_per_connection,
         cluster.as_ref().map(|(outbound, _, _)| outbound.clone()),
     ));
+    let limits = session::RequestLimits {
+        requests: rate_limit(settings.max_requests_per_second, 2)?,
+        // A client that reconnects re-joins all its channels at once.
+        joins: vigil_core::rate::RateLimit::new(
+            u32::try_from(settings.max_joins_per_second).unwrap_or(u32::MAX),
+            u32::try_from(
+                settings
+                    .max_channels_per_connection
+                    .max(settings.max_joins_per_second),
+            )
+            .unwrap_or(u32::MAX),
+        )
+        .context("invalid join rate limit")?,
+        max_meta_bytes: settings.max_meta_bytes,
+    };
     let sessions = Arc::new(session::Sessions::new(
         Arc::clone(&hub),
         &ws_config,
+        limits,
         node.as_deref(),
     ));
     let ws = WsServer::start(
@@ -356,6 +372,13 @@ async fn proxied_peer(
             None
         }
     }
+}
+
+/// `rate` requests a second with bursts of `burst_factor` times that.
+fn rate_limit(rate: usize, burst_factor: u32) -> Result<vigil_core::rate::RateLimit> {
+    let rate = u32::try_from(rate).unwrap_or(u32::MAX);
+    vigil_core::rate::RateLimit::new(rate, rate.saturating_mul(burst_factor))
+        .context("invalid request rate limit")
 }
 
 /// Accept failures (mostly running out of file descriptors), logged at

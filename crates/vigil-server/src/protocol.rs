@@ -76,6 +76,10 @@ pub(crate) enum ErrorCode {
     NotJoined,
     /// The token does not allow this channel.
     ForbiddenChannel,
+    /// Over the connection's request rate; `retry_after_ms` says when.
+    RateLimited,
+    /// A join's `meta` is larger than `max_meta_bytes`.
+    MetaTooLarge,
 }
 
 /// Checks a channel name: 1 to 128 characters from `A-Z a-z 0-9 _ - . : /`.
@@ -139,6 +143,22 @@ pub(crate) fn parse(text: &str) -> Result<Request, (ErrorCode, String, Option<Va
 /// An error event.
 pub(crate) fn error(id: Option<&Value>, code: ErrorCode, message: &str) -> String {
     serde_json::json!({"type": "error", "id": id, "code": code, "message": message}).to_string()
+}
+
+/// A `rate_limited` error: the request was not carried out; one would be
+/// after `retry_after`.
+pub(crate) fn rate_limited(id: Option<&Value>, retry_after: std::time::Duration) -> String {
+    let millis = u64::try_from(retry_after.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    serde_json::json!({
+        "type": "error",
+        "id": id,
+        "code": ErrorCode::RateLimited,
+        "message": format!("too many requests; try again in {millis} ms"),
+        "retry_after_ms": millis,
+    })
+    .to_string()
 }
 
 /// The answer to an application-level ping.

@@ -7,11 +7,34 @@ use crate::hub::Hub;
 use crate::protocol::{self, ErrorCode, Request};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
+use vigil_core::rate::{Bucket, RateLimit};
 use vigil_ws::{CloseReason, Connection, Handler, HeartbeatMode, Message, WsConfig};
 
-/// Protocol errors a connection may make in a row before it is closed with
-/// 1008: one bad client must not keep the server busy answering it.
+/// Protocol errors (or rate-limited requests) a connection may make in a
+/// row before it is closed with 1008: one bad client must not keep the
+/// server busy answering it.
 const MAX_ERRORS_IN_A_ROW: u32 = 20;
+
+/// The limits on what one connection may ask, shared by all.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RequestLimits {
+    /// Every request.
+    pub(crate) requests: RateLimit,
+    /// Joins and leaves (each also counts as a request).
+    pub(crate) joins: RateLimit,
+    /// Largest `meta` of a join, as JSON text.
+    pub(crate) max_meta_bytes: usize,
+}
+
+/// What the server keeps about one open connection.
+#[derive(Debug)]
+struct Client {
+    identity: Identity,
+    /// Its place under the connection limits, given back when dropped.
+    _ticket: Ticket,
+    requests: Bucket,
+    joins: Bucket,
+}
 
 /// What the upgrade decided about a connection, kept until it opens.
 #[derive(Debug)]
@@ -32,8 +55,9 @@ pub(crate) struct Sessions {
     errors: parking_lot::Mutex<std::collections::HashMap<u64, u32>>,
     /// Arrivals by connection id, until their connection opens.
     pending: parking_lot::Mutex<std::collections::BTreeMap<u64, Arrival>>,
-    /// Identities and admission tickets of open connections.
-    identities: parking_lot::Mutex<std::collections::HashMap<u64, (Identity, Ticket)>>,
+    /// Open connections by id.
+    clients: parking_lot::Mutex<std::collections::HashMap<u64, Client>>,
+    limits: RequestLimits,
     /// In a cluster, the start of this node's id (anonymous user ids).
     node: Option<Arc<str>>,
 }
@@ -45,7 +69,12 @@ const PENDING_HORIZON: u64 = 100_000;
 impl Sessions {
     /// `node`: in a cluster, this node's id, so that anonymous users of
     /// different nodes (numbered by connection) never share an id.
-    pub(crate) fn new(hub: Arc<Hub>, ws: &WsConfig, node: Option<&str>) -> Self {
+    pub(crate) fn new(
+        hub: Arc<Hub>,
+        ws: &WsConfig,
+        limits: RequestLimits,
+        node: Option<&str>,
+    ) -> Self {
         let mut welcome = Map::new();
         welcome.insert(
             "interval_ms".into(),
@@ -60,7 +89,8 @@ impl Sessions {
             welcome,
             errors: parking_lot::Mutex::default(),
             pending: parking_lot::Mutex::default(),
-            identities: parking_lot::Mutex::default(),
+            clients: parking_lot::Mutex::default(),
+            limits,
             node: node.map(|id| Arc::from(id.get(..8).unwrap_or(id))),
         }
     }
@@ -77,10 +107,10 @@ impl Sessions {
 
     fn allowed(&self, conn: &Connection, channel: &str) -> Result<(), (ErrorCode, String)> {
         let allowed = self
-            .identities
+            .clients
             .lock()
             .get(&conn.id().0)
-            .is_none_or(|(identity, _)| identity.may_use(channel));
+            .is_none_or(|client| client.identity.may_use(channel));
         if allowed {
             Ok(())
         } else {
@@ -93,11 +123,41 @@ impl Sessions {
 
     fn refuse(&self, conn: &Connection, id: Option<&Value>, code: ErrorCode, message: &str) {
         let _ = conn.send_text(protocol::error(id, code, message));
+        self.count_error(conn, "too many invalid requests");
+    }
+
+    /// One more refusal in a row; at [`MAX_ERRORS_IN_A_ROW`] the
+    /// connection is closed with 1008 and `reason`.
+    fn count_error(&self, conn: &Connection, reason: &str) {
         let mut errors = self.errors.lock();
         let count = errors.entry(conn.id().0).or_insert(0);
         *count += 1;
         if *count >= MAX_ERRORS_IN_A_ROW {
-            let _ = conn.close(1008, "too many invalid requests");
+            let _ = conn.close(1008, reason);
+        }
+    }
+
+    /// Takes `request` from the connection's rate limits: `Err` with how
+    /// long until it would be admitted. Joins and leaves (re-joins with new
+    /// meta are joins) count against both limits: they cost every member
+    /// of the channel a presence diff.
+    fn take(&self, conn: &Connection, request: &Request) -> Result<(), std::time::Duration> {
+        let now = tokio::time::Instant::now().into_std();
+        let mut clients = self.clients.lock();
+        let Some(client) = clients.get_mut(&conn.id().0) else {
+            return Ok(());
+        };
+        let membership = matches!(request, Request::Join { .. } | Request::Leave { .. });
+        if membership {
+            // Checked on a copy: a request refused by the other limit
+            // must not use this one up.
+            let mut joins = client.joins;
+            joins.take(now, &self.limits.joins)?;
+            client.requests.take(now, &self.limits.requests)?;
+            client.joins = joins;
+            Ok(())
+        } else {
+            client.requests.take(now, &self.limits.requests)
         }
     }
 
@@ -107,6 +167,18 @@ impl Sessions {
         match request {
             Request::Join { channel, meta, .. } => {
                 self.allowed(conn, channel)?;
+                if let Some(meta) = meta {
+                    let size = meta.to_string().len();
+                    if size > self.limits.max_meta_bytes {
+                        return Err((
+                            ErrorCode::MetaTooLarge,
+                            format!(
+                                "meta is {size} bytes of JSON; at most {} are allowed",
+                                self.limits.max_meta_bytes
+                            ),
+                        ));
+                    }
+                }
                 fields.insert(
                     "presence".into(),
                     self.hub.join(conn, channel, meta.as_ref())?,
@@ -149,7 +221,15 @@ impl Handler for Sessions {
             Some(node) if identity.is_anonymous() => Arc::from(format!("anon-{node}-{id}")),
             _ => identity.user_for(id),
         };
-        self.identities.lock().insert(id, (identity, ticket));
+        self.clients.lock().insert(
+            id,
+            Client {
+                identity,
+                _ticket: ticket,
+                requests: Bucket::default(),
+                joins: Bucket::default(),
+            },
+        );
         self.hub.open(conn, Arc::clone(&user));
         let mut heartbeat = self.welcome.clone();
         heartbeat.insert("mode".into(), mode.as_str().into());
@@ -175,12 +255,19 @@ impl Handler for Sessions {
         let text = std::str::from_utf8(&text).unwrap_or_default();
         match protocol::parse(text) {
             Err((code, message, id)) => self.refuse(conn, id.as_ref(), code, &message),
-            Ok(request) => match self.handle(conn, &request) {
-                Ok(answer) => {
+            Ok(request) => match self
+                .take(conn, &request)
+                .map(|()| self.handle(conn, &request))
+            {
+                Err(retry_after) => {
+                    let _ = conn.send_text(protocol::rate_limited(request.id(), retry_after));
+                    self.count_error(conn, "rate limit exceeded persistently");
+                }
+                Ok(Ok(answer)) => {
                     self.errors.lock().remove(&conn.id().0);
                     let _ = conn.send_text(answer);
                 }
-                Err((code, message)) => self.refuse(conn, request.id(), code, &message),
+                Ok(Err((code, message))) => self.refuse(conn, request.id(), code, &message),
             },
         }
     }
@@ -192,7 +279,7 @@ impl Handler for Sessions {
     fn on_close(&self, conn: &Connection, reason: CloseReason) {
         self.errors.lock().remove(&conn.id().0);
         // Dropping the ticket gives its place under the limits back.
-        let held = self.identities.lock().remove(&conn.id().0);
+        let held = self.clients.lock().remove(&conn.id().0);
         drop(held);
         self.hub.close(conn, reason.is_abnormal());
     }

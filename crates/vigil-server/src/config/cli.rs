@@ -82,6 +82,18 @@ pub(super) struct Cli {
     #[arg(long, value_name = "N")]
     max_connections_per_ip: Option<String>,
 
+    /// Requests (publish, presence, join, leave, ping...) one connection may make a second, with bursts of twice that; over it: error `rate_limited` with `retry_after_ms`, and 1008 after 20 in a row
+    #[arg(long, value_name = "N")]
+    max_requests_per_second: Option<String>,
+
+    /// Joins and leaves (a re-join with new meta included) one connection may make a second, with bursts of max_channels_per_connection (a reconnecting client re-joins everything at once)
+    #[arg(long, value_name = "N")]
+    max_joins_per_second: Option<String>,
+
+    /// Largest presence meta of a join, as JSON, in bytes; larger: error `meta_too_large`
+    #[arg(long, value_name = "BYTES")]
+    max_meta_bytes: Option<String>,
+
     /// Browser origins besides the server's own allowed to open WebSockets, comma-separated, such as `https://app.example.com`; `*` allows all
     #[arg(long, value_name = "ORIGINS")]
     allowed_origins: Option<String>,
@@ -163,6 +175,12 @@ impl Cli {
                 Key::MaxChannelsPerConnection,
                 self.max_channels_per_connection.clone(),
             ),
+            (
+                Key::MaxRequestsPerSecond,
+                self.max_requests_per_second.clone(),
+            ),
+            (Key::MaxJoinsPerSecond, self.max_joins_per_second.clone()),
+            (Key::MaxMetaBytes, self.max_meta_bytes.clone()),
             (Key::AllowedOrigins, self.allowed_origins.clone()),
             (Key::ShutdownDeadline, self.shutdown_deadline.clone()),
             (Key::Shards, self.shards.clone()),
@@ -233,5 +251,8 @@ pub(super) fn default_text(defaults: &Settings, key: Key) -> Option<String> {
         Key::TrustedProxies => "none (headers ignored)".to_owned(),
         Key::ProxyProtocol => defaults.proxy_protocol.to_string(),
         Key::MaxHandshakes => defaults.max_handshakes.to_string(),
+        Key::MaxRequestsPerSecond => defaults.max_requests_per_second.to_string(),
+        Key::MaxJoinsPerSecond => defaults.max_joins_per_second.to_string(),
+        Key::MaxMetaBytes => defaults.max_meta_bytes.to_string(),
     })
 }

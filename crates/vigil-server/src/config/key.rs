@@ -32,11 +32,14 @@ pub(crate) enum Key {
     TrustedProxies,
     ProxyProtocol,
     MaxHandshakes,
+    MaxRequestsPerSecond,
+    MaxJoinsPerSecond,
+    MaxMetaBytes,
 }
 
 impl Key {
     /// Every setting, in the order `--help` lists them.
-    pub(crate) const ALL: [Self; 23] = [
+    pub(crate) const ALL: [Self; 26] = [
         Self::Listen,
         Self::AllowInsecurePublic,
         Self::JwtSecret,
@@ -50,6 +53,9 @@ impl Key {
         Self::MaxHandshakes,
         Self::MaxMessageBytes,
         Self::MaxChannelsPerConnection,
+        Self::MaxRequestsPerSecond,
+        Self::MaxJoinsPerSecond,
+        Self::MaxMetaBytes,
         Self::AllowedOrigins,
         Self::ShutdownDeadline,
         Self::Shards,
@@ -88,6 +94,9 @@ impl Key {
             Self::TrustedProxies => "trusted_proxies",
             Self::ProxyProtocol => "proxy_protocol",
             Self::MaxHandshakes => "max_handshakes",
+            Self::MaxRequestsPerSecond => "max_requests_per_second",
+            Self::MaxJoinsPerSecond => "max_joins_per_second",
+            Self::MaxMetaBytes => "max_meta_bytes",
         }
     }
 
@@ -118,6 +127,9 @@ impl Key {
             Self::TrustedProxies => "VIGIL_TRUSTED_PROXIES",
             Self::ProxyProtocol => "VIGIL_PROXY_PROTOCOL",
             Self::MaxHandshakes => "VIGIL_MAX_HANDSHAKES",
+            Self::MaxRequestsPerSecond => "VIGIL_MAX_REQUESTS_PER_SECOND",
+            Self::MaxJoinsPerSecond => "VIGIL_MAX_JOINS_PER_SECOND",
+            Self::MaxMetaBytes => "VIGIL_MAX_META_BYTES",
         }
     }
 

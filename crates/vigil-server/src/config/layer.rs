@@ -39,6 +39,9 @@ pub(super) struct Partial {
     trusted_proxies: Option<Vec<IpNet>>,
     proxy_protocol: Option<bool>,
     max_handshakes: Option<usize>,
+    max_requests_per_second: Option<usize>,
+    max_joins_per_second: Option<usize>,
+    max_meta_bytes: Option<usize>,
     /// The layer each set value came from.
     sources: BTreeMap<Key, Source>,
     /// Keys given a value that was refused, in any layer merged in.
@@ -129,6 +132,9 @@ impl Partial {
             Key::TrustedProxies => read(&mut self.trusted_proxies, raw),
             Key::ProxyProtocol => read(&mut self.proxy_protocol, raw),
             Key::MaxHandshakes => read(&mut self.max_handshakes, raw),
+            Key::MaxRequestsPerSecond => read(&mut self.max_requests_per_second, raw),
+            Key::MaxJoinsPerSecond => read(&mut self.max_joins_per_second, raw),
+            Key::MaxMetaBytes => read(&mut self.max_meta_bytes, raw),
         };
         match read {
             Ok(()) => {
@@ -183,6 +189,11 @@ impl Partial {
             trusted_proxies: self.trusted_proxies.or(lower.trusted_proxies),
             proxy_protocol: self.proxy_protocol.or(lower.proxy_protocol),
             max_handshakes: self.max_handshakes.or(lower.max_handshakes),
+            max_requests_per_second: self
+                .max_requests_per_second
+                .or(lower.max_requests_per_second),
+            max_joins_per_second: self.max_joins_per_second.or(lower.max_joins_per_second),
+            max_meta_bytes: self.max_meta_bytes.or(lower.max_meta_bytes),
             sources,
             failed,
         }
@@ -231,6 +242,13 @@ impl Partial {
                 .unwrap_or(default.trusted_proxies),
             proxy_protocol: self.proxy_protocol.unwrap_or(default.proxy_protocol),
             max_handshakes: self.max_handshakes.unwrap_or(default.max_handshakes),
+            max_requests_per_second: self
+                .max_requests_per_second
+                .unwrap_or(default.max_requests_per_second),
+            max_joins_per_second: self
+                .max_joins_per_second
+                .unwrap_or(default.max_joins_per_second),
+            max_meta_bytes: self.max_meta_bytes.unwrap_or(default.max_meta_bytes),
         };
         validate(&settings, &self, problems);
         settings

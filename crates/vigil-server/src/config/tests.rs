@@ -144,11 +144,14 @@ fn custom() -> Settings {
         ],
         proxy_protocol: true,
         max_handshakes: 64,
+        max_requests_per_second: 7,
+        max_joins_per_second: 3,
+        max_meta_bytes: 512,
     }
 }
 
 /// [`custom`] as `(key, text)` pairs, the way a flag or variable gives them.
-const CUSTOM_TEXT: [(Key, &str); 23] = [
+const CUSTOM_TEXT: [(Key, &str); 26] = [
     (Key::Listen, "0.0.0.0:9000"),
     (Key::AllowInsecurePublic, "true"),
     (Key::JwtSecret, "s3cret"),
@@ -175,6 +178,9 @@ const CUSTOM_TEXT: [(Key, &str); 23] = [
     (Key::TrustedProxies, "10.0.0.0/8, 127.0.0.1"),
     (Key::ProxyProtocol, "true"),
     (Key::MaxHandshakes, "64"),
+    (Key::MaxRequestsPerSecond, "7"),
+    (Key::MaxJoinsPerSecond, "3"),
+    (Key::MaxMetaBytes, "512"),
 ];
 
 // ---- defaults, names, help ----------------------------------------------
@@ -205,6 +211,9 @@ fn nothing_given_serves_the_documented_defaults() {
         trusted_proxies: Vec::new(),
         proxy_protocol: false,
         max_handshakes: 1024,
+        max_requests_per_second: 100,
+        max_joins_per_second: 10,
+        max_meta_bytes: 2048,
     };
     assert_eq!(Settings::default(), defaults);
     assert_eq!(serve(&[], &[]), defaults);
@@ -338,6 +347,9 @@ fn every_setting_can_come_from_the_file() {
         trusted_proxies = ["10.0.0.0/8", "127.0.0.1"]
         proxy_protocol = true
         max_handshakes = 64
+        max_requests_per_second = 7
+        max_joins_per_second = 3
+        max_meta_bytes = 512
         "#,
     );
     assert_eq!(serve(&["--config", file.arg()], &[]), custom());
@@ -750,7 +762,8 @@ fn check_config_explains_each_problem_in_a_file() {
              allow_insecure_public, jwt_secret, api_key, heartbeat_interval, heartbeat_timeout, \
              heartbeat_jitter, leave_grace, max_connections, max_connections_per_ip, \
              max_handshakes, max_message_bytes, \
-             max_channels_per_connection, allowed_origins, shutdown_deadline, shards, reuse_port, \
+             max_channels_per_connection, max_requests_per_second, max_joins_per_second, \
+             max_meta_bytes, allowed_origins, shutdown_deadline, shards, reuse_port, \
              trusted_proxies, proxy_protocol, \
              cluster, cluster_node_timeout, disable_metrics, log_json",
             "unknown setting `heartbeat-interval` in {file}; did you mean `heartbeat_interval`?",
