@@ -7,6 +7,7 @@ mod cli;
 mod dashboard;
 mod fairness;
 mod files;
+mod http_details;
 mod limits;
 mod observability;
 mod proxies;

@@ -7,6 +7,9 @@
 //! - `GET /api/users/{user}`
 //! - `POST /api/users/{user}/disconnect`
 //!
+//! `{channel}` and `{user}` are percent-encoded path segments: `/` in a
+//! channel name is `%2F`, a space `%20`, `é` `%C3%A9`.
+//!
 //! `GET /api/overview`, the dashboard's data, is `crate::overview`'s.
 
 use crate::hub::Hub;
@@ -74,7 +77,24 @@ pub(crate) async fn handle(
         );
     }
     let path = request.uri().path().to_owned();
-    let parts: Vec<&str> = path.trim_start_matches("/api/").split('/').collect();
+    // Each segment is percent-decoded on its own, so a name holding `/`
+    // (`team%2Feng`), a space or any Unicode reaches the hub as it is.
+    let decoded: Result<Vec<String>, _> = path
+        .trim_start_matches("/api/")
+        .split('/')
+        .map(|segment| {
+            percent_encoding::percent_decode_str(segment)
+                .decode_utf8()
+                .map(|text| text.into_owned())
+        })
+        .collect();
+    let Ok(decoded) = decoded else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "a path segment is not UTF-8 once percent-decoded",
+        );
+    };
+    let parts: Vec<&str> = decoded.iter().map(String::as_str).collect();
     match (request.method().clone(), parts.as_slice()) {
         (Method::POST, ["channels", channel, "publish"]) => {
             if let Err(reason) = check_channel(channel) {

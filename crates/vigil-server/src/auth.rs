@@ -161,9 +161,15 @@ impl Auth {
         self.anonymous
     }
 
-    /// The identity of `request`, or why it may not connect.
-    pub(crate) fn identify<B>(&self, request: &Request<B>) -> Result<Identity, Refused> {
-        check_origin(request, &self.allowed_origins)?;
+    /// The identity of `request`, or why it may not connect; `scheme` is
+    /// how the client reached this server (`http`, or `https` behind a
+    /// trusted TLS-terminating proxy), for the same-origin check.
+    pub(crate) fn identify<B>(
+        &self,
+        request: &Request<B>,
+        scheme: &str,
+    ) -> Result<Identity, Refused> {
+        check_origin(request, &self.allowed_origins, scheme)?;
         let token = match token_of(request) {
             Some(token) => token,
             None if self.anonymous => return Ok(Identity::default()),
@@ -232,9 +238,10 @@ fn token_of<B>(request: &Request<B>) -> Option<String> {
 }
 
 /// A browser always sends `Origin`; it must name the host the client
-/// connected to, or be on the allow-list. Requests without `Origin` (native
-/// clients) pass.
-fn check_origin<B>(request: &Request<B>, allowed: &[String]) -> Result<(), Refused> {
+/// connected to, with the scheme it connected with (an `https` page is not
+/// the same origin as this `http` server, RFC 6454), or be on the
+/// allow-list. Requests without `Origin` (native clients) pass.
+fn check_origin<B>(request: &Request<B>, allowed: &[String], scheme: &str) -> Result<(), Refused> {
     let Some(origin) = request.headers().get(ORIGIN) else {
         return Ok(());
     };
@@ -251,8 +258,9 @@ fn check_origin<B>(request: &Request<B>, allowed: &[String]) -> Result<(), Refus
         .and_then(|h| h.to_str().ok())
         .unwrap_or_default();
     let origin_host = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"))
+        .get(..scheme.len() + 3)
+        .filter(|prefix| prefix.eq_ignore_ascii_case(&format!("{scheme}://")))
+        .and_then(|_| origin.get(scheme.len() + 3..))
         .unwrap_or_default();
     if !host.is_empty() && origin_host.eq_ignore_ascii_case(host) {
         Ok(())

@@ -69,7 +69,15 @@ pub(crate) async fn route(
     peer: std::net::SocketAddr,
     mut request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    if !request.headers().contains_key(hyper::header::HOST) {
+        // RFC 9112 §3.2: a request without Host is answered 400.
+        return Ok(text(
+            StatusCode::BAD_REQUEST,
+            "a Host header is required (RFC 9112, section 3.2)\n",
+        ));
+    }
     let client = app.trusted_proxies.client(peer.ip(), request.headers());
+    let scheme = app.trusted_proxies.scheme(peer.ip(), request.headers());
     if matches!(*request.method(), hyper::Method::GET | hyper::Method::HEAD)
         && let Some(page) = crate::dashboard::page(request.uri().path())
     {
@@ -103,7 +111,7 @@ pub(crate) async fn route(
             None => text(StatusCode::OK, "ready\n"),
         },
         "/metrics" if app.serve_metrics => metrics_page(&app),
-        "/ws" => upgrade(&app, client, &mut request),
+        "/ws" => upgrade(&app, client, scheme, &mut request),
         _ => text(
             StatusCode::NOT_FOUND,
             "not found: try /, /ws, /healthz, /readyz or /metrics\n",
@@ -148,7 +156,12 @@ fn metrics_page(app: &App) -> Response<Full<Bytes>> {
 /// counts the refusal): 503 with `Retry-After` (draining, full), 429
 /// (per-IP limit), 401 or 403 (auth, Origin), 400 (a bad handshake or
 /// `?heartbeat=`).
-fn upgrade(app: &App, client: IpAddr, request: &mut Request<Incoming>) -> Response<Full<Bytes>> {
+fn upgrade(
+    app: &App,
+    client: IpAddr,
+    scheme: &str,
+    request: &mut Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let refuse = |rejection: Rejection, response: Response<Full<Bytes>>| {
         app.rejections.count(rejection);
         tracing::debug!(%client, reason = rejection.label(), status = %response.status(), "handshake refused");
@@ -160,7 +173,7 @@ fn upgrade(app: &App, client: IpAddr, request: &mut Request<Incoming>) -> Respon
             unavailable("shutting down; reconnect to another server\n", 5),
         );
     }
-    let identity = match app.auth.identify(request) {
+    let identity = match app.auth.identify(request, scheme) {
         Ok(identity) if identity.is_anonymous() && !app.anonymous_allowed_from(client) => {
             let mut response = Response::new(Full::new(Bytes::from(format!(
                 "anonymous connections are accepted only from loopback and {client} is not \

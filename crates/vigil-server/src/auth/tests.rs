@@ -40,7 +40,7 @@ fn request(uri: &str) -> hyper::http::request::Builder {
 fn without_a_secret_everyone_is_anonymous() {
     let auth = Auth::new(&development(), Vec::new());
     let identity = auth
-        .identify(&request("/ws").body(()).expect("valid"))
+        .identify(&request("/ws").body(()).expect("valid"), "http")
         .expect("anonymous");
     assert_eq!(&*identity.user_for(7), "anon-7");
     assert!(identity.may_use("anything"));
@@ -60,7 +60,10 @@ fn without_a_secret_tokens_signed_with_the_development_secret_name_their_user() 
         .body(())
         .expect("valid");
     assert_eq!(
-        &*auth.identify(&signed).expect("accepted").user_for(1),
+        &*auth
+            .identify(&signed, "http")
+            .expect("accepted")
+            .user_for(1),
         "dev"
     );
     // A token is checked even though anonymous clients are welcome.
@@ -71,7 +74,10 @@ fn without_a_secret_tokens_signed_with_the_development_secret_name_their_user() 
     let forged = request(&format!("/ws?token={forged}"))
         .body(())
         .expect("valid");
-    assert_eq!(auth.identify(&forged).err(), Some(Refused::BadSignature));
+    assert_eq!(
+        auth.identify(&forged, "http").err(),
+        Some(Refused::BadSignature)
+    );
 }
 
 #[test]
@@ -91,7 +97,9 @@ fn a_valid_token_names_the_user_from_any_of_three_places() {
             .body(()),
     ];
     for request in requests {
-        let identity = auth.identify(&request.expect("valid")).expect("accepted");
+        let identity = auth
+            .identify(&request.expect("valid"), "http")
+            .expect("accepted");
         assert_eq!(&*identity.user_for(1), "ann");
     }
 }
@@ -119,7 +127,7 @@ fn bad_tokens_are_refused_each_with_its_reason() {
     for (jwt, expected) in cases {
         let uri = jwt.map_or("/ws".to_owned(), |t| format!("/ws?token={t}"));
         let refused = auth
-            .identify(&request(&uri).body(()).expect("valid"))
+            .identify(&request(&uri).body(()).expect("valid"), "http")
             .expect_err("refused");
         assert_eq!(refused, expected);
         assert_eq!(refused.status(), hyper::StatusCode::UNAUTHORIZED);
@@ -130,11 +138,12 @@ fn bad_tokens_are_refused_each_with_its_reason() {
             &request(&format!("/ws?token={no_sub}"))
                 .body(())
                 .expect("valid"),
+            "http",
         )
         .expect_err("refused");
     assert!(matches!(refused, Refused::Malformed(_)), "{refused:?}");
     let garbage = auth
-        .identify(&request("/ws?token=abc").body(()).expect("valid"))
+        .identify(&request("/ws?token=abc").body(()).expect("valid"), "http")
         .expect_err("refused");
     assert!(matches!(garbage, Refused::Malformed(_)), "{garbage:?}");
 }
@@ -151,6 +160,7 @@ fn the_channels_claim_limits_channels_by_glob() {
             &request(&format!("/ws?token={jwt}"))
                 .body(())
                 .expect("valid"),
+            "http",
         )
         .expect("ok");
     assert!(identity.may_use("room-1"));
@@ -166,15 +176,27 @@ fn a_foreign_origin_is_forbidden_and_a_native_client_passes() {
         .header(ORIGIN, "https://evil.example")
         .body(())
         .expect("valid");
-    let refused = auth.identify(&cross).expect_err("refused");
+    let refused = auth.identify(&cross, "http").expect_err("refused");
     assert_eq!(refused.status(), hyper::StatusCode::FORBIDDEN);
     let same = request("/ws")
         .header(ORIGIN, "http://127.0.0.1:8080")
         .body(())
         .expect("valid");
-    assert!(auth.identify(&same).is_ok());
+    assert!(auth.identify(&same, "http").is_ok());
+    // The same host from an https page is another origin (RFC 6454)...
+    assert!(auth.identify(&same, "https").is_err());
+    let secure = request("/ws")
+        .header(ORIGIN, "https://127.0.0.1:8080")
+        .body(())
+        .expect("valid");
+    assert_eq!(
+        auth.identify(&secure, "http").err().map(|r| r.status()),
+        Some(hyper::StatusCode::FORBIDDEN)
+    );
+    // ...unless a trusted proxy says the client came over https.
+    assert!(auth.identify(&secure, "https").is_ok());
     assert!(
-        auth.identify(&request("/ws").body(()).expect("valid"))
+        auth.identify(&request("/ws").body(()).expect("valid"), "http")
             .is_ok()
     );
 }
@@ -189,11 +211,11 @@ fn an_allowed_origin_passes_and_others_stay_forbidden() {
             .expect("valid")
     };
     assert!(
-        auth.identify(&with_origin("https://app.example.com"))
+        auth.identify(&with_origin("https://app.example.com"), "http")
             .is_ok()
     );
     assert!(
-        auth.identify(&with_origin("https://APP.example.com"))
+        auth.identify(&with_origin("https://APP.example.com"), "http")
             .is_ok()
     );
     for refused in [
@@ -202,11 +224,16 @@ fn an_allowed_origin_passes_and_others_stay_forbidden() {
         "https://evil.example",
         "null",
     ] {
-        let error = auth.identify(&with_origin(refused)).expect_err(refused);
+        let error = auth
+            .identify(&with_origin(refused), "http")
+            .expect_err(refused);
         assert_eq!(error, Refused::Origin(refused.to_owned()));
     }
     // The server's own origin stays allowed beside the list.
-    assert!(auth.identify(&with_origin("http://127.0.0.1:8080")).is_ok());
+    assert!(
+        auth.identify(&with_origin("http://127.0.0.1:8080"), "http")
+            .is_ok()
+    );
 }
 
 #[test]
@@ -216,5 +243,5 @@ fn a_star_allows_every_origin() {
         .header(ORIGIN, "https://anywhere.example")
         .body(())
         .expect("valid");
-    assert!(auth.identify(&request).is_ok());
+    assert!(auth.identify(&request, "http").is_ok());
 }

@@ -9,6 +9,8 @@ use std::net::IpAddr;
 const FORWARDED: &str = "forwarded";
 /// The de-facto header most proxies still send.
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
+/// Its companion naming the scheme the client used.
+const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
 
 /// The networks whose forwarding headers are believed.
 #[derive(Debug, Clone, Default)]
@@ -48,6 +50,38 @@ impl TrustedProxies {
             }
         }
         client
+    }
+}
+
+impl TrustedProxies {
+    /// How the client reached the server: `https` when a trusted proxy
+    /// says so (`Forwarded: proto=https`, else `X-Forwarded-Proto`, the
+    /// right-most entry: the one the nearest proxy wrote), else `http`.
+    pub(crate) fn scheme(&self, peer: IpAddr, headers: &HeaderMap) -> &'static str {
+        if !self.contains(peer) {
+            return "http";
+        }
+        let forwarded = headers
+            .get_all(FORWARDED)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|text| rfc7239::parse(text).collect::<Vec<_>>())
+            .filter_map(Result::ok)
+            .filter_map(|element| element.protocol.map(str::to_owned))
+            .next_back();
+        let proto = forwarded.or_else(|| {
+            headers
+                .get_all(X_FORWARDED_PROTO)
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .flat_map(|text| text.split(','))
+                .map(|entry| entry.trim().to_owned())
+                .next_back()
+        });
+        match proto {
+            Some(proto) if proto.eq_ignore_ascii_case("https") => "https",
+            _ => "http",
+        }
     }
 }
 

@@ -239,3 +239,17 @@ async fn anything_else_is_refused_with_a_reason() {
     let (too_long, _) = proxied(&endless, 1).await;
     assert!(too_long.is_err(), "{too_long:?}");
 }
+
+#[test]
+fn the_scheme_is_https_only_when_a_trusted_proxy_says_so() {
+    let proxies = trusted(&["10.0.0.0/8"]);
+    let https = headers(&[("x-forwarded-proto", "https")]);
+    assert_eq!(proxies.scheme(ip("10.0.0.2"), &https), "https");
+    assert_eq!(proxies.scheme(ip("203.0.113.9"), &https), "http", "spoofed");
+    assert_eq!(proxies.scheme(ip("10.0.0.2"), &headers(&[])), "http");
+    let forwarded = headers(&[
+        ("forwarded", "for=192.0.2.1;proto=https"),
+        ("x-forwarded-proto", "http"),
+    ]);
+    assert_eq!(proxies.scheme(ip("10.0.0.2"), &forwarded), "https");
+}
