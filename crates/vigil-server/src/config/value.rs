@@ -109,6 +109,36 @@ impl SettingValue for String {
     }
 }
 
+/// A list setting from a flag or variable: comma-separated entries, each
+/// read by `parse`; empty entries are skipped.
+fn list_from_text<T>(text: &str, parse: fn(&str) -> Result<T, Problem>) -> Result<Vec<T>, Problem> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(parse)
+        .collect()
+}
+
+/// A list setting from the file: an array of strings, or one
+/// comma-separated string.
+fn list_from_toml<T>(
+    value: &toml::Value,
+    parse: fn(&str) -> Result<T, Problem>,
+) -> Result<Vec<T>, Problem> {
+    match value {
+        toml::Value::Array(items) => items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .ok_or("has an entry that is not a string")
+                    .and_then(parse)
+            })
+            .collect(),
+        toml::Value::String(text) => list_from_text(text, parse),
+        other => Err(type_problem(other)),
+    }
+}
+
 /// `allowed_origins`: comma-separated in a flag or variable, an array of
 /// strings (or one comma-separated string) in the file.
 impl SettingValue for Vec<String> {
@@ -116,26 +146,11 @@ impl SettingValue for Vec<String> {
          comma-separated in a flag or variable, an array of strings in the file), or *";
 
     fn from_text(text: &str) -> Result<Self, Problem> {
-        text.split(',')
-            .map(str::trim)
-            .filter(|entry| !entry.is_empty())
-            .map(parse_origin)
-            .collect()
+        list_from_text(text, parse_origin)
     }
 
     fn from_toml(value: &toml::Value) -> Result<Self, Problem> {
-        match value {
-            toml::Value::Array(items) => items
-                .iter()
-                .map(|item| {
-                    item.as_str()
-                        .ok_or("has an entry that is not a string")
-                        .and_then(parse_origin)
-                })
-                .collect(),
-            toml::Value::String(text) => Self::from_text(text),
-            other => Err(type_problem(other)),
-        }
+        list_from_toml(value, parse_origin)
     }
 }
 
@@ -164,26 +179,11 @@ impl SettingValue for Vec<IpNet> {
          address, comma-separated in a flag or variable, an array of strings in the file)";
 
     fn from_text(text: &str) -> Result<Self, Problem> {
-        text.split(',')
-            .map(str::trim)
-            .filter(|entry| !entry.is_empty())
-            .map(parse_network)
-            .collect()
+        list_from_text(text, parse_network)
     }
 
     fn from_toml(value: &toml::Value) -> Result<Self, Problem> {
-        match value {
-            toml::Value::Array(items) => items
-                .iter()
-                .map(|item| {
-                    item.as_str()
-                        .ok_or("has an entry that is not a string")
-                        .and_then(parse_network)
-                })
-                .collect(),
-            toml::Value::String(text) => Self::from_text(text),
-            other => Err(type_problem(other)),
-        }
+        list_from_toml(value, parse_network)
     }
 }
 
