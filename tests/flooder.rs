@@ -36,7 +36,7 @@ impl Flooder {
         let mut batch = Vec::new();
         for _ in 0..64 {
             for text in requests {
-                batch.extend_from_slice(&masked_text(text.as_bytes()));
+                batch.extend_from_slice(&crate::ws_client::masked_frame(0x81, text.as_bytes()));
             }
         }
         let per_batch = 64 * requests.len() as u64;
@@ -101,20 +101,4 @@ impl Drop for Flooder {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.stream.shutdown(Shutdown::Both);
     }
-}
-
-/// A masked text frame (clients must mask).
-fn masked_text(payload: &[u8]) -> Vec<u8> {
-    let mut frame = vec![0x81];
-    match payload.len() {
-        n if n < 126 => frame.push(0x80 | n as u8),
-        n => {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-    }
-    let key = [0x1f, 0x2e, 0x3d, 0x4c];
-    frame.extend_from_slice(&key);
-    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-    frame
 }

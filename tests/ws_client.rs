@@ -98,18 +98,9 @@ impl WsClient {
     }
 
     fn send_frame(&mut self, first: u8, payload: &[u8]) {
-        let mut frame = vec![first];
-        match payload.len() {
-            n if n < 126 => frame.push(0x80 | n as u8),
-            n => {
-                frame.push(0x80 | 126);
-                frame.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-        }
-        let key = [0x12, 0x34, 0x56, 0x78];
-        frame.extend_from_slice(&key);
-        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-        self.stream.write_all(&frame).expect("write");
+        self.stream
+            .write_all(&masked_frame(first, payload))
+            .expect("write");
     }
 
     pub fn send_json(&mut self, text: &str) {
@@ -272,4 +263,21 @@ pub fn connect_from(source: std::net::IpAddr, addr: SocketAddr) -> TcpStream {
         .expect("bind to the source address");
     socket.connect(&addr.into()).expect("connect");
     socket.into()
+}
+
+/// A client frame (clients must mask): `first` is FIN and the opcode
+/// (0x81 for a whole text message); payloads under 64 KiB.
+pub(crate) fn masked_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![first];
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+    }
+    let key = [0x12, 0x34, 0x56, 0x78];
+    frame.extend_from_slice(&key);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    frame
 }
