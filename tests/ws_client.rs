@@ -177,6 +177,21 @@ impl WsClient {
         serde_json::from_slice(&payload).expect("JSON")
     }
 
+    /// Sends `request` (JSON with an `id`) and returns the answer carrying
+    /// that id, skipping other events.
+    #[track_caller]
+    pub fn ask(&mut self, request: &str) -> Value {
+        let id = serde_json::from_str::<Value>(request).expect("JSON")["id"].clone();
+        assert!(!id.is_null(), "a request to ask carries an id: {request}");
+        self.send_json(request);
+        loop {
+            let answer = self.next_json();
+            if answer["id"] == id {
+                return answer;
+            }
+        }
+    }
+
     /// The next event of `kind` (`"type"`), skipping others.
     #[track_caller]
     pub fn next_of(&mut self, kind: &str) -> Value {

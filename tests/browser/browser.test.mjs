@@ -85,10 +85,10 @@ class Server {
     return `http://${this.address}`;
   }
 
-  /** An HS256 token for `sub`, accepted by this run of the server. */
-  token(sub) {
+  /** An HS256 token for `sub` valid `seconds`, accepted by this run of the server. */
+  token(sub, seconds = 3600) {
     const part = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
-    const unsigned = `${part({ alg: "HS256", typ: "JWT" })}.${part({ sub, exp: Math.floor(Date.now() / 1000) + 3600 })}`;
+    const unsigned = `${part({ alg: "HS256", typ: "JWT" })}.${part({ sub, exp: Math.floor(Date.now() / 1000) + seconds })}`;
     return `${unsigned}.${createHmac("sha256", this.secret).update(unsigned).digest("base64url")}`;
   }
 
@@ -133,9 +133,11 @@ const TAB_HTML = `<!doctype html><meta charset="utf-8"><title>tab</title>
 <script type="module">
 import { VigilClient } from "/vigil.js";
 const params = new URLSearchParams(location.hash.slice(1));
-const client = new VigilClient({ token: params.get("token") });
+// With \`refresh\`, tokens come from the test (\`window.freshToken\`).
+const getToken = params.has("refresh") ? () => window.freshToken() : undefined;
+const client = new VigilClient({ token: params.get("token"), getToken });
 window.events = [];
-for (const type of ["open", "close", "reconnecting", "rtt", "presence"]) {
+for (const type of ["open", "close", "reconnecting", "rtt", "presence", "token", "error"]) {
   client.addEventListener(type, ({ detail }) => {
     const copy = type === "presence" ? { channel: detail.channel, joins: detail.joins, leaves: detail.leaves } : detail;
     window.events.push({ type, detail: copy });
@@ -294,6 +296,30 @@ test("a hidden tab with throttled timers stays connected longer than the timeout
     document.dispatchEvent(new Event("visibilitychange"));
   });
   await eventually("a probe answered right after becoming visible", async () => (await events(page, "rtt")).length > rtts);
+  await page.close();
+});
+
+test("short-lived tokens are refreshed in-band: the connection outlives each of them", async () => {
+  const page = await context.newPage();
+  // Each token lives 6 s (the server adds its 5 s leeway): the client
+  // refreshes every 3 s, over the same connection.
+  let issued = 0;
+  await page.exposeFunction("freshToken", () => {
+    issued += 1;
+    return server.token("rita", 6);
+  });
+  const hash = new URLSearchParams({ token: server.token("rita", 6), channel: "tokens", meta: "null", refresh: "1" });
+  await page.goto(`${server.base}/test/tab.html#${hash}`);
+  await eventually("rita is connected", () => page.evaluate(() => window.events?.some((e) => e.type === "open")));
+  const [open] = await events(page, "open");
+  await sleep(16_000);
+  const errors = await events(page, "error");
+  assert.deepEqual(await events(page, "close"), [], `never closed (4003 or otherwise); errors: ${JSON.stringify(errors)}`);
+  const refreshed = await events(page, "token");
+  assert.ok(refreshed.length >= 3, `refreshed ${refreshed.length} times`);
+  assert.ok(issued >= 3, `getToken called ${issued} times`);
+  const rita = (await server.members("tokens")).get("rita");
+  assert.equal(rita?.connections[0].id, open.detail.connection, "the same connection throughout");
   await page.close();
 });
 

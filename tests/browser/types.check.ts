@@ -1,7 +1,15 @@
 // Compiled with `tsc --noEmit --strict` by the browser suite: vigil.d.ts
 // must describe vigil.js the way an application uses it. Each
 // `@ts-expect-error` line must fail to compile, or tsc reports it unused.
-import { VigilClient, VigilError, DEFAULTS, NO_RECONNECT_CODES, backoffEnvelope } from "./vigil.js";
+import {
+  VigilClient,
+  VigilError,
+  DEFAULTS,
+  NO_RECONNECT_CODES,
+  TOKEN_EXPIRED_CODE,
+  backoffEnvelope,
+  tokenExpiry,
+} from "./vigil.js";
 import type { Json, PresenceDetail, Welcome } from "./vigil.js";
 
 const client = new VigilClient({ token: "jwt", capMs: 60_000, heartbeat: "app" });
@@ -19,6 +27,17 @@ client.addEventListener("presence", (e) => {
 });
 client.addEventListener("message", (e) => console.log(e.detail.from ?? "api", e.detail.will));
 client.connect();
+
+const refreshing = new VigilClient({
+  getToken: async () => (await fetch("/token")).text(),
+  refreshAheadMs: 60_000,
+});
+refreshing.addEventListener("token", (e) => console.log(e.detail.validUntil ?? 0, e.detail.left.join()));
+const exp: number | null = tokenExpiry("a.b.c");
+const expiredCode: 4003 = TOKEN_EXPIRED_CODE;
+console.log(exp, expiredCode);
+// @ts-expect-error getToken returns a token, not a number
+new VigilClient({ getToken: async () => 42 });
 
 async function use(): Promise<void> {
   const members: Map<string, Json> = await client.join("room-1", { name: "Ann" });

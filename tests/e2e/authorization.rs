@@ -39,21 +39,8 @@ fn client(server: &ServerProcess, sub: &str, channels: Option<&[&str]>) -> WsCli
     client
 }
 
-/// Sends `request` and returns the answer carrying its `id`.
 #[track_caller]
-fn ask(client: &mut WsClient, request: &str) -> serde_json::Value {
-    let id = serde_json::from_str::<serde_json::Value>(request).expect("JSON")["id"].clone();
-    client.send_json(request);
-    loop {
-        let answer = client.next_json();
-        if answer["id"] == id {
-            return answer;
-        }
-    }
-}
-
-#[track_caller]
-fn assert_error(answer: &serde_json::Value, code: &str) {
+pub(crate) fn assert_error(answer: &serde_json::Value, code: &str) {
     assert_eq!(answer["type"], "error", "{answer}");
     assert_eq!(answer["code"], code, "{answer}");
 }
@@ -67,27 +54,17 @@ fn a_token_limited_to_some_channels_can_neither_read_nor_will_into_others() {
         connect(&server, &format!("insider-{next}"), None)
     });
     let mut mallory = client(&server, "mallory", Some(&["room-*"]));
-    let peek = ask(
-        &mut mallory,
-        r#"{"op":"presence","channel":"secret","id":1}"#,
-    );
+    let peek = mallory.ask(r#"{"op":"presence","channel":"secret","id":1}"#);
     assert_error(&peek, "forbidden_channel");
     assert!(peek.get("presence").is_none(), "{peek}");
-    let forged = ask(
-        &mut mallory,
-        r#"{"op":"set_will","channel":"secret","data":{"text":"forged"},"id":2}"#,
-    );
+    let forged =
+        mallory.ask(r#"{"op":"set_will","channel":"secret","data":{"text":"forged"},"id":2}"#);
     assert_error(&forged, "forbidden_channel");
     // Allowed, but not joined: a will needs membership.
-    let unjoined = ask(
-        &mut mallory,
-        r#"{"op":"set_will","channel":"room-1","data":{"text":"bye"},"id":3}"#,
-    );
+    let unjoined =
+        mallory.ask(r#"{"op":"set_will","channel":"room-1","data":{"text":"bye"},"id":3}"#);
     assert_error(&unjoined, "not_joined");
-    let own = ask(
-        &mut mallory,
-        r#"{"op":"presence","channel":"room-1","id":4}"#,
-    );
+    let own = mallory.ask(r#"{"op":"presence","channel":"room-1","id":4}"#);
     assert_eq!(own["type"], "reply", "{own}");
     // Mallory drops her TCP connection: an abnormal end, which would
     // publish a will. Nobody in `secret` hears anything.
@@ -106,10 +83,9 @@ fn a_will_is_published_only_to_a_channel_its_author_is_still_in() {
     let server = secured();
     let mut watcher = client(&server, "watcher", None);
     for (id, channel) in [(1, "room-a"), (2, "room-b")] {
-        let joined = ask(
-            &mut watcher,
-            &format!(r#"{{"op":"join","channel":"{channel}","id":{id}}}"#),
-        );
+        let joined = watcher.ask(&format!(
+            r#"{{"op":"join","channel":"{channel}","id":{id}}}"#
+        ));
         assert_eq!(joined["type"], "reply", "{joined}");
     }
     let mut author = client(&server, "author", None);
@@ -126,7 +102,7 @@ fn a_will_is_published_only_to_a_channel_its_author_is_still_in() {
             r#"{"op":"set_will","channel":"room-b","data":"gone-b","id":5}"#,
         ),
     ] {
-        let answer = ask(&mut author, request);
+        let answer = author.ask(request);
         assert_eq!(answer["type"], "reply", "request {id}: {answer}");
     }
     drop(author); // abnormal: no close frame

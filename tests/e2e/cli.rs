@@ -128,6 +128,17 @@ fn the_example_config_names_every_setting_and_passes_check_config() {
         uncommented.push_str(setting.unwrap_or(line));
         uncommented.push('\n');
     }
+    // The example's key files, as check-config reads them: the test keys.
+    let fixtures = vigil_e2e::workspace_root().join("tests/fixtures/jwt");
+    let uncommented = uncommented
+        .replace(
+            "/etc/vigil/tokens.pem",
+            &fixtures.join("rsa.pub").display().to_string(),
+        )
+        .replace(
+            "/etc/vigil/jwks.json",
+            &fixtures.join("jwks.json").display().to_string(),
+        );
     for key in &keys {
         assert!(
             uncommented

@@ -13,3 +13,4 @@ mod observability;
 mod proxies;
 mod rate_limits;
 mod session;
+mod tokens;

@@ -1,17 +1,20 @@
-//! Who is connecting: an HS256 JWT (`sub` = user id, `exp` enforced, an
-//! optional `channels` claim of glob patterns), or an anonymous user when no
-//! secret is configured (the configuration allows that on loopback only;
-//! tokens signed with a development secret generated for the run are then
-//! accepted too). Also the Origin check that stops cross-site WebSocket
-//! hijacking.
+//! Who is connecting: a JWT (`sub` = user id, `exp` enforced, an optional
+//! `channels` claim of glob patterns) verified with the configured keys
+//! ([`keys`], [`token`]), or an anonymous user when no key is configured
+//! (the configuration allows that on loopback only; tokens signed with a
+//! development secret generated for the run are then accepted too). Also
+//! the Origin check that stops cross-site WebSocket hijacking.
 //!
-//! Every refusal happens before the upgrade, as an HTTP status with a reason.
+//! Every refusal happens before the upgrade, as an HTTP status with a
+//! reason; a token refreshed in-band is checked the same way.
+
+pub(crate) mod keys;
+pub(crate) mod token;
 
 use hyper::Request;
 use hyper::header::{AUTHORIZATION, HOST, ORIGIN, SEC_WEBSOCKET_PROTOCOL};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
-use serde::Deserialize;
 use std::sync::Arc;
+pub(crate) use token::{ClaimRules, Verified, Verifier};
 
 /// The subprotocol a browser offers next to `bearer.<token>`, and that the
 /// server selects (a browser fails a connection whose server selects none of
@@ -26,6 +29,19 @@ pub(crate) struct Identity {
     pub(crate) user: Option<Arc<str>>,
     /// Channels the token allows (`None`: all).
     channels: Option<Vec<glob::Pattern>>,
+    /// When the token stops being valid (its `exp` plus the leeway), in
+    /// seconds since the Unix epoch; `None` for an anonymous connection.
+    pub(crate) valid_until: Option<u64>,
+}
+
+impl From<Verified> for Identity {
+    fn from(verified: Verified) -> Self {
+        Self {
+            user: Some(verified.user),
+            channels: verified.channels,
+            valid_until: Some(verified.valid_until),
+        }
+    }
 }
 
 impl Identity {
@@ -58,9 +74,25 @@ pub(crate) enum Refused {
     MissingToken,
     #[error("the token has expired")]
     Expired,
+    #[error("the token is not valid yet: its `nbf` is in the future")]
+    NotYetValid,
     #[error("the token's signature is not valid for this server")]
     BadSignature,
-    #[error("the token is not a valid HS256 JWT with `sub` and `exp`: {0}")]
+    #[error("the token names key {0:?} (`kid`), which this server does not have")]
+    UnknownKey(String),
+    #[error(
+        "the token is signed with {alg:?}, which no key of this server that could verify it \
+         uses (they use {accepted}); the algorithm comes from the key, never from the token"
+    )]
+    WrongAlgorithm {
+        alg: jsonwebtoken::Algorithm,
+        accepted: String,
+    },
+    #[error("{}", issuer_problem(.0.as_deref()))]
+    WrongIssuer(Option<String>),
+    #[error("{}", audience_problem(.0.as_deref()))]
+    WrongAudience(Option<String>),
+    #[error("the token is not a valid JWT with `sub` and `exp`: {0}")]
     Malformed(String),
     #[error("cross-origin WebSocket connections are not allowed from {0}")]
     Origin(String),
@@ -75,11 +107,20 @@ impl Refused {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct Claims {
-    sub: String,
-    #[serde(default)]
-    channels: Option<Vec<String>>,
+fn issuer_problem(expected: Option<&str>) -> String {
+    match expected {
+        Some(issuer) => format!("the token's issuer (`iss`) is not {issuer:?}"),
+        None => "the token's issuer (`iss`) is not accepted".to_owned(),
+    }
+}
+
+fn audience_problem(expected: Option<&str>) -> String {
+    match expected {
+        Some(audience) => format!("the token's audience (`aud`) does not include {audience:?}"),
+        None => "the token is meant for an audience (`aud`), and this server has none \
+                 configured (jwt_audience)"
+            .to_owned(),
+    }
 }
 
 /// The secret tokens are checked against.
@@ -116,11 +157,10 @@ impl std::fmt::Debug for TokenSecret {
     }
 }
 
-/// Checks tokens against the secret, and browsers' origins against the
+/// Checks tokens against the keys, and browsers' origins against the
 /// allow-list.
 pub(crate) struct Auth {
-    key: DecodingKey,
-    validation: Validation,
+    verifier: Verifier,
     /// Whether a client without a token is let in, anonymously.
     anonymous: bool,
     /// Origins allowed besides the server's own, lowercased; `*` allows all.
@@ -137,28 +177,45 @@ impl std::fmt::Debug for Auth {
 }
 
 impl Auth {
-    /// `allowed_origins` as the configuration validated them: `*` or
-    /// lowercase `scheme://host[:port]`.
-    pub(crate) fn new(secret: &TokenSecret, allowed_origins: Vec<String>) -> Self {
-        let (secret, anonymous) = match secret {
-            TokenSecret::Configured(secret) => (secret, false),
-            TokenSecret::Development(secret) => (secret, true),
+    /// Tokens verified with `secret` (HS256, when there is one) and
+    /// `public_keys`, by `rules`; anonymous clients are let in when the
+    /// secret is a development one. `allowed_origins` as the configuration
+    /// validated them: `*` or lowercase `scheme://host[:port]`.
+    pub(crate) fn new(
+        secret: Option<&TokenSecret>,
+        public_keys: Vec<keys::VerificationKey>,
+        rules: ClaimRules,
+        allowed_origins: Vec<String>,
+    ) -> Self {
+        let mut all = Vec::with_capacity(public_keys.len() + 1);
+        let anonymous = match secret {
+            Some(TokenSecret::Configured(secret)) => {
+                all.push(keys::secret(secret));
+                false
+            }
+            Some(TokenSecret::Development(secret)) => {
+                all.push(keys::secret(secret));
+                true
+            }
+            None => false,
         };
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        validation.leeway = 0;
+        all.extend(public_keys);
         Self {
-            key: DecodingKey::from_secret(secret.as_bytes()),
-            validation,
+            verifier: Verifier::new(all, rules),
             anonymous,
             allowed_origins,
         }
     }
 
-    /// Whether clients may connect without a token (no secret configured,
-    /// so the server listens on loopback only).
+    /// Whether clients may connect without a token (no key configured, so
+    /// the server listens on loopback only).
     pub(crate) fn anonymous(&self) -> bool {
         self.anonymous
+    }
+
+    /// Who `token` names, for a token refreshed on an open connection.
+    pub(crate) fn verify(&self, token: &str) -> Result<Verified, Refused> {
+        self.verifier.verify(token)
     }
 
     /// The identity of `request`, or why it may not connect; `scheme` is
@@ -170,37 +227,11 @@ impl Auth {
         scheme: &str,
     ) -> Result<Identity, Refused> {
         check_origin(request, &self.allowed_origins, scheme)?;
-        let token = match token_of(request) {
-            Some(token) => token,
-            None if self.anonymous => return Ok(Identity::default()),
-            None => return Err(Refused::MissingToken),
-        };
-        let data = jsonwebtoken::decode::<Claims>(&token, &self.key, &self.validation).map_err(
-            |e| match e.kind() {
-                ErrorKind::ExpiredSignature => Refused::Expired,
-                ErrorKind::InvalidSignature => Refused::BadSignature,
-                _ => Refused::Malformed(e.to_string()),
-            },
-        )?;
-        let channels = match data.claims.channels {
-            None => None,
-            Some(patterns) => Some(
-                patterns
-                    .iter()
-                    .map(|p| {
-                        glob::Pattern::new(p)
-                            .map_err(|e| Refused::Malformed(format!("channel pattern {p:?}: {e}")))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?,
-            ),
-        };
-        if data.claims.sub.is_empty() {
-            return Err(Refused::Malformed("`sub` is empty".into()));
+        match token_of(request) {
+            Some(token) => self.verifier.verify(&token).map(Identity::from),
+            None if self.anonymous => Ok(Identity::default()),
+            None => Err(Refused::MissingToken),
         }
-        Ok(Identity {
-            user: Some(Arc::from(data.claims.sub)),
-            channels,
-        })
     }
 }
 

@@ -56,6 +56,8 @@ const MIN_NODE_TIMEOUT: Duration = Duration::from_secs(1);
 const MAX_NODE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 /// Orchestrators kill a process long before an hour of draining.
 const MAX_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(60 * 60);
+/// Longest clock skew allowed on a token's `exp` and `nbf`.
+const MAX_JWT_LEEWAY: Duration = Duration::from_secs(10 * 60);
 
 /// Everything the server is configured with, validated.
 ///
@@ -67,8 +69,20 @@ pub(crate) struct Settings {
     pub listen: SocketAddr,
     /// Allow a non-loopback `listen` without auth configured.
     pub allow_insecure_public: bool,
-    /// HS256 secret; its presence means auth is configured.
+    /// HS256 secret; it, a public key file or a JWKS file means tokens
+    /// are required (see [`Settings::tokens_configured`]).
     pub jwt_secret: Option<String>,
+    /// PEM public key (RSA, EC P-256/P-384, Ed25519) tokens may be signed
+    /// for.
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// JWKS file of public keys, selected by the token's `kid`.
+    pub jwt_jwks_file: Option<PathBuf>,
+    /// The `iss` every token must name.
+    pub jwt_issuer: Option<String>,
+    /// The `aud` every token must include.
+    pub jwt_audience: Option<String>,
+    /// Clock skew allowed on `exp` and `nbf`.
+    pub jwt_leeway: Duration,
     /// Key of the HTTP API; `None` turns the API off.
     pub api_key: Option<String>,
     /// Silence allowed before a ping.
@@ -128,6 +142,11 @@ impl Default for Settings {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
             allow_insecure_public: false,
             jwt_secret: None,
+            jwt_public_key_file: None,
+            jwt_jwks_file: None,
+            jwt_issuer: None,
+            jwt_audience: None,
+            jwt_leeway: Duration::from_secs(5),
             api_key: None,
             heartbeat_interval: Duration::from_secs(20),
             heartbeat_timeout: Duration::from_secs(10),
@@ -192,6 +211,14 @@ impl Settings {
 
     /// How many connection shards to run: `shards` if set, else one per
     /// core the process may use (`parallelism`, from
+    /// Whether a key to verify tokens with is configured (so tokens are
+    /// required).
+    pub(crate) fn tokens_configured(&self) -> bool {
+        self.jwt_secret.is_some()
+            || self.jwt_public_key_file.is_some()
+            || self.jwt_jwks_file.is_some()
+    }
+
     /// `std::thread::available_parallelism`, which honours CPU affinity and
     /// cgroup quotas), at most [`MAX_SHARDS`].
     pub(crate) fn shard_count(&self, parallelism: Option<std::num::NonZeroUsize>) -> usize {
@@ -211,6 +238,11 @@ impl fmt::Debug for Settings {
                 "jwt_secret",
                 &self.jwt_secret.as_ref().map(|_| "<redacted>"),
             )
+            .field("jwt_public_key_file", &self.jwt_public_key_file)
+            .field("jwt_jwks_file", &self.jwt_jwks_file)
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_audience", &self.jwt_audience)
+            .field("jwt_leeway", &self.jwt_leeway)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("heartbeat_timeout", &self.heartbeat_timeout)
@@ -433,9 +465,24 @@ fn validate(settings: &Settings, partial: &Partial, problems: &mut Vec<ConfigErr
             ),
         );
     }
-    if !failed(&[Key::Listen, Key::JwtSecret, Key::AllowInsecurePublic])
-        && !settings.listen.ip().is_loopback()
-        && settings.jwt_secret.is_none()
+    if settings.jwt_leeway > MAX_JWT_LEEWAY {
+        out_of_range(
+            Key::JwtLeeway,
+            format_duration(settings.jwt_leeway),
+            format!(
+                "0s..={}: a leeway is for clock skew, not for extending tokens",
+                format_duration(MAX_JWT_LEEWAY)
+            ),
+        );
+    }
+    if !failed(&[
+        Key::Listen,
+        Key::JwtSecret,
+        Key::JwtPublicKeyFile,
+        Key::JwtJwksFile,
+        Key::AllowInsecurePublic,
+    ]) && !settings.listen.ip().is_loopback()
+        && !settings.tokens_configured()
         && !settings.allow_insecure_public
     {
         problems.push(ConfigError::AnonymousPublic {

@@ -23,7 +23,7 @@ pub(crate) struct App {
     pub(crate) admission: Arc<crate::admission::Admission>,
     /// False once shutdown began: `/readyz` says so, `/ws` refuses.
     pub(crate) ready: AtomicBool,
-    pub(crate) auth: Auth,
+    pub(crate) auth: Arc<Auth>,
     pub(crate) sessions: Arc<Sessions>,
     pub(crate) hub: Arc<Hub>,
     pub(crate) api_key: Option<String>,

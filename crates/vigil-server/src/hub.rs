@@ -249,6 +249,25 @@ impl Hub {
         send_to_members(&state, channel, &event)
     }
 
+    /// The channels connection `conn` has joined.
+    pub(crate) fn channels_of(&self, conn: &Connection) -> Vec<String> {
+        let state = self.state.lock();
+        state
+            .presence
+            .channels_of(ConnId(conn.id().0))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The handle of open connection `id`.
+    pub(crate) fn connection(&self, id: u64) -> Option<Connection> {
+        self.state
+            .lock()
+            .conns
+            .get(&id)
+            .map(|(conn, _)| conn.clone())
+    }
+
     /// The open connections of `user` and the channels they joined.
     pub(crate) fn user(&self, user: &str) -> (Vec<Connection>, Vec<String>) {
         let state = self.state.lock();

@@ -66,8 +66,19 @@ fn main() -> ExitCode {
     let settings = match command {
         config::Command::Serve(settings) => *settings,
         config::Command::CheckConfig { path } => {
-            return match config::check_config_file(&path) {
-                Ok(_) => {
+            let checked = config::check_config_file(&path).map_err(|e| e.to_string());
+            let keys = checked.as_ref().map(|settings| {
+                auth::keys::public_keys(
+                    settings.jwt_public_key_file.as_deref(),
+                    settings.jwt_jwks_file.as_deref(),
+                )
+            });
+            return match keys {
+                Ok(Err(error)) => {
+                    eprintln!("{}: {error}", path.display());
+                    ExitCode::from(2)
+                }
+                Ok(Ok(_)) => {
                     println!("{}: ok", path.display());
                     ExitCode::SUCCESS
                 }
@@ -84,6 +95,16 @@ fn main() -> ExitCode {
     let open_files = files::open_file_limit();
     let max_connections = match settings.connection_limit(open_files) {
         Ok(limit) => limit,
+        Err(error) => {
+            eprintln!("vigil: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let public_keys = match auth::keys::public_keys(
+        settings.jwt_public_key_file.as_deref(),
+        settings.jwt_jwks_file.as_deref(),
+    ) {
+        Ok(keys) => keys,
         Err(error) => {
             eprintln!("vigil: {error}");
             return ExitCode::from(2);
@@ -106,7 +127,7 @@ fn main() -> ExitCode {
         open_file_limit = open_files.map_or_else(|| "unlimited".to_owned(), |n| n.to_string()),
         "connection limit"
     );
-    match serve(settings, max_connections) {
+    match serve(settings, max_connections, public_keys) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
@@ -128,10 +149,20 @@ fn init_logs(json: bool) {
     }
 }
 
-fn serve(settings: config::Settings, max_connections: usize) -> Result<()> {
-    let token_secret = auth::TokenSecret::configured_or_generated(settings.jwt_secret.as_deref())
-        .context("cannot read /dev/urandom for a development secret")?;
-    if let auth::TokenSecret::Development(secret) = &token_secret {
+fn serve(
+    settings: config::Settings,
+    max_connections: usize,
+    public_keys: Vec<auth::keys::VerificationKey>,
+) -> Result<()> {
+    let token_secret = if settings.jwt_secret.is_none() && settings.tokens_configured() {
+        None
+    } else {
+        Some(
+            auth::TokenSecret::configured_or_generated(settings.jwt_secret.as_deref())
+                .context("cannot read /dev/urandom for a development secret")?,
+        )
+    };
+    if let Some(auth::TokenSecret::Development(secret)) = &token_secret {
         // Printed once, here: it exists only in this process.
         tracing::info!(
             development_secret = %secret,
@@ -139,6 +170,16 @@ fn serve(settings: config::Settings, max_connections: usize) -> Result<()> {
              HS256 tokens signed with this development secret, valid until the process exits"
         );
     }
+    let auth = Arc::new(auth::Auth::new(
+        token_secret.as_ref(),
+        public_keys,
+        auth::ClaimRules {
+            issuer: settings.jwt_issuer.clone(),
+            audience: settings.jwt_audience.clone(),
+            leeway: settings.jwt_leeway,
+        },
+        settings.allowed_origins.clone(),
+    ));
     let heartbeat = HeartbeatConfig::builder()
         .interval(settings.heartbeat_interval)
         .timeout(settings.heartbeat_timeout)
@@ -185,6 +226,7 @@ fn serve(settings: config::Settings, max_connections: usize) -> Result<()> {
     };
     let sessions = Arc::new(session::Sessions::new(
         Arc::clone(&hub),
+        Arc::clone(&auth),
         &ws_config,
         limits,
         node.as_deref(),
@@ -198,7 +240,7 @@ fn serve(settings: config::Settings, max_connections: usize) -> Result<()> {
         ws: ws.clone(),
         admission: admission::Admission::new(max_connections, settings.max_connections_per_ip),
         ready: AtomicBool::new(true),
-        auth: auth::Auth::new(&token_secret, settings.allowed_origins.clone()),
+        auth: Arc::clone(&auth),
         serve_metrics: !settings.disable_metrics,
         rejections: rejections::Rejections::default(),
         sessions,
@@ -235,6 +277,7 @@ fn serve(settings: config::Settings, max_connections: usize) -> Result<()> {
             );
         }
         tokio::spawn(Arc::clone(&hub).run_timers());
+        tokio::spawn(Arc::clone(&app.sessions).close_expired());
         let shutdown = shutdown_signal();
         tokio::pin!(shutdown);
         let mut accept_errors = AcceptErrors::default();

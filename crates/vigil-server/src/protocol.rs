@@ -43,6 +43,10 @@ pub(crate) enum Request {
     /// `{"type":"pong","id":...}` whatever the connection's heartbeat mode:
     /// how a browser's script learns that the server is alive.
     Ping { id: Option<Value> },
+    /// Replaces the connection's token with a newer one for the same user
+    /// (`sub`) before the old one expires; a connection whose token expires
+    /// is closed with 4003.
+    Refresh { id: Option<Value>, token: String },
 }
 
 impl Request {
@@ -53,7 +57,8 @@ impl Request {
             | Self::Publish { id, .. }
             | Self::Presence { id, .. }
             | Self::SetWill { id, .. }
-            | Self::Ping { id } => id.as_ref(),
+            | Self::Ping { id }
+            | Self::Refresh { id, .. } => id.as_ref(),
         }
     }
 }
@@ -80,6 +85,11 @@ pub(crate) enum ErrorCode {
     RateLimited,
     /// A join's `meta` is larger than `max_meta_bytes`.
     MetaTooLarge,
+    /// A `refresh` whose token is not valid (expired, bad signature, ...).
+    InvalidToken,
+    /// A `refresh` whose token names another user than the connection's
+    /// (or any user, on an anonymous connection).
+    WrongSubject,
 }
 
 /// Checks a channel name: 1 to 128 characters from `A-Z a-z 0-9 _ - . : /`.
@@ -135,7 +145,7 @@ pub(crate) fn parse(text: &str) -> Result<Request, (ErrorCode, String, Option<Va
             check_channel(channel)
                 .map_err(|message| (ErrorCode::InvalidChannel, message, id.clone()))?;
         }
-        Request::Ping { .. } => {}
+        Request::Ping { .. } | Request::Refresh { .. } => {}
     }
     Ok(request)
 }

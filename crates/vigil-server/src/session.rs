@@ -1,12 +1,15 @@
 //! What the server does with each WebSocket connection: greet it, answer its
-//! requests through the hub, and clean up after it. The vigil-ws handler.
+//! requests through the hub, close it when its token expires (unless it
+//! refreshed it in time), and clean up after it. The vigil-ws handler.
 
 use crate::admission::Ticket;
-use crate::auth::Identity;
+use crate::auth::{Auth, Identity};
 use crate::hub::Hub;
 use crate::protocol::{self, ErrorCode, Request};
 use serde_json::{Map, Value, json};
+use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use vigil_core::rate::{Bucket, RateLimit};
 use vigil_ws::{CloseReason, Connection, Handler, HeartbeatMode, Message, WsConfig};
 
@@ -14,6 +17,12 @@ use vigil_ws::{CloseReason, Connection, Handler, HeartbeatMode, Message, WsConfi
 /// row before it is closed with 1008: one bad client must not keep the
 /// server busy answering it.
 const MAX_ERRORS_IN_A_ROW: u32 = 20;
+
+/// The close code and reason of a connection whose token expired.
+pub(crate) const TOKEN_EXPIRED: (u16, &str) = (4003, "token expired");
+
+/// How often expired tokens are looked for (`exp` counts in seconds).
+const EXPIRY_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The limits on what one connection may ask, shared by all.
 #[derive(Debug, Clone, Copy)]
@@ -49,6 +58,11 @@ pub(crate) struct Arrival {
 
 pub(crate) struct Sessions {
     pub(crate) hub: Arc<Hub>,
+    /// Verifies the tokens of `refresh` requests.
+    auth: Arc<Auth>,
+    /// When each token-bearing connection's token stops being valid:
+    /// `(seconds since the Unix epoch, connection id)`, soonest first.
+    expiries: parking_lot::Mutex<BTreeSet<(u64, u64)>>,
     /// The heartbeat interval and timeout advertised in the welcome message
     /// (the mode is each connection's own).
     welcome: Map<String, Value>,
@@ -71,6 +85,7 @@ impl Sessions {
     /// different nodes (numbered by connection) never share an id.
     pub(crate) fn new(
         hub: Arc<Hub>,
+        auth: Arc<Auth>,
         ws: &WsConfig,
         limits: RequestLimits,
         node: Option<&str>,
@@ -86,6 +101,8 @@ impl Sessions {
         );
         Self {
             hub,
+            auth,
+            expiries: parking_lot::Mutex::default(),
             welcome,
             errors: parking_lot::Mutex::default(),
             pending: parking_lot::Mutex::default(),
@@ -199,8 +216,120 @@ impl Sessions {
                 self.hub.set_will(conn, channel, data)?;
             }
             Request::Ping { id } => return Ok(protocol::pong(id.as_ref())),
+            Request::Refresh { token, .. } => {
+                let (valid_until, left) = self.refresh(conn, token)?;
+                fields.insert("valid_until".into(), valid_until.into());
+                fields.insert("left".into(), left.into());
+            }
         }
         Ok(protocol::reply(request.id(), fields))
+    }
+}
+
+impl Sessions {
+    /// Replaces the connection's identity with the one `token` gives, if
+    /// it names the same user: the new expiry, and the new `channels`
+    /// claim (channels it no longer allows are left). Returns the new
+    /// expiry and the channels left.
+    fn refresh(
+        &self,
+        conn: &Connection,
+        token: &str,
+    ) -> Result<(u64, Vec<String>), (ErrorCode, String)> {
+        let id = conn.id().0;
+        let anonymous = self
+            .clients
+            .lock()
+            .get(&id)
+            .is_some_and(|client| client.identity.is_anonymous());
+        if anonymous {
+            return Err((
+                ErrorCode::WrongSubject,
+                "an anonymous connection cannot take a token; connect with it instead".into(),
+            ));
+        }
+        let verified = self
+            .auth
+            .verify(token)
+            .map_err(|refused| (ErrorCode::InvalidToken, refused.to_string()))?;
+        let identity = Identity::from(verified);
+        let valid_until = identity.valid_until.unwrap_or(u64::MAX);
+        let (old_expiry, identity) = {
+            let mut clients = self.clients.lock();
+            let Some(client) = clients.get_mut(&id) else {
+                return Err((ErrorCode::InvalidToken, "the connection is closing".into()));
+            };
+            match (&client.identity.user, &identity.user) {
+                (Some(current), Some(new)) if current == new => {}
+                (None, _) => {
+                    return Err((
+                        ErrorCode::WrongSubject,
+                        "an anonymous connection cannot take a token; connect with it instead"
+                            .into(),
+                    ));
+                }
+                (Some(current), new) => {
+                    return Err((
+                        ErrorCode::WrongSubject,
+                        format!(
+                            "the token is for {:?}; this connection is {current:?}",
+                            new.as_deref().unwrap_or_default()
+                        ),
+                    ));
+                }
+            }
+            let old = std::mem::replace(&mut client.identity, identity.clone());
+            (old.valid_until, identity)
+        };
+        {
+            let mut expiries = self.expiries.lock();
+            if let Some(old) = old_expiry {
+                expiries.remove(&(old, id));
+            }
+            expiries.insert((valid_until, id));
+        }
+        let left: Vec<String> = self
+            .hub
+            .channels_of(conn)
+            .into_iter()
+            .filter(|channel| !identity.may_use(channel))
+            .filter(|channel| self.hub.leave(conn, channel).is_ok())
+            .collect();
+        Ok((valid_until, left))
+    }
+
+    /// Closes, with 4003, every connection whose token has expired and was
+    /// not refreshed; runs until the process ends.
+    pub(crate) async fn close_expired(self: Arc<Self>) {
+        let mut ticks = tokio::time::interval(EXPIRY_CHECK_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |since| since.as_secs());
+            for id in self.expired(now) {
+                if let Some(conn) = self.hub.connection(id) {
+                    let (code, reason) = TOKEN_EXPIRED;
+                    let _ = conn.close(code, reason);
+                }
+            }
+        }
+    }
+
+    /// The connections whose token stopped being valid before `now`
+    /// (seconds since the Unix epoch), taken off the schedule.
+    fn expired(&self, now: u64) -> Vec<u64> {
+        let mut expiries = self.expiries.lock();
+        let mut expired = Vec::new();
+        while let Some(&(valid_until, id)) = expiries.first() {
+            if valid_until >= now {
+                break;
+            }
+            expiries.pop_first();
+            expired.push(id);
+        }
+        expired
     }
 }
 
@@ -221,6 +350,9 @@ impl Handler for Sessions {
             Some(node) if identity.is_anonymous() => Arc::from(format!("anon-{node}-{id}")),
             _ => identity.user_for(id),
         };
+        if let Some(valid_until) = identity.valid_until {
+            self.expiries.lock().insert((valid_until, id));
+        }
         self.clients.lock().insert(
             id,
             Client {
@@ -280,6 +412,9 @@ impl Handler for Sessions {
         self.errors.lock().remove(&conn.id().0);
         // Dropping the ticket gives its place under the limits back.
         let held = self.clients.lock().remove(&conn.id().0);
+        if let Some(valid_until) = held.as_ref().and_then(|c| c.identity.valid_until) {
+            self.expiries.lock().remove(&(valid_until, conn.id().0));
+        }
         drop(held);
         self.hub.close(conn, reason.is_abnormal());
     }

@@ -1,7 +1,7 @@
 //! Tokens and origins: who gets in, and the exact refusal for everyone else.
 
 use super::*;
-use jsonwebtoken::{EncodingKey, Header};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const SECRET: &str = "test-secret";
@@ -32,13 +32,23 @@ fn development() -> TokenSecret {
     TokenSecret::configured_or_generated(None).expect("/dev/urandom")
 }
 
+/// Tokens checked with `secret` alone, no leeway, origins allowed as given.
+fn auth(secret: &TokenSecret, allowed_origins: Vec<String>) -> Auth {
+    Auth::new(
+        Some(secret),
+        Vec::new(),
+        ClaimRules::default(),
+        allowed_origins,
+    )
+}
+
 fn request(uri: &str) -> hyper::http::request::Builder {
     Request::builder().uri(uri).header(HOST, "127.0.0.1:8080")
 }
 
 #[test]
 fn without_a_secret_everyone_is_anonymous() {
-    let auth = Auth::new(&development(), Vec::new());
+    let auth = auth(&development(), Vec::new());
     let identity = auth
         .identify(&request("/ws").body(()).expect("valid"), "http")
         .expect("anonymous");
@@ -54,7 +64,7 @@ fn without_a_secret_tokens_signed_with_the_development_secret_name_their_user() 
     };
     assert_eq!(text.len(), 64, "256 bits in hex: {text}");
     assert_ne!(secret, development(), "each run gets its own");
-    let auth = Auth::new(&secret, Vec::new());
+    let auth = auth(&secret, Vec::new());
     let jwt = token(text, serde_json::json!({"sub": "dev", "exp": in_an_hour()}));
     let signed = request(&format!("/ws?token={jwt}"))
         .body(())
@@ -82,7 +92,7 @@ fn without_a_secret_tokens_signed_with_the_development_secret_name_their_user() 
 
 #[test]
 fn a_valid_token_names_the_user_from_any_of_three_places() {
-    let auth = Auth::new(&configured(), Vec::new());
+    let auth = auth(&configured(), Vec::new());
     let jwt = token(
         SECRET,
         serde_json::json!({"sub": "ann", "exp": in_an_hour()}),
@@ -106,7 +116,7 @@ fn a_valid_token_names_the_user_from_any_of_three_places() {
 
 #[test]
 fn bad_tokens_are_refused_each_with_its_reason() {
-    let auth = Auth::new(&configured(), Vec::new());
+    let auth = auth(&configured(), Vec::new());
     let cases = [
         (None, Refused::MissingToken),
         (
@@ -150,7 +160,7 @@ fn bad_tokens_are_refused_each_with_its_reason() {
 
 #[test]
 fn the_channels_claim_limits_channels_by_glob() {
-    let auth = Auth::new(&configured(), Vec::new());
+    let auth = auth(&configured(), Vec::new());
     let jwt = token(
         SECRET,
         serde_json::json!({"sub": "bob", "exp": in_an_hour(), "channels": ["room-*", "team/eng"]}),
@@ -171,7 +181,7 @@ fn the_channels_claim_limits_channels_by_glob() {
 
 #[test]
 fn a_foreign_origin_is_forbidden_and_a_native_client_passes() {
-    let auth = Auth::new(&development(), Vec::new());
+    let auth = auth(&development(), Vec::new());
     let cross = request("/ws")
         .header(ORIGIN, "https://evil.example")
         .body(())
@@ -203,7 +213,7 @@ fn a_foreign_origin_is_forbidden_and_a_native_client_passes() {
 
 #[test]
 fn an_allowed_origin_passes_and_others_stay_forbidden() {
-    let auth = Auth::new(&development(), vec!["https://app.example.com".to_owned()]);
+    let auth = auth(&development(), vec!["https://app.example.com".to_owned()]);
     let with_origin = |origin: &str| {
         request("/ws")
             .header(ORIGIN, origin)
@@ -238,7 +248,7 @@ fn an_allowed_origin_passes_and_others_stay_forbidden() {
 
 #[test]
 fn a_star_allows_every_origin() {
-    let auth = Auth::new(&development(), vec!["*".to_owned()]);
+    let auth = auth(&development(), vec!["*".to_owned()]);
     let request = request("/ws")
         .header(ORIGIN, "https://anywhere.example")
         .body(())

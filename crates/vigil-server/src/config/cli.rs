@@ -42,6 +42,26 @@ pub(super) struct Cli {
     #[arg(long, value_name = "SECRET")]
     jwt_secret: Option<String>,
 
+    /// PEM public key (RSA → RS256, EC P-256 → ES256, P-384 → ES384, Ed25519 → EdDSA) that tokens may be signed for; the key decides the algorithm
+    #[arg(long, value_name = "FILE")]
+    jwt_public_key_file: Option<String>,
+
+    /// JWKS file of public keys; a token's `kid` selects one, the key decides the algorithm
+    #[arg(long, value_name = "FILE")]
+    jwt_jwks_file: Option<String>,
+
+    /// The issuer (`iss`) every token must name; unset: not checked
+    #[arg(long, value_name = "ISSUER")]
+    jwt_issuer: Option<String>,
+
+    /// The audience (`aud`) every token must include; unset: tokens naming an audience are refused
+    #[arg(long, value_name = "AUDIENCE")]
+    jwt_audience: Option<String>,
+
+    /// Clock skew allowed on a token's `exp` and `nbf`
+    #[arg(long, value_name = "DURATION")]
+    jwt_leeway: Option<String>,
+
     /// Key for the HTTP API (`Authorization: Bearer KEY`); unset: the API is off. Prefer the variable
     #[arg(long, value_name = "KEY")]
     api_key: Option<String>,
@@ -159,6 +179,11 @@ impl Cli {
             (Key::Listen, self.listen.clone()),
             (Key::AllowInsecurePublic, flag(self.allow_insecure_public)),
             (Key::JwtSecret, self.jwt_secret.clone()),
+            (Key::JwtPublicKeyFile, self.jwt_public_key_file.clone()),
+            (Key::JwtJwksFile, self.jwt_jwks_file.clone()),
+            (Key::JwtIssuer, self.jwt_issuer.clone()),
+            (Key::JwtAudience, self.jwt_audience.clone()),
+            (Key::JwtLeeway, self.jwt_leeway.clone()),
             (Key::ApiToken, self.api_key.clone()),
             (Key::HeartbeatInterval, self.heartbeat_interval.clone()),
             (Key::HeartbeatTimeout, self.heartbeat_timeout.clone()),
@@ -226,6 +251,10 @@ pub(super) fn default_text(defaults: &Settings, key: Key) -> Option<String> {
         Key::Listen => defaults.listen.to_string(),
         Key::AllowInsecurePublic => defaults.allow_insecure_public.to_string(),
         Key::JwtSecret | Key::ApiToken => return None,
+        Key::JwtPublicKeyFile | Key::JwtJwksFile => "none".to_owned(),
+        Key::JwtIssuer => "none (not checked)".to_owned(),
+        Key::JwtAudience => "none (tokens naming an audience are refused)".to_owned(),
+        Key::JwtLeeway => format_duration(defaults.jwt_leeway),
         Key::HeartbeatInterval => format_duration(defaults.heartbeat_interval),
         Key::HeartbeatTimeout => format_duration(defaults.heartbeat_timeout),
         Key::HeartbeatJitter => defaults.heartbeat_jitter.to_string(),

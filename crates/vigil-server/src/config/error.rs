@@ -105,9 +105,9 @@ pub(crate) enum ConfigError {
     },
     /// A public address, no auth, and no explicit permission.
     #[error(
-        "listen address {listen} is not loopback and no jwt_secret is configured; refusing to \
-         accept anonymous connections on a public address: set VIGIL_JWT_SECRET or pass \
-         --allow-insecure-public"
+        "listen address {listen} is not loopback and no token key (jwt_secret, jwt_public_key_file or \
+         jwt_jwks_file) is configured; refusing to accept anonymous connections on a public \
+         address: set VIGIL_JWT_SECRET or a public key, or pass --allow-insecure-public"
     )]
     AnonymousPublic { listen: SocketAddr },
     /// More than one problem, each its own error, in the order found: flags,

@@ -11,6 +11,11 @@ pub(crate) enum Key {
     Listen,
     AllowInsecurePublic,
     JwtSecret,
+    JwtPublicKeyFile,
+    JwtJwksFile,
+    JwtIssuer,
+    JwtAudience,
+    JwtLeeway,
     /// `api_key` (a variant may not end in the enum's own name).
     ApiToken,
     HeartbeatInterval,
@@ -39,10 +44,15 @@ pub(crate) enum Key {
 
 impl Key {
     /// Every setting, in the order `--help` lists them.
-    pub(crate) const ALL: [Self; 26] = [
+    pub(crate) const ALL: [Self; 31] = [
         Self::Listen,
         Self::AllowInsecurePublic,
         Self::JwtSecret,
+        Self::JwtPublicKeyFile,
+        Self::JwtJwksFile,
+        Self::JwtIssuer,
+        Self::JwtAudience,
+        Self::JwtLeeway,
         Self::ApiToken,
         Self::HeartbeatInterval,
         Self::HeartbeatTimeout,
@@ -74,6 +84,11 @@ impl Key {
             Self::Listen => "listen",
             Self::AllowInsecurePublic => "allow_insecure_public",
             Self::JwtSecret => "jwt_secret",
+            Self::JwtPublicKeyFile => "jwt_public_key_file",
+            Self::JwtJwksFile => "jwt_jwks_file",
+            Self::JwtIssuer => "jwt_issuer",
+            Self::JwtAudience => "jwt_audience",
+            Self::JwtLeeway => "jwt_leeway",
             Self::ApiToken => "api_key",
             Self::HeartbeatInterval => "heartbeat_interval",
             Self::HeartbeatTimeout => "heartbeat_timeout",
@@ -107,6 +122,11 @@ impl Key {
             Self::Listen => "VIGIL_LISTEN",
             Self::AllowInsecurePublic => "VIGIL_ALLOW_INSECURE_PUBLIC",
             Self::JwtSecret => "VIGIL_JWT_SECRET",
+            Self::JwtPublicKeyFile => "VIGIL_JWT_PUBLIC_KEY_FILE",
+            Self::JwtJwksFile => "VIGIL_JWT_JWKS_FILE",
+            Self::JwtIssuer => "VIGIL_JWT_ISSUER",
+            Self::JwtAudience => "VIGIL_JWT_AUDIENCE",
+            Self::JwtLeeway => "VIGIL_JWT_LEEWAY",
             Self::ApiToken => "VIGIL_API_KEY",
             Self::HeartbeatInterval => "VIGIL_HEARTBEAT_INTERVAL",
             Self::HeartbeatTimeout => "VIGIL_HEARTBEAT_TIMEOUT",

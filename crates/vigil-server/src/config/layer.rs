@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -19,6 +19,11 @@ pub(super) struct Partial {
     listen: Option<SocketAddr>,
     allow_insecure_public: Option<bool>,
     jwt_secret: Option<String>,
+    jwt_public_key_file: Option<PathBuf>,
+    jwt_jwks_file: Option<PathBuf>,
+    jwt_issuer: Option<String>,
+    jwt_audience: Option<String>,
+    jwt_leeway: Option<Duration>,
     api_key: Option<String>,
     heartbeat_interval: Option<Duration>,
     heartbeat_timeout: Option<Duration>,
@@ -112,6 +117,11 @@ impl Partial {
             Key::Listen => read(&mut self.listen, raw),
             Key::AllowInsecurePublic => read(&mut self.allow_insecure_public, raw),
             Key::JwtSecret => read(&mut self.jwt_secret, raw),
+            Key::JwtPublicKeyFile => read(&mut self.jwt_public_key_file, raw),
+            Key::JwtJwksFile => read(&mut self.jwt_jwks_file, raw),
+            Key::JwtIssuer => read(&mut self.jwt_issuer, raw),
+            Key::JwtAudience => read(&mut self.jwt_audience, raw),
+            Key::JwtLeeway => read(&mut self.jwt_leeway, raw),
             Key::ApiToken => read(&mut self.api_key, raw),
             Key::HeartbeatInterval => read(&mut self.heartbeat_interval, raw),
             Key::HeartbeatTimeout => read(&mut self.heartbeat_timeout, raw),
@@ -167,6 +177,11 @@ impl Partial {
             listen: self.listen.or(lower.listen),
             allow_insecure_public: self.allow_insecure_public.or(lower.allow_insecure_public),
             jwt_secret: self.jwt_secret.or(lower.jwt_secret),
+            jwt_public_key_file: self.jwt_public_key_file.or(lower.jwt_public_key_file),
+            jwt_jwks_file: self.jwt_jwks_file.or(lower.jwt_jwks_file),
+            jwt_issuer: self.jwt_issuer.or(lower.jwt_issuer),
+            jwt_audience: self.jwt_audience.or(lower.jwt_audience),
+            jwt_leeway: self.jwt_leeway.or(lower.jwt_leeway),
             api_key: self.api_key.or(lower.api_key),
             heartbeat_interval: self.heartbeat_interval.or(lower.heartbeat_interval),
             heartbeat_timeout: self.heartbeat_timeout.or(lower.heartbeat_timeout),
@@ -208,6 +223,14 @@ impl Partial {
                 .allow_insecure_public
                 .unwrap_or(default.allow_insecure_public),
             jwt_secret: self.jwt_secret.clone().or(default.jwt_secret),
+            jwt_public_key_file: self
+                .jwt_public_key_file
+                .clone()
+                .or(default.jwt_public_key_file),
+            jwt_jwks_file: self.jwt_jwks_file.clone().or(default.jwt_jwks_file),
+            jwt_issuer: self.jwt_issuer.clone().or(default.jwt_issuer),
+            jwt_audience: self.jwt_audience.clone().or(default.jwt_audience),
+            jwt_leeway: self.jwt_leeway.unwrap_or(default.jwt_leeway),
             api_key: self.api_key.clone().or(default.api_key),
             heartbeat_interval: self
                 .heartbeat_interval

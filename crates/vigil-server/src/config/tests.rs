@@ -118,6 +118,11 @@ fn custom() -> Settings {
         listen: "0.0.0.0:9000".parse().expect("a socket address"),
         allow_insecure_public: true,
         jwt_secret: Some("s3cret".to_owned()),
+        jwt_public_key_file: Some("/etc/vigil/tokens.pem".into()),
+        jwt_jwks_file: Some("/etc/vigil/jwks.json".into()),
+        jwt_issuer: Some("https://auth.example.com/".to_owned()),
+        jwt_audience: Some("vigil".to_owned()),
+        jwt_leeway: Duration::from_secs(30),
         api_key: Some("k3y".to_owned()),
         heartbeat_interval: Duration::from_secs(5),
         heartbeat_timeout: Duration::from_secs(2),
@@ -151,10 +156,15 @@ fn custom() -> Settings {
 }
 
 /// [`custom`] as `(key, text)` pairs, the way a flag or variable gives them.
-const CUSTOM_TEXT: [(Key, &str); 26] = [
+const CUSTOM_TEXT: [(Key, &str); 31] = [
     (Key::Listen, "0.0.0.0:9000"),
     (Key::AllowInsecurePublic, "true"),
     (Key::JwtSecret, "s3cret"),
+    (Key::JwtPublicKeyFile, "/etc/vigil/tokens.pem"),
+    (Key::JwtJwksFile, "/etc/vigil/jwks.json"),
+    (Key::JwtIssuer, "https://auth.example.com/"),
+    (Key::JwtAudience, "vigil"),
+    (Key::JwtLeeway, "30s"),
     (Key::ApiToken, "k3y"),
     (Key::HeartbeatInterval, "5s"),
     (Key::HeartbeatTimeout, "2s"),
@@ -191,6 +201,11 @@ fn nothing_given_serves_the_documented_defaults() {
         listen: "127.0.0.1:8080".parse().expect("a socket address"),
         allow_insecure_public: false,
         jwt_secret: None,
+        jwt_public_key_file: None,
+        jwt_jwks_file: None,
+        jwt_issuer: None,
+        jwt_audience: None,
+        jwt_leeway: Duration::from_secs(5),
         api_key: None,
         heartbeat_interval: Duration::from_secs(20),
         heartbeat_timeout: Duration::from_secs(10),
@@ -327,6 +342,11 @@ fn every_setting_can_come_from_the_file() {
         listen = "0.0.0.0:9000"
         allow_insecure_public = true
         jwt_secret = "s3cret"
+        jwt_public_key_file = "/etc/vigil/tokens.pem"
+        jwt_jwks_file = "/etc/vigil/jwks.json"
+        jwt_issuer = "https://auth.example.com/"
+        jwt_audience = "vigil"
+        jwt_leeway = "30s"
         api_key = "k3y"
         heartbeat_interval = "5s"
         heartbeat_timeout = "2s"
@@ -659,18 +679,20 @@ fn a_public_address_needs_auth_or_the_explicit_flag() {
         &["--listen", "0.0.0.0:8080"],
         &[],
         &[
-            "listen address 0.0.0.0:8080 is not loopback and no jwt_secret is configured; \
-           refusing to accept anonymous connections on a public address: set \
-           VIGIL_JWT_SECRET or pass --allow-insecure-public",
+            "listen address 0.0.0.0:8080 is not loopback and no token key (jwt_secret, \
+           jwt_public_key_file or jwt_jwks_file) is configured; refusing to accept anonymous \
+           connections on a public address: set VIGIL_JWT_SECRET or a public key, or pass \
+           --allow-insecure-public",
         ],
     );
     check_refused(
         &[],
         &[("VIGIL_LISTEN", "[::]:0")],
         &[
-            "listen address [::]:0 is not loopback and no jwt_secret is configured; \
-           refusing to accept anonymous connections on a public address: set \
-           VIGIL_JWT_SECRET or pass --allow-insecure-public",
+            "listen address [::]:0 is not loopback and no token key (jwt_secret, \
+           jwt_public_key_file or jwt_jwks_file) is configured; refusing to accept anonymous \
+           connections on a public address: set VIGIL_JWT_SECRET or a public key, or pass \
+           --allow-insecure-public",
         ],
     );
     let public = ["--listen", "0.0.0.0:8080"];
@@ -703,9 +725,10 @@ fn every_problem_is_reported_at_once_flags_then_environment_then_file_then_limit
                  as the open-file limit allows",
                 file.arg()
             ),
-            "listen address 0.0.0.0:1 is not loopback and no jwt_secret is configured; \
-             refusing to accept anonymous connections on a public address: set \
-             VIGIL_JWT_SECRET or pass --allow-insecure-public",
+            "listen address 0.0.0.0:1 is not loopback and no token key (jwt_secret, \
+             jwt_public_key_file or jwt_jwks_file) is configured; refusing to accept anonymous \
+             connections on a public address: set VIGIL_JWT_SECRET or a public key, or pass \
+             --allow-insecure-public",
         ],
     );
 }
@@ -759,7 +782,8 @@ fn check_config_explains_each_problem_in_a_file() {
         "#,
         &[
             "unknown setting `heartbeat` in {file}; the settings are: listen, \
-             allow_insecure_public, jwt_secret, api_key, heartbeat_interval, heartbeat_timeout, \
+             allow_insecure_public, jwt_secret, jwt_public_key_file, jwt_jwks_file, jwt_issuer, \
+             jwt_audience, jwt_leeway, api_key, heartbeat_interval, heartbeat_timeout, \
              heartbeat_jitter, leave_grace, max_connections, max_connections_per_ip, \
              max_handshakes, max_message_bytes, \
              max_channels_per_connection, max_requests_per_second, max_joins_per_second, \
@@ -775,9 +799,10 @@ fn check_config_explains_each_problem_in_a_file() {
              hide a page reload)",
             "max_connections in {file}: 0 would refuse every client; leave it unset for as many \
              as the open-file limit allows",
-            "listen address 0.0.0.0:8080 is not loopback and no jwt_secret is configured; \
-             refusing to accept anonymous connections on a public address: set \
-             VIGIL_JWT_SECRET or pass --allow-insecure-public",
+            "listen address 0.0.0.0:8080 is not loopback and no token key (jwt_secret, \
+             jwt_public_key_file or jwt_jwks_file) is configured; refusing to accept anonymous \
+             connections on a public address: set VIGIL_JWT_SECRET or a public key, or pass \
+             --allow-insecure-public",
         ],
     );
 }

@@ -4,6 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// A value as one layer holds it, before it is given its type.
@@ -106,6 +107,17 @@ impl SettingValue for String {
             return Err("is empty");
         }
         Ok(text.to_owned())
+    }
+}
+
+impl SettingValue for PathBuf {
+    const EXPECTED: &'static str = "a file path";
+
+    fn from_text(text: &str) -> Result<Self, Problem> {
+        if text.is_empty() {
+            return Err("is empty");
+        }
+        Ok(PathBuf::from(text))
     }
 }
 

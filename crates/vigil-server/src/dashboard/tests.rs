@@ -493,3 +493,10 @@ fn the_hash_helpers_match_known_vectors() {
     assert_eq!(base64(b"ab"), "YWI=");
     assert_eq!(base64(b"a"), "YQ==");
 }
+
+/// `getToken` before connecting and reconnecting, the in-band refresh ahead
+/// of `exp`, and 4003 (`tests/tokens.mjs`).
+#[test]
+fn client_refreshes_tokens_ahead_of_expiry_and_reconnects_with_fresh_ones() {
+    run_scenario("tokens", include_str!("tests/tokens.mjs"));
+}

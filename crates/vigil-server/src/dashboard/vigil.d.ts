@@ -14,6 +14,12 @@ export declare const NO_RECONNECT_CODES: readonly number[];
 /** The close code the client sends when it gives up on a silent server. */
 export declare const CLIENT_TIMEOUT_CODE: 4000;
 
+/** The close code of a connection whose token expired. */
+export declare const TOKEN_EXPIRED_CODE: 4003;
+
+/** A JWT's `exp` (seconds since the epoch), or null if it has none. */
+export declare function tokenExpiry(token: string): number | null;
+
 /** Reconnect and watchdog numbers, in milliseconds. */
 export interface Timings {
   /** The first retry waits uniform [0, initialMaxMs). */
@@ -32,6 +38,8 @@ export interface Timings {
   slackMs: number;
   /** After 1001 (server shutting down) the delay is at least uniform [0, shutdownDelayMs). */
   shutdownDelayMs: number;
+  /** With `getToken`, a token is refreshed this long before its `exp` (at most half its remaining life early). */
+  refreshAheadMs: number;
   /** The heartbeat mode asked for in the default URL. */
   heartbeat: "app" | "protocol";
 }
@@ -46,9 +54,16 @@ export interface ClientOptions extends Partial<Timings> {
   url?: string;
   /** A JWT, sent as the subprotocol `bearer.<token>`. */
   token?: string | null;
+  /**
+   * A fresh JWT for the same user: called before every reconnect, and ahead
+   * of the current token's `exp` to refresh it in-band (no reconnect).
+   */
+  getToken?: () => Promise<string> | string;
   // Test doubles.
   WebSocket?: typeof WebSocket;
   now?: () => number;
+  /** Default `Date.now` (compared with tokens' `exp`). */
+  wallClock?: () => number;
   random?: () => number;
   setTimeout?: (f: () => void, ms: number) => unknown;
   clearTimeout?: (timer: unknown) => void;
@@ -113,6 +128,8 @@ export interface VigilEventMap {
   message: CustomEvent<MessageDetail>;
   error: CustomEvent<{ code: string; message: string; id: Json }>;
   state: CustomEvent<StateDetail>;
+  /** A token refreshed in-band: until when it is valid (seconds since the epoch), and the channels it no longer allows (left). */
+  token: CustomEvent<{ validUntil: number | null; left: string[] }>;
 }
 
 /** A request the server refused (`code` from PROTOCOL.md) or that was lost. */

@@ -42,6 +42,14 @@
 // close codes): the client stays closed. After every reconnect it re-joins
 // its channels with their meta and re-sets its last will (resume).
 //
+// Tokens. A token expires; the server closes a connection whose token did
+// (4003 "token expired"). With the `getToken` option (an async function
+// returning a fresh JWT) the client asks for a token before every reconnect,
+// and ahead of the current token's `exp` (read from the token, at most
+// `refreshAheadMs` early and never before half its remaining life) it sends
+// the new one in-band (`{"op":"refresh"}`): the connection never drops.
+// Without `getToken`, 4003 is final: the same token would be refused.
+//
 // Events (an EventTarget; the payload is `event.detail`):
 //   open         the server's welcome: {connection, user, heartbeat, version}
 //   close        {code, reason, reconnect: bool}: a connection ended
@@ -54,6 +62,8 @@
 //   state        {state: "connecting"|"open"|"closed", code, reason,
 //                 reconnectInMs}: every change of `state`
 //   welcome      the same detail as `open`
+//   token        {validUntil, left}: a token was refreshed in-band; `left`
+//                lists the channels the new token no longer allows
 
 /**
  * Close codes after which the client stays closed (PROTOCOL.md): normal
@@ -76,8 +86,23 @@ export const DEFAULTS = Object.freeze({
   connectTimeoutMs: 10000,
   slackMs: 2000,
   shutdownDelayMs: 5000,
+  refreshAheadMs: 30000,
   heartbeat: "app",
 });
+
+/** The close code of a connection whose token expired. */
+export const TOKEN_EXPIRED_CODE = 4003;
+
+/** A JWT's `exp` (seconds since the epoch), or null if it has none. */
+export function tokenExpiry(token) {
+  try {
+    const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const exp = JSON.parse(atob(payload)).exp;
+    return Number.isFinite(exp) ? exp : null;
+  } catch {
+    return null;
+  }
+}
 
 // Errors that will not go away by asking again: the channel is dropped from
 // the set re-joined after each reconnect.
@@ -129,6 +154,8 @@ export class VigilClient extends EventTarget {
   #options;
   #url;
   #token;
+  #getToken;
+  #wallClock;
   #WebSocket;
   #now;
   #random;
@@ -144,6 +171,12 @@ export class VigilClient extends EventTarget {
   // channel -> {meta, version, members, synced, buffer, waiters}
   #channels = new Map();
   #will = null;
+  // Whether the token may be stale (after a loss): `getToken` is asked.
+  #tokenStale = false;
+  // Counts `getToken` calls, so that a late answer for an abandoned
+  // attempt is ignored.
+  #tokenRequests = 0;
+  #refreshTimer = null;
 
   #attempt = 0;
   #retryTimer = null;
@@ -167,8 +200,11 @@ export class VigilClient extends EventTarget {
   /**
    * Options: `url` (default `ws(s)://<page host>/ws?heartbeat=app`, or
    * `heartbeat=protocol` with the `heartbeat` option), `token` (a JWT, sent
-   * as the subprotocol `bearer.<token>`), the backoff and watchdog numbers of
-   * DEFAULTS, and for tests `WebSocket`, `now`, `random`, `setTimeout`,
+   * as the subprotocol `bearer.<token>`), `getToken` (an async function
+   * returning a fresh token: called before every reconnect, and ahead of
+   * expiry to refresh in-band), the backoff, watchdog and refresh numbers of
+   * DEFAULTS, and for tests `WebSocket`, `now`, `wallClock` (default
+   * `Date.now`, against tokens' `exp`), `random`, `setTimeout`,
    * `clearTimeout`, `visibility` (default `document`: an EventTarget of
    * `visibilitychange` with `visibilityState`) and `network` (default the
    * global object: an EventTarget of `online`).
@@ -178,6 +214,8 @@ export class VigilClient extends EventTarget {
     this.#options = { ...DEFAULTS, ...options };
     this.#url = options.url ?? defaultUrl(this.#options.heartbeat);
     this.#token = options.token ?? null;
+    this.#getToken = typeof options.getToken === "function" ? options.getToken : null;
+    this.#wallClock = options.wallClock ?? (() => Date.now());
     this.#WebSocket = options.WebSocket ?? globalThis.WebSocket;
     this.#now = options.now ?? (() => globalThis.performance.now());
     this.#random = options.random ?? Math.random;
@@ -243,6 +281,7 @@ export class VigilClient extends EventTarget {
   close() {
     const was = this.#state;
     this.#running = false;
+    this.#tokenRequests += 1;
     this.#listen(false);
     this.#discard(1000, "client closed");
     this.#rejectJoins("client closed");
@@ -269,23 +308,8 @@ export class VigilClient extends EventTarget {
 
   /** Leaves `channel`: it is no longer re-joined; its member map is dropped. */
   leave(channel) {
-    const entry = this.#channels.get(channel);
-    if (!entry) return Promise.resolve();
-    this.#channels.delete(channel);
-    // The server drops a will whose channel its author leaves.
-    if (this.#will !== null && this.#will.channel === channel) this.#will = null;
-    for (const waiter of entry.waiters.splice(0)) {
-      waiter.reject(new VigilError("left", `left ${channel} before it was joined`));
-    }
-    this.#emit("presence", {
-      channel,
-      version: entry.version,
-      joins: [],
-      leaves: [...entry.members.keys()],
-      members: new Map(),
-      snapshot: false,
-      left: true,
-    });
+    if (!this.#channels.has(channel)) return Promise.resolve();
+    this.#dropChannel(channel, new VigilError("left", `left ${channel} before it was joined`));
     if (!this.#isOpen()) return Promise.resolve();
     return this.#request({ op: "leave", channel }).then(() => undefined);
   }
@@ -328,6 +352,38 @@ export class VigilClient extends EventTarget {
     this.#retryTimer = null;
     this.#welcome = null;
     this.#setState("connecting", { code: null, reason: "", reconnectInMs: null });
+    if (this.#getToken !== null && (this.#token === null || this.#tokenStale)) {
+      const request = ++this.#tokenRequests;
+      const current = () => request === this.#tokenRequests && this.#running;
+      this.#fetchToken().then(
+        (token) => {
+          if (!current()) return;
+          this.#token = token || null;
+          this.#tokenStale = false;
+          this.#openSocket();
+        },
+        (error) => {
+          if (current()) this.#lost(null, `getToken failed: ${error?.message ?? error}`);
+        },
+      );
+      return;
+    }
+    this.#openSocket();
+  }
+
+  // `getToken()`, given up after `connectTimeoutMs`.
+  #fetchToken() {
+    const ms = this.#options.connectTimeoutMs;
+    let timer = null;
+    const timeout = new Promise((_, reject) => {
+      timer = this.#setTimeout(() => reject(new Error(`no token within ${ms} ms`)), ms);
+    });
+    return Promise.race([Promise.resolve().then(() => this.#getToken()), timeout]).finally(() =>
+      this.#clearTimeout(timer),
+    );
+  }
+
+  #openSocket() {
     const protocols = this.#token === null ? ["vigil"] : ["vigil", "bearer." + this.#token];
     let ws;
     try {
@@ -393,7 +449,9 @@ export class VigilClient extends EventTarget {
       this.#openedAt !== null && this.#now() - this.#openedAt >= this.#options.stableAfterMs;
     this.#discard(code, reason);
     if (!this.#running) return;
-    if (NO_RECONNECT_CODES.includes(code)) {
+    this.#tokenStale = true;
+    const final = code === TOKEN_EXPIRED_CODE && this.#getToken === null;
+    if (NO_RECONNECT_CODES.includes(code) || final) {
       this.#running = false;
       this.#listen(false);
       this.#rejectJoins(`closed by the server (${code} ${reason})`);
@@ -461,7 +519,73 @@ export class VigilClient extends EventTarget {
   #cancelTimers() {
     if (this.#retryTimer !== null) this.#clearTimeout(this.#retryTimer);
     if (this.#watchTimer !== null) this.#clearTimeout(this.#watchTimer);
-    this.#retryTimer = this.#watchTimer = null;
+    if (this.#refreshTimer !== null) this.#clearTimeout(this.#refreshTimer);
+    this.#retryTimer = this.#watchTimer = this.#refreshTimer = null;
+  }
+
+  // --- token refresh ------------------------------------------------------
+
+  // Arms the in-band refresh of the current token ahead of its `exp`.
+  #scheduleRefresh() {
+    if (this.#refreshTimer !== null) this.#clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = null;
+    const exp = this.#getToken === null || this.#token === null ? null : tokenExpiry(this.#token);
+    if (exp === null) return;
+    const remaining = exp * 1000 - this.#wallClock();
+    // Too late to help: the server closes with 4003 and the reconnect asks
+    // for a new token.
+    if (remaining < 1000) return;
+    const delay = remaining - Math.min(this.#options.refreshAheadMs, remaining / 2);
+    this.#refreshTimer = this.#setTimeout(() => this.#refresh(), delay);
+  }
+
+  #refresh() {
+    this.#refreshTimer = null;
+    const ws = this.#ws;
+    this.#fetchToken()
+      .then((token) => {
+        if (this.#ws !== ws || !this.#isOpen()) return null;
+        return this.#request({ op: "refresh", token }).then((reply) => {
+          this.#token = token;
+          for (const channel of reply.left ?? []) {
+            const why = `the new token does not allow ${channel}`;
+            this.#dropChannel(channel, new VigilError("forbidden_channel", why));
+          }
+          this.#emit("token", { validUntil: reply.valid_until ?? null, left: reply.left ?? [] });
+        });
+      })
+      .catch((error) => {
+        if (error?.code === "disconnected") return;
+        this.#emit("error", {
+          code: error?.code ?? "token_unavailable",
+          message: error?.message ?? String(error),
+          id: null,
+        });
+      })
+      .finally(() => {
+        if (this.#ws === ws && this.#isOpen()) this.#scheduleRefresh();
+      });
+  }
+
+  // Forgets a channel (left, or left by the server because a refreshed
+  // token no longer allows it): it is not re-joined, its joins still
+  // waiting are rejected with `error`, and its members are shown leaving.
+  #dropChannel(channel, error) {
+    const entry = this.#channels.get(channel);
+    if (!entry) return;
+    this.#channels.delete(channel);
+    // The server drops a will whose channel its author leaves.
+    if (this.#will !== null && this.#will.channel === channel) this.#will = null;
+    for (const waiter of entry.waiters.splice(0)) waiter.reject(error);
+    this.#emit("presence", {
+      channel,
+      version: entry.version,
+      joins: [],
+      leaves: [...entry.members.keys()],
+      members: new Map(),
+      snapshot: false,
+      left: true,
+    });
   }
 
   // --- watchdog -----------------------------------------------------------
@@ -634,6 +758,7 @@ export class VigilClient extends EventTarget {
     this.#emit("open", this.#welcome);
     this.#emit("welcome", this.#welcome);
     this.#schedule(this.#welcome.heartbeat.interval_ms);
+    this.#scheduleRefresh();
     // Resume: the server forgot this client's channels and will with the
     // old connection.
     for (const [channel, entry] of this.#channels) this.#sendJoin(channel, entry);
