@@ -30,6 +30,23 @@ impl ServerProcess {
         Self::spawn(command)
     }
 
+    /// Starts `vigil` on a free loopback port with a fast heartbeat (a ping
+    /// after 1 s of silence, a peer dropped `timeout` after it), so that
+    /// bystanders answer pings within a test, then `extra` flags.
+    #[track_caller]
+    pub fn start_heartbeating(timeout: &str, extra: &[&str]) -> Self {
+        let mut args = vec![
+            "--listen",
+            "127.0.0.1:0",
+            "--heartbeat-interval",
+            "1s",
+            "--heartbeat-timeout",
+            timeout,
+        ];
+        args.extend_from_slice(extra);
+        Self::start(&args)
+    }
+
     /// Starts `vigil args` allowed to open at most `files` files (`ulimit
     /// -n`: soft and hard, set by a shell that then becomes vigil).
     #[track_caller]

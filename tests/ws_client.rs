@@ -35,6 +35,12 @@ impl WsClient {
         Self::try_connect_after(addr, b"", path, headers)
     }
 
+    /// Connects to `/ws?token=<jwt>`; a refusal returns the response.
+    #[track_caller]
+    pub fn try_connect_with_token(addr: SocketAddr, jwt: &str) -> Result<Self, String> {
+        Self::try_connect(addr, &format!("/ws?token={jwt}"), &[])
+    }
+
     /// [`WsClient::try_connect`], writing `prefix` (a PROXY protocol
     /// header) before the HTTP request.
     #[track_caller]

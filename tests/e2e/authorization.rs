@@ -7,18 +7,7 @@ use std::time::Duration;
 use vigil_e2e::{Bystanders, ServerProcess, WsClient};
 
 fn secured() -> ServerProcess {
-    ServerProcess::start(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--jwt-secret",
-        "e2e-secret",
-        "--heartbeat-interval",
-        "1s",
-        "--heartbeat-timeout",
-        "1s",
-        "--leave-grace",
-        "0s",
-    ])
+    ServerProcess::start_heartbeating("1s", &["--jwt-secret", "e2e-secret", "--leave-grace", "0s"])
 }
 
 /// A connection of `sub` whose token allows only `channels` (`None`: all),
@@ -28,8 +17,7 @@ fn connect(server: &ServerProcess, sub: &str, channels: Option<&[&str]>) -> WsCl
     if let Some(channels) = channels {
         claims["channels"] = serde_json::json!(channels);
     }
-    WsClient::try_connect(server.addr(), &format!("/ws?token={}", token(claims)), &[])
-        .expect("a valid token")
+    WsClient::try_connect_with_token(server.addr(), &token(claims)).expect("a valid token")
 }
 
 /// [`connect`], welcomed.

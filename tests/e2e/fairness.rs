@@ -13,18 +13,10 @@ const FLOOD: Duration = Duration::from_secs(10);
 /// request rate limit is out of the way: this is the engine's fairness,
 /// not the limit's (`rate_limits.rs`).
 fn start() -> ServerProcess {
-    ServerProcess::start(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--heartbeat-interval",
-        "1s",
-        "--heartbeat-timeout",
+    ServerProcess::start_heartbeating(
         "2s",
-        "--shards",
-        "1",
-        "--max-requests-per-second",
-        "1000000",
-    ])
+        &["--shards", "1", "--max-requests-per-second", "1000000"],
+    )
 }
 
 #[test]

@@ -8,23 +8,12 @@ use std::time::Duration;
 use vigil_e2e::{Bystanders, ServerProcess, WsClient, http_request};
 
 fn secured() -> ServerProcess {
-    ServerProcess::start(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--jwt-secret",
-        "e2e-secret",
-        "--api-key",
-        "k3y",
-        "--heartbeat-interval",
-        "1s",
-        "--heartbeat-timeout",
-        "2s",
-    ])
+    ServerProcess::start_heartbeating("2s", &["--jwt-secret", "e2e-secret", "--api-key", "k3y"])
 }
 
 fn connect(server: &ServerProcess, sub: &str) -> WsClient {
     let jwt = token(serde_json::json!({"sub": sub, "exp": in_an_hour()}));
-    WsClient::try_connect(server.addr(), &format!("/ws?token={jwt}"), &[]).expect("a token")
+    WsClient::try_connect_with_token(server.addr(), &jwt).expect("a token")
 }
 
 /// The JSON body of an API answer, after checking its status line.

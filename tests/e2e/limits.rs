@@ -6,17 +6,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use vigil_e2e::{Bystanders, ServerProcess, WsClient};
 
+/// A server with a fast heartbeat, then `extra` flags.
 fn start(extra: &[&str]) -> ServerProcess {
-    let mut args = vec![
-        "--listen",
-        "127.0.0.1:0",
-        "--heartbeat-interval",
-        "1s",
-        "--heartbeat-timeout",
-        "2s",
-    ];
-    args.extend_from_slice(extra);
-    ServerProcess::start(&args)
+    ServerProcess::start_heartbeating("2s", extra)
 }
 
 /// `count` handshakes sent from as many threads at once (each thread

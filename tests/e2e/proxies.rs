@@ -8,17 +8,9 @@ use std::time::Duration;
 use vigil_e2e::{Bystanders, ServerProcess, WsClient, http_request, series_value};
 
 /// A server that pings after 1 s of silence, so bystanders see pings.
+/// A server with a fast heartbeat, then `extra` flags.
 fn start(extra: &[&str]) -> ServerProcess {
-    let mut args = vec![
-        "--listen",
-        "127.0.0.1:0",
-        "--heartbeat-interval",
-        "1s",
-        "--heartbeat-timeout",
-        "1s",
-    ];
-    args.extend_from_slice(extra);
-    ServerProcess::start(&args)
+    ServerProcess::start_heartbeating("1s", extra)
 }
 
 /// Bystanders answered at least this many pings during a test.

@@ -150,8 +150,7 @@ fn with_a_secret_tokens_decide_who_connects_and_where() {
     assert!(refusal.starts_with("HTTP/1.1 401"), "{refusal}");
     assert!(refusal.contains("a token is required"), "{refusal}");
     let expired = token(serde_json::json!({"sub": "ann", "exp": 1000}));
-    let refusal = WsClient::try_connect(server.addr(), &format!("/ws?token={expired}"), &[])
-        .expect_err("expired");
+    let refusal = WsClient::try_connect_with_token(server.addr(), &expired).expect_err("expired");
     assert!(
         refusal.starts_with("HTTP/1.1 401") && refusal.contains("expired"),
         "{refusal}"
@@ -351,8 +350,7 @@ fn one_address_may_hold_only_so_many_connections() {
 /// A client of user `sub`, connected with a token and joined to `room`.
 fn member(server: &ServerProcess, sub: &str) -> WsClient {
     let jwt = token(serde_json::json!({"sub": sub, "exp": in_an_hour()}));
-    let mut client = WsClient::try_connect(server.addr(), &format!("/ws?token={jwt}"), &[])
-        .expect("a valid token");
+    let mut client = WsClient::try_connect_with_token(server.addr(), &jwt).expect("a valid token");
     client.next_json();
     client.send_json(r#"{"op":"join","channel":"room","id":"j"}"#);
     client.next_of("reply");
@@ -501,7 +499,7 @@ fn without_a_secret_a_development_secret_is_printed_once_and_works() {
         &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
     )
     .expect("encodes");
-    let mut signed = WsClient::try_connect(server.addr(), &format!("/ws?token={jwt}"), &[])
+    let mut signed = WsClient::try_connect_with_token(server.addr(), &jwt)
         .expect("a token signed with the development secret");
     assert_eq!(signed.next_of("welcome")["user"], "dev-user");
     let mut anonymous = WsClient::connect(server.addr());

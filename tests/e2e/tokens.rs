@@ -46,26 +46,23 @@ fn signed(algorithm: Algorithm, private_key: &str, kid: Option<&str>, claims: &V
 /// exactly at its `exp`; pings every second, and a timeout long enough for
 /// a client the test is not reading for a few seconds.
 fn strict_server() -> ServerProcess {
-    ServerProcess::start(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--jwt-secret",
-        "e2e-secret",
-        "--jwt-leeway",
-        "0s",
-        "--heartbeat-interval",
-        "1s",
-        "--heartbeat-timeout",
+    ServerProcess::start_heartbeating(
         "20s",
-        "--leave-grace",
-        "0s",
-    ])
+        &[
+            "--jwt-secret",
+            "e2e-secret",
+            "--jwt-leeway",
+            "0s",
+            "--leave-grace",
+            "0s",
+        ],
+    )
 }
 
 /// A welcomed connection with `jwt`.
 #[track_caller]
 fn connect(server: &ServerProcess, jwt: &str) -> WsClient {
-    let mut client = WsClient::try_connect(server.addr(), &format!("/ws?token={jwt}"), &[])
+    let mut client = WsClient::try_connect_with_token(server.addr(), jwt)
         .unwrap_or_else(|refusal| panic!("refused: {refusal}"));
     client.next_of("welcome");
     client
@@ -77,8 +74,7 @@ fn bystanders(server: &ServerProcess) -> Bystanders {
     Bystanders::join_with(3, "lobby", || {
         next += 1;
         let jwt = token(json!({"sub": format!("bystander-{next}"), "exp": in_an_hour()}));
-        WsClient::try_connect(server.addr(), &format!("/ws?token={jwt}"), &[])
-            .expect("a valid token")
+        WsClient::try_connect_with_token(server.addr(), &jwt).expect("a valid token")
     })
 }
 
@@ -191,8 +187,7 @@ fn public_keys_verify_only_their_own_algorithm_and_the_claims_rules_hold() {
             Some("ec-1"),
             &claims(&format!("bystander-{next}")),
         );
-        WsClient::try_connect(server.addr(), &format!("/ws?token={jwt}"), &[])
-            .expect("a valid token")
+        WsClient::try_connect_with_token(server.addr(), &jwt).expect("a valid token")
     });
     for (algorithm, private_key, kid, sub) in [
         (Algorithm::RS256, "rsa.key", None, "rsa-pem"),
@@ -201,7 +196,7 @@ fn public_keys_verify_only_their_own_algorithm_and_the_claims_rules_hold() {
         (Algorithm::EdDSA, "ed25519.key", Some("ed-1"), "edwards"),
     ] {
         let jwt = signed(algorithm, private_key, kid, &claims(sub));
-        let mut client = WsClient::try_connect(server.addr(), &format!("/ws?token={jwt}"), &[])
+        let mut client = WsClient::try_connect_with_token(server.addr(), &jwt)
             .unwrap_or_else(|refusal| panic!("{sub} refused: {refusal}"));
         assert_eq!(client.next_of("welcome")["user"], sub);
     }
@@ -267,20 +262,15 @@ fn public_keys_verify_only_their_own_algorithm_and_the_claims_rules_hold() {
         ),
     ];
     for (jwt, reason) in refusals {
-        let refusal = WsClient::try_connect(server.addr(), &format!("/ws?token={jwt}"), &[])
-            .expect_err("refused");
+        let refusal = WsClient::try_connect_with_token(server.addr(), &jwt).expect_err("refused");
         assert!(
             refusal.starts_with("HTTP/1.1 401") && refusal.contains(reason),
             "expected a 401 saying {reason:?}: {refusal}"
         );
     }
     // HS256 is accepted only when a secret is configured: none is here.
-    let hs256 = WsClient::try_connect(
-        server.addr(),
-        &format!("/ws?token={}", token(claims("hs"))),
-        &[],
-    )
-    .expect_err("no secret, no HS256");
+    let hs256 = WsClient::try_connect_with_token(server.addr(), &token(claims("hs")))
+        .expect_err("no secret, no HS256");
     assert!(hs256.contains("HS256"), "{hs256}");
     bystanders.listen(Duration::from_secs(2));
     bystanders.assert_healthy(1, Duration::from_secs(1), &[]);
@@ -299,8 +289,8 @@ fn a_nbf_within_the_leeway_is_accepted_and_beyond_it_refused() {
     let skewed = token(json!({"sub": "skewed", "exp": in_an_hour(), "nbf": now() + 10}));
     connect(&server, &skewed);
     let early = token(json!({"sub": "early", "exp": in_an_hour(), "nbf": now() + 120}));
-    let refusal = WsClient::try_connect(server.addr(), &format!("/ws?token={early}"), &[])
-        .expect_err("not valid yet");
+    let refusal =
+        WsClient::try_connect_with_token(server.addr(), &early).expect_err("not valid yet");
     assert!(
         refusal.starts_with("HTTP/1.1 401") && refusal.contains("`nbf` is in the future"),
         "{refusal}"
