@@ -11,6 +11,7 @@
 //! Checks are about correctness (every silent peer detected within the
 //! bound, no false positive, no failed handshake), never about speed.
 
+mod abuse;
 mod cluster;
 mod plan;
 mod redis;
@@ -37,7 +38,7 @@ use crate::{
 };
 
 const USAGE: &str = "usage: cargo xtask loadtest \
-     idle|detect|starve|flood|publish|storm|restart|cluster [--quick] [--shards N[,N...]] | --plot";
+     idle|detect|starve|flood|publish|storm|restart|cluster|abuse [--quick] [--shards N[,N...]] | --plot";
 
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Options {
@@ -157,10 +158,10 @@ fn run_plan(plan: &Plan) -> Result<()> {
     fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
     eprintln!("==> loadtest {}: {}", plan.file_stem(), plan.describe());
 
-    let (verdict, report) = if plan.scenario == Scenario::Cluster {
-        cluster::measure(plan)?
-    } else {
-        measure(plan)?
+    let (verdict, report) = match plan.scenario {
+        Scenario::Cluster => cluster::measure(plan)?,
+        Scenario::Abuse => abuse::measure(plan)?,
+        _ => measure(plan)?,
     };
     let json_path = out_dir.join(format!("{}.json", plan.file_stem()));
     let md_path = out_dir.join(format!("{}.md", plan.file_stem()));
@@ -408,6 +409,14 @@ mod tests {
             parse(&["detect", "--quick"]).expect("valid"),
             Options {
                 scenario: Scenario::Detect,
+                quick: true,
+                shards: Vec::new(),
+            }
+        );
+        assert_eq!(
+            parse(&["abuse", "--quick"]).expect("valid"),
+            Options {
+                scenario: Scenario::Abuse,
                 quick: true,
                 shards: Vec::new(),
             }

@@ -37,6 +37,8 @@ const SUITES: &[Suite] = &[
     ("loadtest detect --quick", loadtest_detect),
     // Three cluster nodes on one port and Redis, a silent client or thirty.
     ("loadtest cluster --quick", loadtest_cluster),
+    // Flooders of every kind beside healthy clients: none of them closed.
+    ("loadtest abuse --quick", loadtest_abuse),
     ("doc", crate::ci::doc),
 ];
 
@@ -51,6 +53,14 @@ pub(crate) fn run() -> Result<()> {
 fn loadtest_cluster() -> Result<()> {
     crate::loadtest::run(&crate::loadtest::Options {
         scenario: crate::loadtest::Scenario::Cluster,
+        quick: true,
+        shards: Vec::new(),
+    })
+}
+
+fn loadtest_abuse() -> Result<()> {
+    crate::loadtest::run(&crate::loadtest::Options {
+        scenario: crate::loadtest::Scenario::Abuse,
         quick: true,
         shards: Vec::new(),
     })

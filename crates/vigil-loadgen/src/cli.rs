@@ -36,6 +36,26 @@ OPTIONS:
                                  publisher    publish to the --join channel every
                                               --publish-ms (vigil's protocol),
                                               reading and dropping all it gets
+                               flooders: healthy until --abuse-at-ms, then for
+                               --abuse-ms as fast as the server reads, reading
+                               and counting every answer, reconnecting (and
+                               rejoining --join) whenever the server closes them
+                                 publish-flood    publish to their --join room
+                                 presence-flood   ask their room's presence
+                                 ping-flood       {\"op\":\"ping\"} requests
+                                 wsping-flood     WebSocket ping frames
+                                 join-flood       leave and join their room
+                                 meta-flood       rejoin with a meta of the
+                                                  largest size allowed (2,048 B),
+                                                  then one over it, in turn
+                                 malformed-flood  not JSON, then an unknown op
+                                 slowloris        hold 16 sockets trickling an
+                                                  HTTP request head, a header
+                                                  line a second, never ending it
+    --abuse-at-ms MS           when flooders start, from the run's start
+                               (default 0); healthy clients' RTT probes are
+                               split into the --abuse-ms before it and during it
+    --abuse-ms MS              how long flooders flood (default 10000)
     --silent-after-ms MS       when silent, slow-reader and half-open clients
                                turn, counted from their handshake (default 5000)
     --flap-ms MS               a flapper's mean time connected (default 1000)
@@ -63,6 +83,8 @@ OPTIONS:
                                whose reports this one merges into one
     --sources N                spread clients over source addresses 127.0.0.2 ..
                                127.0.0.(N+1), 1..=250 (default 4)
+    --first-source K           the first source address is 127.0.0.K instead of
+                               127.0.0.2 (flooders apart from bystanders)
     --rate R                   open R connections per second (default 1000)
     --hold S                   after the ramp, stay connected S seconds,
                                1..=21600 (default 60)
@@ -105,16 +127,69 @@ pub(crate) enum Kind {
     HalfOpen,
     Flapper,
     Publisher,
+    Flooder(Flood),
+}
+
+/// What a flooder does during the abuse (`--abuse-at-ms`, `--abuse-ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Flood {
+    Publish,
+    Presence,
+    Ping,
+    WsPing,
+    Join,
+    Meta,
+    Malformed,
+    Slowloris,
+}
+
+impl Flood {
+    pub(crate) const ALL: [Flood; 8] = [
+        Flood::Publish,
+        Flood::Presence,
+        Flood::Ping,
+        Flood::WsPing,
+        Flood::Join,
+        Flood::Meta,
+        Flood::Malformed,
+        Flood::Slowloris,
+    ];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Flood::Publish => "publish-flood",
+            Flood::Presence => "presence-flood",
+            Flood::Ping => "ping-flood",
+            Flood::WsPing => "wsping-flood",
+            Flood::Join => "join-flood",
+            Flood::Meta => "meta-flood",
+            Flood::Malformed => "malformed-flood",
+            Flood::Slowloris => "slowloris",
+        }
+    }
+
+    /// Its place in [`Flood::ALL`].
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
 }
 
 impl Kind {
-    pub(crate) const ALL: [Kind; 6] = [
+    pub(crate) const ALL: [Kind; 14] = [
         Kind::Healthy,
         Kind::Silent,
         Kind::SlowReader,
         Kind::HalfOpen,
         Kind::Flapper,
         Kind::Publisher,
+        Kind::Flooder(Flood::Publish),
+        Kind::Flooder(Flood::Presence),
+        Kind::Flooder(Flood::Ping),
+        Kind::Flooder(Flood::WsPing),
+        Kind::Flooder(Flood::Join),
+        Kind::Flooder(Flood::Meta),
+        Kind::Flooder(Flood::Malformed),
+        Kind::Flooder(Flood::Slowloris),
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -125,6 +200,7 @@ impl Kind {
             Kind::HalfOpen => "half-open",
             Kind::Flapper => "flapper",
             Kind::Publisher => "publisher",
+            Kind::Flooder(flood) => flood.name(),
         }
     }
 
@@ -205,11 +281,16 @@ pub(crate) struct Options {
     pub(crate) channels: u32,
     pub(crate) publish_every: Duration,
     pub(crate) publish_after: Duration,
+    /// When flooders start, from the run's start, and for how long.
+    pub(crate) abuse_at: Duration,
+    pub(crate) abuse_for: Duration,
     pub(crate) reconnect_cap: Option<Duration>,
     pub(crate) probe_every: u32,
     pub(crate) target: Target,
     pub(crate) connections: u32,
     pub(crate) sources: u8,
+    /// Last byte of the first source address (127.0.0.K).
+    pub(crate) first_source: u8,
     pub(crate) rate: f64,
     pub(crate) hold: Duration,
     pub(crate) until_pings: Option<u32>,
@@ -258,6 +339,9 @@ impl Options {
         let mut reconnect_cap = None;
         let mut channels = 1;
         let mut publish_after = Duration::ZERO;
+        let mut abuse_at = Duration::ZERO;
+        let mut abuse_for = Duration::from_secs(10);
+        let mut first_source: u8 = 2;
         let mut probe_every = 0;
         let millis = |flag: &str, value: &str, max: u64| -> Result<Duration> {
             let ms: u64 = value
@@ -302,6 +386,17 @@ impl Options {
                 "--bound-ms" => bound = Some(millis(&flag, &value, 3_600_000)?),
                 "--publish-ms" => publish_every = millis(&flag, &value, 600_000)?,
                 "--publish-after-ms" => publish_after = millis(&flag, &value, 3_600_000)?,
+                "--abuse-at-ms" => abuse_at = millis(&flag, &value, 3_600_000)?,
+                "--abuse-ms" => abuse_for = millis(&flag, &value, 3_600_000)?,
+                "--first-source" => {
+                    first_source = value
+                        .parse()
+                        .ok()
+                        .filter(|k| (2..=254).contains(k))
+                        .with_context(|| {
+                            format!("`--first-source` must be 2..=254, got `{value}`")
+                        })?;
+                }
                 "--probe-rtt-every" => {
                     probe_every =
                         value
@@ -395,6 +490,15 @@ impl Options {
         if mix.has(Kind::Publisher) && join.is_none() {
             bail!("publishers need a channel: add `--join CHANNEL`");
         }
+        let roomed = [Flood::Publish, Flood::Presence, Flood::Join, Flood::Meta];
+        if roomed.iter().any(|&flood| mix.has(Kind::Flooder(flood))) && join.is_none() {
+            bail!("publish, presence, join and meta flooders need a room: add `--join CHANNEL`");
+        }
+        if u16::from(first_source) + u16::from(sources) > 255 {
+            bail!(
+                "`--first-source {first_source}` with `--sources {sources}` runs past 127.0.0.254"
+            );
+        }
         let processes = processes.unwrap_or(connections.div_ceil(PER_PROCESS));
         if processes > connections {
             bail!("`--processes {processes}` for fewer connections ({connections})");
@@ -435,11 +539,14 @@ impl Options {
             channels,
             publish_every,
             publish_after,
+            abuse_at,
+            abuse_for,
             reconnect_cap,
             probe_every,
             target,
             connections,
             sources,
+            first_source,
             rate,
             hold,
             until_pings,
@@ -463,7 +570,8 @@ impl Options {
     pub(crate) fn source(&self, index: u32) -> Ipv4Addr {
         let offset = u8::try_from(index % u32::from(self.sources))
             .expect("index % sources < sources, which is a u8");
-        Ipv4Addr::new(127, 0, 0, 2 + offset)
+        // `parse` keeps first_source + sources <= 255.
+        Ipv4Addr::new(127, 0, 0, self.first_source + offset)
     }
 }
 

@@ -1,9 +1,13 @@
 //! One client connection: handshake, then the behaviour of its kind,
 //! recording what it sees in its slot. Healthy clients and flappers are
-//! here; the kinds that go quiet are in [`quiet`].
+//! here; the kinds that go quiet are in [`quiet`], flooders in [`flood`]
+//! and [`slowloris`].
 
+mod flood;
+mod frames;
 mod publisher;
 mod quiet;
+mod slowloris;
 
 use std::{net::Ipv4Addr, sync::Arc, time::Duration};
 
@@ -44,6 +48,7 @@ pub(crate) async fn run(shared: Arc<Shared>, local: usize, index: usize, source:
         Kind::SlowReader => quiet::slow_reader(ws, slot, &shared).await,
         Kind::HalfOpen => quiet::half_open(ws, slot, &shared).await,
         Kind::Flapper => flapper(ws, slot, &shared, source, index).await,
+        Kind::Flooder(kind) => flood::flood(ws, slot, &shared, kind, index, source).await,
     };
     slot.closed_at(reason, ms_since(shared.start));
 }
@@ -190,9 +195,7 @@ where
                 // The answer to our RTT probe: its payload is the send time.
                 if let Ok(sent) = <[u8; 8]>::try_from(&frame.payload[..]) {
                     let now_us = start.elapsed().as_micros() as u64;
-                    shared
-                        .rtt
-                        .record(now_us, now_us.saturating_sub(u64::from_be_bytes(sent)));
+                    shared.record_rtt(now_us, now_us.saturating_sub(u64::from_be_bytes(sent)));
                 }
                 continue;
             }

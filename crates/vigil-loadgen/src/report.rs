@@ -42,9 +42,11 @@ pub(crate) enum Reason {
     Eof,
     ProtocolError,
     WriteError,
+    /// A flooder's abuse is over: it closed its own connection.
+    Done,
 }
 
-const REASONS: [Reason; 13] = [
+const REASONS: [Reason; 14] = [
     Reason::ConnectRefused,
     Reason::AddrInUse,
     Reason::AddrNotAvailable,
@@ -58,6 +60,7 @@ const REASONS: [Reason; 13] = [
     Reason::Eof,
     Reason::ProtocolError,
     Reason::WriteError,
+    Reason::Done,
 ];
 
 impl Reason {
@@ -76,6 +79,7 @@ impl Reason {
             Reason::Eof => "eof",
             Reason::ProtocolError => "protocol_error",
             Reason::WriteError => "write_error",
+            Reason::Done => "done",
         }
     }
 
@@ -417,6 +421,15 @@ pub(crate) struct Report {
     /// Round trips of the clients' own pings (`--probe-rtt-every`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) rtt: Option<Messages>,
+    /// The same over the `--abuse-ms` before `--abuse-at-ms`, and during
+    /// the abuse.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) rtt_before: Option<Messages>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) rtt_during: Option<Messages>,
+    /// What the flooders did and were answered, by kind of flood.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) abuse: BTreeMap<String, AbuseCounts>,
     /// Channel messages subscribers received (with `--join` and a publisher).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) messages: Option<Messages>,
@@ -451,6 +464,9 @@ pub(crate) struct Outcome<'a> {
     pub(crate) hold_s: f64,
     pub(crate) messages: Option<Messages>,
     pub(crate) rtt: Option<Messages>,
+    pub(crate) rtt_before: Option<Messages>,
+    pub(crate) rtt_during: Option<Messages>,
+    pub(crate) abuse: BTreeMap<String, AbuseCounts>,
     pub(crate) reconnect_failures: BTreeMap<&'static str, u32>,
     pub(crate) first_rejection: Option<String>,
 }
@@ -482,6 +498,9 @@ impl Report {
             pings,
             messages: outcome.messages,
             rtt: outcome.rtt,
+            rtt_before: outcome.rtt_before,
+            rtt_during: outcome.rtt_during,
+            abuse: outcome.abuse,
             reconnect_failures: outcome.reconnect_failures,
         }
     }
@@ -553,10 +572,12 @@ fn percentile(sorted: &[u32], percent: usize) -> u32 {
     sorted[rank - 1]
 }
 
+pub(crate) mod abuse;
 mod kinds;
 mod latency;
 mod part;
 
+pub(crate) use abuse::{AbuseCounts, AbuseTally, Count};
 pub(crate) use kinds::{KindReport, by_kind};
 pub(crate) use latency::{LatencyRecord, MessageLatency, Messages};
 pub(crate) use part::PartReport;

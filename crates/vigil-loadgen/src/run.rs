@@ -21,7 +21,9 @@ use tokio::{
 use crate::{
     cli::{Kind, Options},
     client, handshake,
-    report::{MessageLatency, Outcome, PartReport, ReconnectFailures, Report, Slot, Tally},
+    report::{
+        AbuseTally, MessageLatency, Outcome, PartReport, ReconnectFailures, Report, Slot, Tally,
+    },
 };
 
 /// What every connection task reads.
@@ -33,8 +35,14 @@ pub(crate) struct Shared {
     pub(crate) slots: Box<[Slot]>,
     /// The command line: what the clients do and against what.
     pub(crate) options: Options,
-    /// Round trips of the clients' own pings (`--probe-rtt-every`).
+    /// Round trips of the clients' own pings (`--probe-rtt-every`): all of
+    /// them, and those of the `--abuse-ms` before `--abuse-at-ms` and of
+    /// the abuse itself.
     pub(crate) rtt: MessageLatency,
+    pub(crate) rtt_before: MessageLatency,
+    pub(crate) rtt_during: MessageLatency,
+    /// What flooders did and were answered.
+    pub(crate) abuse: AbuseTally,
     /// Failed reconnect attempts by reason.
     pub(crate) reconnect_failures: ReconnectFailures,
     /// Delivery latency of channel messages, over all subscribers.
@@ -46,6 +54,22 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// A round trip of a client's own ping, answered `now_us` after the
+    /// start of the run.
+    pub(crate) fn record_rtt(&self, now_us: u64, rtt_us: u64) {
+        self.rtt.record(now_us, rtt_us);
+        let abuse_at = self.options.abuse_at.as_micros() as u64;
+        if abuse_at == 0 {
+            return;
+        }
+        let length = self.options.abuse_for.as_micros() as u64;
+        if (abuse_at.saturating_sub(length)..abuse_at).contains(&now_us) {
+            self.rtt_before.record(now_us, rtt_us);
+        } else if (abuse_at..abuse_at + length).contains(&now_us) {
+            self.rtt_during.record(now_us, rtt_us);
+        }
+    }
+
     /// The channel connection `index` joins: the `--join` name, or with
     /// `--channels K` one of K rooms named after it.
     pub(crate) fn channel_of(&self, index: usize) -> Option<String> {
@@ -98,6 +122,9 @@ async fn control(options: Options) -> Result<Output> {
         latency: MessageLatency::new(),
         reconnect_failures: ReconnectFailures::default(),
         rtt: MessageLatency::new(),
+        rtt_before: MessageLatency::new(),
+        rtt_during: MessageLatency::new(),
+        abuse: AbuseTally::default(),
         start: start_instant(options.epoch_unix_us),
         request: handshake::request(&options.target),
         first_rejection: OnceLock::new(),
@@ -181,6 +208,9 @@ async fn control(options: Options) -> Result<Output> {
             slots: slots.iter().map(Slot::to_record).collect(),
             latency: shared.latency.to_record(),
             rtt: shared.rtt.to_record(),
+            rtt_before: shared.rtt_before.to_record(),
+            rtt_during: shared.rtt_during.to_record(),
+            abuse: shared.abuse.summary(),
             reconnect_failures: shared
                 .reconnect_failures
                 .summary()
@@ -203,6 +233,9 @@ async fn control(options: Options) -> Result<Output> {
             hold_s,
             messages: shared.latency.summary(),
             rtt: shared.rtt.summary(),
+            rtt_before: shared.rtt_before.summary(),
+            rtt_during: shared.rtt_during.summary(),
+            abuse: shared.abuse.summary(),
             reconnect_failures: shared.reconnect_failures.summary(),
             first_rejection,
         },

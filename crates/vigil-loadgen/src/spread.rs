@@ -21,7 +21,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     cli::Options,
-    report::{MessageLatency, Outcome, PartReport, Report, Slot},
+    report::{MessageLatency, Outcome, PartReport, Report, Slot, abuse},
     run::{unix_micros, write_atomically},
 };
 
@@ -213,10 +213,13 @@ fn merge(options: &Options, parts: &[PartReport]) -> Result<Report> {
     };
     let slots: Vec<Slot> = indexed.into_iter().map(|(_, slot)| slot).collect();
     let (latency, rtt) = (MessageLatency::new(), MessageLatency::new());
+    let (rtt_before, rtt_during) = (MessageLatency::new(), MessageLatency::new());
     let mut reconnect_failures = BTreeMap::new();
     for part in parts {
         latency.add(&part.latency);
         rtt.add(&part.rtt);
+        rtt_before.add(&part.rtt_before);
+        rtt_during.add(&part.rtt_during);
         part.add_reconnect_failures(&mut reconnect_failures)?;
     }
     let mut stopped_by: Vec<&str> = parts.iter().map(|part| part.stopped_by.as_str()).collect();
@@ -231,6 +234,9 @@ fn merge(options: &Options, parts: &[PartReport]) -> Result<Report> {
             hold_s: parts.iter().map(|part| part.hold_s).fold(0.0, f64::max),
             messages: latency.summary(),
             rtt: rtt.summary(),
+            rtt_before: rtt_before.summary(),
+            rtt_during: rtt_during.summary(),
+            abuse: abuse::merge(parts.iter().map(|part| &part.abuse)),
             reconnect_failures,
             first_rejection: parts.iter().find_map(|part| part.first_rejection.clone()),
         },

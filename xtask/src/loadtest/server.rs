@@ -290,7 +290,7 @@ fn series(metrics: &str, name: &str) -> Result<u64> {
 }
 
 /// `GET /metrics`, the body.
-fn scrape(addr: SocketAddr) -> Result<String> {
+pub(super) fn scrape(addr: SocketAddr) -> Result<String> {
     let mut stream = TcpStream::connect(addr).context("cannot reach vigil for /metrics")?;
     stream.set_read_timeout(Some(SCRAPE_TIMEOUT))?;
     write!(

@@ -26,6 +26,8 @@ pub(crate) struct Verdict {
     describe: String,
     figures: Vec<(&'static str, String)>,
     checks: Vec<Check>,
+    /// Markdown tables after the figures (`abuse`: one row per flooder kind).
+    tables: Vec<String>,
 }
 
 /// A duration in seconds, or "never".
@@ -395,12 +397,27 @@ impl Verdict {
                 format!("{} ms", length.as_millis()),
             ));
         }
+        Verdict::new(plan, figures, checks)
+    }
+
+    /// A verdict from figures and checks read off elsewhere (`abuse`).
+    pub(crate) fn new(
+        plan: &Plan,
+        figures: Vec<(&'static str, String)>,
+        checks: Vec<Check>,
+    ) -> Verdict {
         Verdict {
             scenario: plan.name(),
             describe: plan.describe(),
             figures,
             checks,
+            tables: Vec::new(),
         }
+    }
+
+    /// A markdown table shown after the figures.
+    pub(crate) fn add_table(&mut self, markdown: String) {
+        self.tables.push(markdown);
     }
 
     /// One more figure, after the ones `judge` read off.
@@ -423,6 +440,10 @@ impl Verdict {
         text.push_str("| figure | value |\n|---|---|\n");
         for (name, value) in &self.figures {
             let _ = writeln!(text, "| {name} | {value} |");
+        }
+        for table in &self.tables {
+            text.push('\n');
+            text.push_str(table);
         }
         text.push_str("\n| check | result | seen |\n|---|---|---|\n");
         for check in &self.checks {

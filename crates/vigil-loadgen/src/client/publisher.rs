@@ -56,7 +56,7 @@ pub(super) async fn publish(
                 r#"{{"op":"publish","channel":"{channel}","data":{{"sent_us":{sent_us}}}}}"#
             );
             if writer
-                .write_all(&masked_text_frame(text.as_bytes()))
+                .write_all(&super::frames::masked_text_frame(text.as_bytes()))
                 .await
                 .is_err()
             {
@@ -90,20 +90,6 @@ pub(super) fn sent_us(payload: &[u8]) -> Option<u64> {
         .ok()
 }
 
-/// One masked client text frame of under 126 bytes.
-pub(super) fn masked_text_frame(payload: &[u8]) -> Vec<u8> {
-    let len = u8::try_from(payload.len())
-        .ok()
-        .filter(|&len| len < 126)
-        .expect("short payloads only");
-    let mask = [0x5a, 0xc3, 0x3c, 0xa5];
-    let mut frame = Vec::with_capacity(6 + payload.len());
-    frame.extend_from_slice(&[0x81, 0x80 | len]);
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
-    frame
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,14 +101,5 @@ mod tests {
         assert_eq!(sent_us(message), Some(123_456));
         assert_eq!(sent_us(br#"{"type":"reply","id":1,"delivered":5}"#), None);
         assert_eq!(sent_us(br#"{"type":"message","data":{"other":1}}"#), None);
-    }
-
-    #[test]
-    fn frames_are_masked_text_frames() {
-        let frame = masked_text_frame(b"hi");
-        assert_eq!(&frame[..2], &[0x81, 0x82]);
-        let mask = &frame[2..6];
-        let unmasked: Vec<u8> = frame[6..].iter().zip(mask).map(|(b, m)| b ^ m).collect();
-        assert_eq!(unmasked, b"hi");
     }
 }

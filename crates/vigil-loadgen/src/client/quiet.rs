@@ -129,7 +129,7 @@ async fn server_closed(stream: &TcpStream) -> Reason {
 /// Writes one masked text frame of under 126 bytes, bypassing the codec
 /// (which no longer owns the socket).
 async fn write_masked_text(stream: &TcpStream, payload: &[u8]) -> io::Result<()> {
-    let frame = super::publisher::masked_text_frame(payload);
+    let frame = super::frames::masked_text_frame(payload);
     let mut written = 0;
     while written < frame.len() {
         stream.writable().await?;

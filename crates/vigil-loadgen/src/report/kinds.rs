@@ -142,6 +142,8 @@ pub(crate) fn by_kind(
             }
             // Its messages keep it alive; it is judged by what others receive.
             Kind::Publisher => {}
+            // Judged by what the server answered it (`abuse`).
+            Kind::Flooder(_) => {}
             Kind::Flapper => {
                 report.cycles.get_or_insert(0);
             }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::{LatencyRecord, Reason, Slot, SlotRecord};
+use super::{AbuseCounts, LatencyRecord, Reason, Slot, SlotRecord};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct PartReport {
@@ -17,6 +17,9 @@ pub(crate) struct PartReport {
     pub(crate) slots: Vec<SlotRecord>,
     pub(crate) latency: LatencyRecord,
     pub(crate) rtt: LatencyRecord,
+    pub(crate) rtt_before: LatencyRecord,
+    pub(crate) rtt_during: LatencyRecord,
+    pub(crate) abuse: BTreeMap<String, AbuseCounts>,
     pub(crate) reconnect_failures: BTreeMap<String, u32>,
     pub(crate) first_rejection: Option<String>,
     pub(crate) stopped_by: String,
