@@ -1,11 +1,12 @@
-//! One connection inside a shard: its socket, heartbeat machine, decoder and
-//! (only while a write is blocked) its outbound queue.
+//! One connection inside a shard: its transport, heartbeat machine, decoder
+//! and (only while a write is blocked) its outbound queue.
 //!
 //! Every event follows the same order: apply the input to the heartbeat
 //! machine, drain all of its actions, then the shard re-arms the timer.
 
 use super::inbound::InboundSink;
 use super::outbound::{Lane, Outbound};
+use super::transport::Transport;
 use super::wheel::UNARMED;
 use super::{Scratch, SlotRef, waker};
 use crate::apptext;
@@ -16,7 +17,7 @@ use crate::ping_limit::PingWindow;
 use bytes::Bytes;
 use fastwebsockets::OpCode;
 use std::io::ErrorKind;
-use std::task::{Context, Poll};
+use std::task::Context;
 use std::time::Instant;
 use vigil_core::heartbeat::{Action, EndReason, Frame, Heartbeat, State, ping_payload};
 
@@ -37,7 +38,7 @@ enum LocalCause {
 }
 
 pub(crate) struct Conn {
-    stream: tokio::net::TcpStream,
+    transport: Transport,
     heartbeat: Heartbeat,
     decoder: Decoder,
     pings: PingWindow,
@@ -56,7 +57,7 @@ pub(crate) struct Conn {
 impl Conn {
     pub(crate) fn new(
         now: Instant,
-        stream: tokio::net::TcpStream,
+        transport: Transport,
         id: ConnId,
         slot: SlotRef,
         (role, mode): (Role, HeartbeatMode),
@@ -64,7 +65,7 @@ impl Conn {
         scratch: &Scratch,
     ) -> Self {
         Self {
-            stream,
+            transport,
             heartbeat: Heartbeat::new(now, &scratch.config.heartbeat, seed),
             decoder: Decoder::default(),
             pings: PingWindow::default(),
@@ -210,9 +211,11 @@ impl Conn {
     /// every complete frame to the heartbeat machine and the application.
     fn read_available(&mut self, now: Instant, scratch: &mut Scratch) {
         let mut budget = READ_BUDGET;
+        let waker = waker::slot_waker(scratch.index, self.slot.key);
+        let mut context = Context::from_waker(&waker);
         while self.ended.is_none() && self.cause_is_not_protocol() {
             let mut buf = std::mem::take(&mut scratch.read_buf);
-            let read = read_once(&self.stream, &mut buf);
+            let read = self.transport.read(&mut buf, &mut context);
             match read {
                 Ok((0, _)) => {
                     scratch.read_buf = buf;
@@ -258,7 +261,10 @@ impl Conn {
             return;
         }
         let mut buf = std::mem::take(&mut scratch.read_buf);
-        let read = std::io::Read::read(&mut &*socket2::SockRef::from(&self.stream), &mut buf);
+        let Some(read) = self.transport.read_directly(&mut buf) else {
+            scratch.read_buf = buf;
+            return;
+        };
         match read {
             Ok(0) => self.heartbeat.handle_transport_end(now),
             Ok(count) => {
@@ -276,17 +282,18 @@ impl Conn {
         !matches!(self.cause.as_deref(), Some(LocalCause::Protocol(_)))
     }
 
-    /// Asks to be woken when the socket is readable; true if it already is.
+    /// Asks to be woken when the transport is readable; true if it
+    /// already is.
     fn register_read(&self, scratch: &Scratch) -> bool {
         let waker = waker::slot_waker(scratch.index, self.slot.key);
-        let mut context = Context::from_waker(&waker);
-        matches!(self.stream.poll_read_ready(&mut context), Poll::Ready(_))
+        self.transport
+            .register_read(&mut Context::from_waker(&waker))
     }
 
     fn register_write(&self, scratch: &Scratch) -> bool {
         let waker = waker::slot_waker(scratch.index, self.slot.key);
-        let mut context = Context::from_waker(&waker);
-        matches!(self.stream.poll_write_ready(&mut context), Poll::Ready(_))
+        self.transport
+            .register_write(&mut Context::from_waker(&waker))
     }
 
     fn handle_bytes(&mut self, now: Instant, scratch: &mut Scratch, bytes: &mut [u8]) {
@@ -454,6 +461,8 @@ impl Conn {
         if self.ended.is_some() {
             return;
         }
+        let waker = waker::slot_waker(scratch.index, self.slot.key);
+        let mut context = Context::from_waker(&waker);
         let frame = &scratch.write_buf;
         if let Some(out) = &mut self.outbound {
             out.push_frame(lane, frame, close);
@@ -461,7 +470,7 @@ impl Conn {
         }
         let mut written = 0;
         while written < frame.len() {
-            match self.stream.try_write(&frame[written..]) {
+            match self.transport.write(&frame[written..], &mut context) {
                 Ok(count) => {
                     scratch.shared.metrics.bytes_sent(count);
                     written += count;
@@ -479,6 +488,8 @@ impl Conn {
             out.set_current(&frame[written..]);
             self.outbound = Some(out);
             self.flush(now, scratch);
+        } else if self.transport.flush(&mut context).is_err() {
+            self.heartbeat.handle_transport_end(now);
         }
     }
 
@@ -487,6 +498,8 @@ impl Conn {
         let fragment_size = scratch.config.fragment_size;
         let client = self.role == Role::Client;
         let mut data_progress = false;
+        let waker = waker::slot_waker(scratch.index, self.slot.key);
+        let mut context = Context::from_waker(&waker);
         let failed = loop {
             let Some(out) = &mut self.outbound else {
                 break false;
@@ -498,7 +511,7 @@ impl Conn {
                 self.outbound = None; // nothing waits: free the queue
                 break false;
             }
-            match self.stream.try_write(bytes) {
+            match self.transport.write(bytes, &mut context) {
                 Ok(count) => {
                     scratch.shared.metrics.bytes_sent(count);
                     data_progress |= count > 0 && out.has_data();
@@ -513,6 +526,7 @@ impl Conn {
                 Err(_) => break true,
             }
         };
+        let failed = failed || self.transport.flush(&mut context).is_err();
         if failed {
             self.heartbeat.handle_transport_end(now);
             self.after_input(now, scratch);
@@ -523,27 +537,5 @@ impl Conn {
             self.heartbeat
                 .handle_frame(now, &scratch.config.heartbeat, Frame::Data);
         }
-    }
-}
-
-/// One read. A short read means the socket's receive queue was empty, so
-/// tokio's readiness is cleared right away (returning `WouldBlock` from
-/// `try_io`) instead of by a second, empty read: one syscall less per pong.
-/// Returns the bytes read and whether the socket is known drained.
-fn read_once(stream: &tokio::net::TcpStream, buf: &mut [u8]) -> std::io::Result<(usize, bool)> {
-    let mut got = 0;
-    let capacity = buf.len();
-    let result = stream.try_io(tokio::io::Interest::READABLE, || {
-        got = stream.try_read(buf)?;
-        if got > 0 && got < capacity {
-            Err(ErrorKind::WouldBlock.into())
-        } else {
-            Ok(got)
-        }
-    });
-    match result {
-        Ok(count) => Ok((count, false)),
-        Err(error) if error.kind() == ErrorKind::WouldBlock && got > 0 => Ok((got, true)),
-        Err(error) => Err(error),
     }
 }

@@ -366,7 +366,7 @@ impl RawClient {
     }
 }
 
-fn parse_server_frame(buf: &[u8]) -> Option<(u8, Vec<u8>, usize)> {
+pub(crate) fn parse_server_frame(buf: &[u8]) -> Option<(u8, Vec<u8>, usize)> {
     let [first, second, ..] = *buf else {
         return None;
     };
