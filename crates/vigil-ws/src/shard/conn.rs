@@ -27,6 +27,14 @@ use vigil_core::heartbeat::{Action, EndReason, Frame, Heartbeat, State, ping_pay
 /// ready socket is served within a few milliseconds.
 const READ_BUDGET: usize = 64 << 10;
 
+/// While this much waits to be written to a connection, its input is not
+/// read: a peer that keeps asking without reading the answers pushes back
+/// on itself (its TCP window fills) instead of growing this process's
+/// memory and taking its CPU. Reading resumes once the backlog drains below
+/// it. (Messages pushed to a peer that does not read still end it as a slow
+/// consumer at `max_queued_bytes`.)
+const READ_PAUSE_BYTES: usize = 256 << 10;
+
 /// Why we started closing, to tell the application.
 #[derive(Debug)]
 enum LocalCause {
@@ -50,6 +58,9 @@ pub(crate) struct Conn {
     pub(crate) armed: u64,
     role: Role,
     mode: HeartbeatMode,
+    /// Input left unread until the outbound backlog drains
+    /// ([`READ_PAUSE_BYTES`]).
+    read_paused: bool,
     /// Set once the connection is over; the shard then removes it.
     pub(crate) ended: Option<CloseReason>,
 }
@@ -76,6 +87,7 @@ impl Conn {
             armed: UNARMED,
             role,
             mode,
+            read_paused: false,
             ended: None,
         }
     }
@@ -214,6 +226,11 @@ impl Conn {
         let waker = waker::slot_waker(scratch.index, self.slot.key);
         let mut context = Context::from_waker(&waker);
         while self.ended.is_none() && self.cause_is_not_protocol() {
+            if self.backlogged() {
+                // `flush` queues this connection again once it drained.
+                self.read_paused = true;
+                return;
+            }
             let mut buf = std::mem::take(&mut scratch.read_buf);
             let read = self.transport.read(&mut buf, &mut context);
             match read {
@@ -276,6 +293,13 @@ impl Conn {
             Err(_) => self.heartbeat.handle_transport_end(now),
         }
         scratch.read_buf = buf;
+    }
+
+    /// Whether so much waits to be written that input should wait too.
+    fn backlogged(&self) -> bool {
+        self.outbound
+            .as_ref()
+            .is_some_and(|out| out.queued_bytes() >= READ_PAUSE_BYTES)
     }
 
     fn cause_is_not_protocol(&self) -> bool {
@@ -527,6 +551,11 @@ impl Conn {
             }
         };
         let failed = failed || self.transport.flush(&mut context).is_err();
+        if self.read_paused && !self.backlogged() {
+            // The backlog drained: read again, in this connection's turn.
+            self.read_paused = false;
+            scratch.shared.push_ready(self.slot.key);
+        }
         if failed {
             self.heartbeat.handle_transport_end(now);
             self.after_input(now, scratch);
