@@ -254,14 +254,10 @@ impl WsServer {
         Ok(id)
     }
 
-    pub(crate) fn adopt_client(
-        &self,
-        stream: std::net::TcpStream,
-        leftover: Bytes,
-    ) -> Result<ConnId, Error> {
+    pub(crate) fn adopt_client(&self, stream: Adopted, leftover: Bytes) -> Result<ConnId, Error> {
         let id = self.next_id();
         let mode = self.inner.config.mode;
-        self.hand_over(Adopted::Tcp(stream), leftover, id, (Role::Client, mode))?;
+        self.hand_over(stream, leftover, id, (Role::Client, mode))?;
         Ok(id)
     }
 

@@ -249,6 +249,8 @@ fn values_match_the_inputs() {
             (&rejected("handshake_timeout"), 207),
             (&rejected("bad_proxy_header"), 208),
             (&rejected("handshake_limit"), 209),
+            (&rejected("plain_http_on_tls"), 210),
+            (&rejected("tls_handshake_failed"), 211),
         ],
     );
 }

@@ -13,3 +13,4 @@ mod protocol;
 mod reconnect;
 mod streams;
 mod support;
+mod tls;
