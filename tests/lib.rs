@@ -8,12 +8,14 @@ mod bystanders;
 mod flooder;
 mod process;
 mod redis;
+mod test_ca;
 mod ws_client;
 
 pub use bystanders::Bystanders;
 pub use flooder::Flooder;
 pub use process::ServerProcess;
 pub use redis::RedisProcess;
+pub use test_ca::{ServerCert, TestCa};
 
 /// The value of one unlabelled or fully labelled series (`name{...}`) in a
 /// `/metrics` scrape; panics, showing the scrape, when it is missing.

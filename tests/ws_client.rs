@@ -1,5 +1,6 @@
 //! A small blocking WebSocket client for end-to-end tests: it writes masked
-//! frames by hand (so tests can send anything) and reads the server's.
+//! frames by hand (so tests can send anything) and reads the server's, over
+//! a plain socket or TLS (rustls).
 
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -9,9 +10,58 @@ use std::time::{Duration, Instant};
 /// How long a test waits for an expected event by default.
 const WAIT: Duration = Duration::from_secs(5);
 
+/// What a client's bytes travel on.
+enum Transport {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Transport {
+    fn socket(&self) -> &TcpStream {
+        match self {
+            Self::Plain(socket) => socket,
+            Self::Tls(tls) => &tls.sock,
+        }
+    }
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Plain(socket) => write!(f, "Plain({socket:?})"),
+            Self::Tls(tls) => write!(f, "Tls({:?})", tls.sock),
+        }
+    }
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Plain(socket) => socket.read(buf),
+            Self::Tls(tls) => tls.read(buf),
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Plain(socket) => socket.write(buf),
+            Self::Tls(tls) => tls.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::Plain(socket) => socket.flush(),
+            Self::Tls(tls) => tls.flush(),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct WsClient {
-    stream: TcpStream,
+    stream: Transport,
     buf: Vec<u8>,
     /// Protocol pings from the server answered so far.
     pings_answered: u32,
@@ -51,7 +101,7 @@ impl WsClient {
         headers: &[(&str, &str)],
     ) -> Result<Self, String> {
         let stream = TcpStream::connect(addr).expect("connect");
-        Self::handshake(stream, addr, prefix, path, headers)
+        Self::handshake(Transport::Plain(stream), addr, prefix, path, headers)
     }
 
     /// Connects from the loopback address `source` (127.0.0.2, ...), so
@@ -59,13 +109,50 @@ impl WsClient {
     #[track_caller]
     pub fn connect_from(source: std::net::IpAddr, addr: SocketAddr) -> Self {
         let stream = connect_from(source, addr);
-        Self::handshake(stream, addr, b"", "/ws", &[])
+        Self::handshake(Transport::Plain(stream), addr, b"", "/ws", &[])
             .unwrap_or_else(|refusal| panic!("not upgraded: {refusal}"))
+    }
+
+    /// Connects over TLS (`wss://`) to `addr`, checking the server's
+    /// certificate for `server_name` with `tls`; a refusal returns the
+    /// response, a failed TLS handshake its error.
+    #[track_caller]
+    pub fn try_connect_tls(
+        addr: SocketAddr,
+        server_name: &str,
+        tls: std::sync::Arc<rustls::ClientConfig>,
+        path: &str,
+    ) -> Result<Self, String> {
+        let name = rustls::pki_types::ServerName::try_from(server_name.to_owned())
+            .map_err(|e| e.to_string())?;
+        let connection = rustls::ClientConnection::new(tls, name).map_err(|e| e.to_string())?;
+        let socket = TcpStream::connect(addr).expect("connect");
+        let mut stream = rustls::StreamOwned::new(connection, socket);
+        stream.sock.set_read_timeout(Some(WAIT)).expect("timeout");
+        while stream.conn.is_handshaking() {
+            stream
+                .conn
+                .complete_io(&mut stream.sock)
+                .map_err(|e| format!("TLS handshake: {e}"))?;
+        }
+        Self::handshake(Transport::Tls(Box::new(stream)), addr, b"", path, &[])
+    }
+
+    /// The certificate the server presented (TLS only).
+    pub fn peer_certificate(&self) -> Option<Vec<u8>> {
+        match &self.stream {
+            Transport::Plain(_) => None,
+            Transport::Tls(tls) => tls
+                .conn
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|cert| cert.to_vec()),
+        }
     }
 
     #[track_caller]
     fn handshake(
-        mut stream: TcpStream,
+        mut stream: Transport,
         addr: SocketAddr,
         prefix: &[u8],
         path: &str,
@@ -132,7 +219,10 @@ impl WsClient {
         if left.is_zero() {
             return false;
         }
-        self.stream.set_read_timeout(Some(left)).expect("timeout");
+        self.stream
+            .socket()
+            .set_read_timeout(Some(left))
+            .expect("timeout");
         let mut chunk = [0u8; 65_536];
         match self.stream.read(&mut chunk) {
             Ok(n) if n > 0 => {

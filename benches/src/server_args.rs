@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 pub const USAGE: &str = "\
 USAGE:
     {name} [--listen 127.0.0.1:PORT] [--interval-ms 5000] [--timeout-ms 10000]
-           [--stats-file PATH] [--max-seconds 3600]
+           [--stats-file PATH] [--max-seconds 3600] [--http auto|http1]
 
     --listen ADDR       loopback address to listen on (default 127.0.0.1:9001)
     --interval-ms MS    ping every connection every MS milliseconds (default 5000)
@@ -18,6 +18,9 @@ USAGE:
                         (see vigil_benches::stats)
     --max-seconds S     exit after S seconds, so a forgotten server cannot
                         outlive its benchmark (default 3600)
+    --http auto         (vigil_ws_server) serve HTTP with hyper-util's auto
+                        builder, as axum::serve does: the general stream
+                        path instead of plain sockets (default http1)
 ";
 
 /// The parsed command line.
@@ -28,6 +31,8 @@ pub struct ServerArgs {
     pub timeout: Duration,
     pub stats_file: Option<PathBuf>,
     pub max_lifetime: Duration,
+    /// Serve HTTP with hyper-util's auto builder (`--http auto`).
+    pub auto_builder: bool,
 }
 
 impl Default for ServerArgs {
@@ -38,6 +43,7 @@ impl Default for ServerArgs {
             timeout: Duration::from_millis(10_000),
             stats_file: None,
             max_lifetime: Duration::from_secs(3600),
+            auto_builder: false,
         }
     }
 }
@@ -86,6 +92,13 @@ impl ServerArgs {
                 "--max-seconds" => {
                     let seconds = bounded(&value, 1, MAX_SECONDS).with_context(context)?;
                     parsed.max_lifetime = Duration::from_secs(seconds);
+                }
+                "--http" => {
+                    parsed.auto_builder = match value.as_str() {
+                        "auto" => true,
+                        "http1" => false,
+                        _ => bail!("`--http` is auto or http1, got `{value}`"),
+                    }
                 }
                 _ => bail!("unknown option `{flag}`\n\n{}", usage()),
             }

@@ -139,6 +139,12 @@ fn the_example_config_names_every_setting_and_passes_check_config() {
             "/etc/vigil/jwks.json",
             &fixtures.join("jwks.json").display().to_string(),
         );
+    // And a certificate made now for its TLS pair.
+    let ca = vigil_e2e::TestCa::new("example-config");
+    let pair = ca.issue("example", &["localhost"]);
+    let uncommented = uncommented
+        .replace("/etc/vigil/tls.crt", &pair.cert.display().to_string())
+        .replace("/etc/vigil/tls.key", &pair.key.display().to_string());
     for key in &keys {
         assert!(
             uncommented

@@ -13,4 +13,5 @@ mod observability;
 mod proxies;
 mod rate_limits;
 mod session;
+mod tls;
 mod tokens;

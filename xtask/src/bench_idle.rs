@@ -47,6 +47,9 @@ const VIGIL_SOURCE: &str = "benches/src/bin/vigil_ws_server.rs";
 pub(crate) enum Server {
     Naive,
     Vigil,
+    /// vigil-ws behind hyper-util's auto builder (`axum::serve`'s): the
+    /// general stream path.
+    VigilStream,
 }
 
 impl Server {
@@ -54,13 +57,22 @@ impl Server {
         match self {
             Server::Naive => "naive",
             Server::Vigil => "vigil",
+            Server::VigilStream => "vigil-stream",
         }
     }
 
     fn binary(self) -> &'static str {
         match self {
             Server::Naive => "naive_ws_server",
-            Server::Vigil => "vigil_ws_server",
+            Server::Vigil | Server::VigilStream => "vigil_ws_server",
+        }
+    }
+
+    /// Arguments after the common ones.
+    fn extra_args(self) -> &'static [&'static str] {
+        match self {
+            Server::VigilStream => &["--http", "auto"],
+            Server::Naive | Server::Vigil => &[],
         }
     }
 }
@@ -73,7 +85,7 @@ pub(crate) struct Options {
     heartbeats: u32,
 }
 
-const USAGE: &str = "usage: cargo xtask bench-idle [--server naive|vigil|both] \
+const USAGE: &str = "usage: cargo xtask bench-idle [--server naive|vigil|vigil-stream|both|all] \
                      [--connections N] [--interval-ms MS] [--heartbeats K] [--quick]";
 
 impl Options {
@@ -103,8 +115,12 @@ impl Options {
                     servers = match value.as_str() {
                         "naive" => vec![Server::Naive],
                         "vigil" => vec![Server::Vigil],
+                        "vigil-stream" => vec![Server::VigilStream],
                         "both" => vec![Server::Naive, Server::Vigil],
-                        _ => bail!("`--server` is naive, vigil or both, got `{value}`"),
+                        "all" => vec![Server::Naive, Server::Vigil, Server::VigilStream],
+                        _ => bail!(
+                            "`--server` is naive, vigil, vigil-stream, both or all, got `{value}`"
+                        ),
                     }
                 }
                 "--connections" => {
@@ -179,7 +195,9 @@ impl Options {
 }
 
 pub(crate) fn run(options: &Options) -> Result<()> {
-    if options.servers.contains(&Server::Vigil) && !project_root().join(VIGIL_SOURCE).exists() {
+    if options.servers.iter().any(|s| *s != Server::Naive)
+        && !project_root().join(VIGIL_SOURCE).exists()
+    {
         bail!(
             "the vigil bench server is not written yet: {VIGIL_SOURCE} must exist, with the \
              command line and stats file of naive_ws_server (vigil_benches::server_args and \
@@ -247,7 +265,8 @@ fn measure(server: Server, options: &Options, release: &Path, out: &Path) -> Res
         .arg("--stats-file")
         .arg(&stats)
         .arg("--max-seconds")
-        .arg(options.server_lifetime().as_secs().to_string());
+        .arg(options.server_lifetime().as_secs().to_string())
+        .args(server.extra_args());
     let mut server_child = Child::spawn(server.binary(), &mut server_cmd)?;
 
     // Startup: the first sample says the server listens; the baseline is

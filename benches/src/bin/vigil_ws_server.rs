@@ -3,7 +3,9 @@
 //! bench-idle --server vigil` beside the naive baseline.
 //!
 //! One shard (the machine has two cores; the load generator has the other).
-//! Heartbeat counts come from vigil-ws's own metrics.
+//! Heartbeat counts come from vigil-ws's own metrics. With `--http auto`
+//! the HTTP side is hyper-util's auto builder (what `axum::serve` runs),
+//! which hands vigil-ws a wrapped socket: the general stream path.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -104,6 +106,28 @@ async fn serve(args: ServerArgs, ws: WsServer) -> Result<()> {
             }
         };
         let ws = ws.clone();
-        tokio::spawn(async move { ws.serve_upgrades(stream).await });
+        if args.auto_builder {
+            tokio::spawn(serve_with_auto_builder(ws, stream));
+        } else {
+            tokio::spawn(async move { ws.serve_upgrades(stream).await });
+        }
     }
+}
+
+/// One connection served by hyper-util's auto builder: every request is a
+/// WebSocket handshake.
+async fn serve_with_auto_builder(ws: WsServer, stream: tokio::net::TcpStream) {
+    let service = hyper::service::service_fn(move |mut request| {
+        let answer = match ws.upgrade(&mut request, None) {
+            Ok((response, _)) => response,
+            Err(error) => error.into_response(),
+        };
+        async move { Ok::<_, std::convert::Infallible>(answer) }
+    });
+    let builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    // An error here is the client's: the connection simply ends.
+    let _ = builder
+        .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service)
+        .await;
 }

@@ -24,6 +24,8 @@ fn every_flag_in_both_forms() {
         "--stats-file",
         "/tmp/s.json",
         "--max-seconds=60",
+        "--http",
+        "auto",
     ])
     .unwrap();
     assert_eq!(
@@ -34,6 +36,7 @@ fn every_flag_in_both_forms() {
             timeout: Duration::from_millis(100),
             stats_file: Some(PathBuf::from("/tmp/s.json")),
             max_lifetime: Duration::from_secs(60),
+            auto_builder: true,
         }
     );
 }
@@ -43,6 +46,7 @@ fn refusals() {
     for (words, expected) in [
         (&["--listen", "10.0.0.1:80"][..], "loopback only"),
         (&["--listen", "nope"], "invalid value `nope`"),
+        (&["--http", "h3"], "`--http` is auto or http1"),
         (&["--interval-ms", "0"], "invalid value `0`"),
         (&["--interval-ms"], "needs a value"),
         (&["--max-seconds", "-1"], "invalid value `-1`"),

@@ -69,6 +69,10 @@ pub(crate) struct Settings {
     pub listen: SocketAddr,
     /// Allow a non-loopback `listen` without auth configured.
     pub allow_insecure_public: bool,
+    /// PEM certificate chain: with `tls_key`, the port speaks TLS only.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
     /// HS256 secret; it, a public key file or a JWKS file means tokens
     /// are required (see [`Settings::tokens_configured`]).
     pub jwt_secret: Option<String>,
@@ -141,6 +145,8 @@ impl Default for Settings {
         Self {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
             allow_insecure_public: false,
+            tls_cert: None,
+            tls_key: None,
             jwt_secret: None,
             jwt_public_key_file: None,
             jwt_jwks_file: None,
@@ -238,6 +244,8 @@ impl fmt::Debug for Settings {
                 "jwt_secret",
                 &self.jwt_secret.as_ref().map(|_| "<redacted>"),
             )
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
             .field("jwt_public_key_file", &self.jwt_public_key_file)
             .field("jwt_jwks_file", &self.jwt_jwks_file)
             .field("jwt_issuer", &self.jwt_issuer)
@@ -383,6 +391,21 @@ fn validate(settings: &Settings, partial: &Partial, problems: &mut Vec<ConfigErr
             url: crate::cluster::redacted(url),
             problem,
         });
+    }
+    match (&settings.tls_cert, &settings.tls_key) {
+        (Some(_), None) if !failed(&[Key::TlsCert]) => {
+            problems.push(ConfigError::Incomplete {
+                set: partial.origin(Key::TlsCert),
+                missing: Key::TlsPrivate,
+            });
+        }
+        (None, Some(_)) if !failed(&[Key::TlsPrivate]) => {
+            problems.push(ConfigError::Incomplete {
+                set: partial.origin(Key::TlsPrivate),
+                missing: Key::TlsCert,
+            });
+        }
+        _ => {}
     }
     let mut out_of_range = |key: Key, value: String, allowed: String| {
         if !failed(&[key]) {

@@ -67,6 +67,7 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
 pub(crate) async fn route(
     app: Arc<App>,
     peer: std::net::SocketAddr,
+    direct_scheme: &'static str,
     mut request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
     if !request.headers().contains_key(hyper::header::HOST) {
@@ -77,7 +78,9 @@ pub(crate) async fn route(
         ));
     }
     let client = app.trusted_proxies.client(peer.ip(), request.headers());
-    let scheme = app.trusted_proxies.scheme(peer.ip(), request.headers());
+    let scheme = app
+        .trusted_proxies
+        .scheme(peer.ip(), request.headers(), direct_scheme);
     if matches!(*request.method(), hyper::Method::GET | hyper::Method::HEAD)
         && let Some(page) = crate::dashboard::page(request.uri().path())
     {

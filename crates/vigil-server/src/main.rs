@@ -22,6 +22,7 @@ mod protocol;
 mod proxy;
 mod rejections;
 mod session;
+mod tls;
 
 use anyhow::{Context, Result};
 use hyper::server::conn::http1;
@@ -68,10 +69,19 @@ fn main() -> ExitCode {
         config::Command::CheckConfig { path } => {
             let checked = config::check_config_file(&path).map_err(|e| e.to_string());
             let keys = checked.as_ref().map(|settings| {
-                auth::keys::public_keys(
+                let keys = auth::keys::public_keys(
                     settings.jwt_public_key_file.as_deref(),
                     settings.jwt_jwks_file.as_deref(),
                 )
+                .map_err(|e| e.to_string());
+                match (&settings.tls_cert, &settings.tls_key) {
+                    (Some(cert), Some(key)) => keys.and_then(|keys| {
+                        tls::load(cert, key)
+                            .map(|_| keys)
+                            .map_err(|e| e.to_string())
+                    }),
+                    _ => keys,
+                }
             });
             return match keys {
                 Ok(Err(error)) => {
@@ -110,6 +120,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let tls = match (&settings.tls_cert, &settings.tls_key) {
+        (Some(cert), Some(key)) => match tls::Tls::new(cert, key) {
+            Ok(tls) => Some(Arc::new(tls)),
+            Err(error) => {
+                eprintln!("vigil: {error}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
     init_logs(settings.log_json);
     match raised {
         Ok(Some((before, after))) => {
@@ -127,7 +147,7 @@ fn main() -> ExitCode {
         open_file_limit = open_files.map_or_else(|| "unlimited".to_owned(), |n| n.to_string()),
         "connection limit"
     );
-    match serve(settings, max_connections, public_keys) {
+    match serve(settings, max_connections, public_keys, tls) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
@@ -153,6 +173,7 @@ fn serve(
     settings: config::Settings,
     max_connections: usize,
     public_keys: Vec<auth::keys::VerificationKey>,
+    tls: Option<Arc<tls::Tls>>,
 ) -> Result<()> {
     let token_secret = if settings.jwt_secret.is_none() && settings.tokens_configured() {
         None
@@ -258,7 +279,12 @@ fn serve(
     runtime.block_on(async move {
         let listener = listen(settings.listen, settings.reuse_port)
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
-        tracing::info!(address = %listener.local_addr()?, "vigil listening; WebSocket endpoint /ws");
+        tracing::info!(
+            address = %listener.local_addr()?,
+            tls = tls.is_some(),
+            "vigil listening; WebSocket endpoint /ws"
+        );
+        tokio::spawn(reload_on_hangup(tls.clone()));
         let mut farewell = None;
         if let (Some(url), Some(node), Some((_, receiver, status))) =
             (&settings.cluster, node, cluster)
@@ -312,6 +338,7 @@ fn serve(
             };
             let app = Arc::clone(&app);
             let proxy_protocol = settings.proxy_protocol;
+            let tls = tls.clone();
             tokio::spawn(async move {
                 let _place = place;
                 let peer = if proxy_protocol {
@@ -322,27 +349,16 @@ fn serve(
                 } else {
                     peer
                 };
-                let for_service = Arc::clone(&app);
-                // Whether a request arrived: the header timeout also ends
-                // idle keep-alive connections, which are no refused handshake.
-                let requested = Arc::new(AtomicBool::new(false));
-                let seen = Arc::clone(&requested);
-                let service = service_fn(move |request| {
-                    seen.store(true, Ordering::Relaxed);
-                    http::route(Arc::clone(&for_service), peer, request)
-                });
-                let served = http1::Builder::new()
-                    // A client that never finishes its request head must
-                    // not hold a socket (slowloris).
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(HANDSHAKE_TIMEOUT)
-                    .serve_connection(TokioIo::new(stream), service)
-                    .with_upgrades()
-                    .await;
-                if served.is_err_and(|error| error.is_timeout())
-                    && !requested.load(Ordering::Relaxed)
-                {
-                    app.rejections.count(rejections::Rejection::HandshakeTimeout);
+                let Some(tls) = tls else {
+                    return serve_http(TokioIo::new(stream), app, peer, "http").await;
+                };
+                match tls.accept(stream, HANDSHAKE_TIMEOUT).await {
+                    Ok(stream) => serve_http(TokioIo::new(stream), app, peer, "https").await,
+                    Err(refused) => app.rejections.count(match refused {
+                        tls::Refused::PlainHttp => rejections::Rejection::PlainHttpOnTls,
+                        tls::Refused::Timeout => rejections::Rejection::HandshakeTimeout,
+                        tls::Refused::Handshake => rejections::Rejection::TlsHandshake,
+                    }),
                 }
             });
         }
@@ -364,6 +380,62 @@ fn serve(
         }
         Ok(())
     })
+}
+
+/// Serves one connection's HTTP (over TCP or TLS, `scheme` says which)
+/// until it ends or upgrades to a WebSocket.
+async fn serve_http<I>(io: I, app: Arc<http::App>, peer: std::net::SocketAddr, scheme: &'static str)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let for_service = Arc::clone(&app);
+    // Whether a request arrived: the header timeout also ends idle
+    // keep-alive connections, which are no refused handshake.
+    let requested = Arc::new(AtomicBool::new(false));
+    let seen = Arc::clone(&requested);
+    let service = service_fn(move |request| {
+        seen.store(true, Ordering::Relaxed);
+        http::route(Arc::clone(&for_service), peer, scheme, request)
+    });
+    let served = http1::Builder::new()
+        // A client that never finishes its request head must not hold a
+        // socket (slowloris).
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HANDSHAKE_TIMEOUT)
+        .serve_connection(io, service)
+        .with_upgrades()
+        .await;
+    if served.is_err_and(|error| error.is_timeout()) && !requested.load(Ordering::Relaxed) {
+        app.rejections
+            .count(rejections::Rejection::HandshakeTimeout);
+    }
+}
+
+/// Reloads the TLS certificate and key on every SIGHUP: new handshakes
+/// use the new pair, open connections keep theirs; a failed reload keeps
+/// the old pair and logs why. Without TLS, SIGHUP changes nothing (it does
+/// not end the process).
+async fn reload_on_hangup(tls: Option<Arc<tls::Tls>>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGHUP: the certificate will not reload");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        let Some(tls) = &tls else {
+            tracing::info!("SIGHUP: nothing to reload (no tls_cert configured)");
+            continue;
+        };
+        match tls.reload() {
+            Ok(()) => tracing::info!("SIGHUP: reloaded the TLS certificate and key"),
+            Err(error) => {
+                tracing::warn!(%error, "SIGHUP: TLS reload failed; keeping the current certificate");
+            }
+        }
+    }
 }
 
 /// Answers a socket over the handshake bound with 503 and closes it,

@@ -149,9 +149,9 @@ pub(crate) fn render(ws: &vigil_ws::Metrics, stats: &ServerStats) -> String {
             ws.suspects,
         ),
         (
-            "upgrades_refused",
-            "Upgraded connections closed because the transport could not be taken over",
-            ws.upgrades_refused,
+            "stream_connections_opened",
+            "WebSocket connections served over a general stream (TLS, a wrapped socket) rather than plain TCP",
+            ws.streams_opened,
         ),
         (
             "received_bytes",

@@ -27,11 +27,15 @@ pub(crate) enum Rejection {
     /// 503 at once: `max_handshakes` sockets (or an address's share of
     /// them) are in their HTTP phase already.
     HandshakeLimit,
+    /// 400 in plain HTTP: a plain-HTTP request on the TLS port.
+    PlainHttpOnTls,
+    /// The TLS handshake failed (or the client left during it).
+    TlsHandshake,
 }
 
 impl Rejection {
     /// Every reason, in declaration order (the order of the series).
-    pub(crate) const ALL: [Self; 9] = [
+    pub(crate) const ALL: [Self; 11] = [
         Self::Unauthorized,
         Self::ForbiddenOrigin,
         Self::PerIpLimit,
@@ -41,6 +45,8 @@ impl Rejection {
         Self::HandshakeTimeout,
         Self::BadProxyHeader,
         Self::HandshakeLimit,
+        Self::PlainHttpOnTls,
+        Self::TlsHandshake,
     ];
 
     /// The `reason` label.
@@ -55,6 +61,8 @@ impl Rejection {
             Self::HandshakeTimeout => "handshake_timeout",
             Self::BadProxyHeader => "bad_proxy_header",
             Self::HandshakeLimit => "handshake_limit",
+            Self::PlainHttpOnTls => "plain_http_on_tls",
+            Self::TlsHandshake => "tls_handshake_failed",
         }
     }
 }

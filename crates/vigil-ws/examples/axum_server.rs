@@ -1,8 +1,9 @@
 //! Embedding vigil-ws in an axum router: a route hands its request to
 //! [`WsServer::upgrade`] and returns the 101 response; everything else in
-//! the router stays ordinary axum. The router is served with hyper's http1
-//! builder: `axum::serve` wraps each socket in a type vigil-ws cannot take
-//! over (such upgrades are refused and counted in the metrics).
+//! the router stays ordinary axum, served by `axum::serve` as in every axum
+//! guide. (Served by hyper's http1 builder over a plain `TcpStream`
+//! instead, vigil-ws takes each socket into its shard whole: the lightest
+//! path; BENCHMARKS.md has both.)
 //!
 //! Run: `cargo run -p vigil-ws --example axum_server`, then connect a
 //! WebSocket client to `ws://127.0.0.1:9002/ws`.
@@ -47,13 +48,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_state(ws);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:9002").await?;
     eprintln!("listening on ws://127.0.0.1:9002/ws");
-    loop {
-        let (stream, _) = listener.accept().await?;
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        tokio::spawn(
-            hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .with_upgrades(),
-        );
-    }
+    axum::serve(listener, app).await?;
+    Ok(())
 }

@@ -2,11 +2,14 @@
 //! dead or half-open server by itself, reconnects with vigil-core's backoff
 //! (random first delay, exponential growth with full jitter, cap, reset
 //! after a stable period) and calls a resume hook after every reconnect.
+//! `ws://` and `wss://` (rustls; the system's roots, a CA file, or your own
+//! configuration).
 
 use crate::Error;
 use crate::config::WsConfig;
 use crate::handler::{CloseReason, Connection, Handler, Message};
 use crate::server::WsServer;
+use crate::shard::transport::Adopted;
 use bytes::Bytes;
 use http_body_util::Empty;
 use hyper::Request;
@@ -31,6 +34,8 @@ pub type ResumeHook = Arc<dyn Fn(&Connection) + Send + Sync>;
 /// Builds a reconnecting client connection.
 pub struct Connector {
     url: String,
+    /// For `wss://`: `None` until asked, then the system's roots.
+    tls: Option<Arc<rustls::ClientConfig>>,
     config: WsConfig,
     backoff: BackoffConfig,
     resume: Option<ResumeHook>,
@@ -51,6 +56,7 @@ impl Connector {
     pub fn new(url: impl Into<String>, config: WsConfig, backoff: BackoffConfig) -> Self {
         Self {
             url: url.into(),
+            tls: None,
             config,
             backoff,
             resume: None,
@@ -59,6 +65,37 @@ impl Connector {
                 0,
             ),
         }
+    }
+
+    /// For `wss://`: checks the server's certificate with `config` (your
+    /// roots, client certificates, ...) instead of the system's roots.
+    pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// For `wss://`: trusts the certificate authorities in the PEM file at
+    /// `path`, and only them (a private CA), instead of the system's roots.
+    pub fn ca_file(self, path: impl AsRef<std::path::Path>) -> Result<Self, Error> {
+        use rustls::pki_types::{CertificateDer, pem::PemObject};
+        let path = path.as_ref();
+        let mut roots = rustls::RootCertStore::empty();
+        let certificates = CertificateDer::pem_file_iter(path)
+            .map_err(|e| Error::Tls(format!("{}: {e}", path.display())))?;
+        for certificate in certificates {
+            let certificate =
+                certificate.map_err(|e| Error::Tls(format!("{}: {e}", path.display())))?;
+            roots
+                .add(certificate)
+                .map_err(|e| Error::Tls(format!("{}: {e}", path.display())))?;
+        }
+        if roots.is_empty() {
+            return Err(Error::Tls(format!(
+                "{} holds no certificate",
+                path.display()
+            )));
+        }
+        Ok(self.tls_config(client_config(roots)?))
     }
 
     /// Runs `hook` after each reconnect.
@@ -76,7 +113,13 @@ impl Connector {
     /// Connects and keeps reconnecting until the handle is stopped. Must be
     /// called inside a tokio runtime.
     pub fn spawn(self, handler: Arc<dyn Handler>) -> Result<ConnectorHandle, Error> {
-        let target = Target::parse(&self.url)?;
+        let mut target = Target::parse(&self.url)?;
+        if target.secure {
+            target.tls = Some(match self.tls {
+                Some(config) => config,
+                None => system_roots()?,
+            });
+        }
         let state = Arc::new(State {
             current: watch::channel(None).0,
             closed: Notify::new(),
@@ -234,12 +277,18 @@ async fn run(
     }
 }
 
-/// Where to connect: `ws://host:port/path`.
-#[derive(Debug, Clone)]
+/// Where to connect: `ws://host:port/path` or `wss://...`.
+#[derive(Clone)]
 struct Target {
     url: String,
     authority: String,
+    /// The host, as the server's certificate must name it.
+    host: String,
     path: String,
+    /// `wss://`.
+    secure: bool,
+    /// For `wss://`: how to check the server (set by `spawn`).
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Target {
@@ -248,29 +297,43 @@ impl Target {
             url: url.to_owned(),
             reason,
         };
-        let rest = url
-            .strip_prefix("ws://")
-            .ok_or_else(|| bad("only ws:// is supported (terminate TLS in front)"))?;
+        let (rest, secure) = if let Some(rest) = url.strip_prefix("ws://") {
+            (rest, false)
+        } else if let Some(rest) = url.strip_prefix("wss://") {
+            (rest, true)
+        } else {
+            return Err(bad("the scheme must be ws:// or wss://"));
+        };
         let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         if authority.is_empty() {
             return Err(bad("missing host"));
         }
-        let authority = if authority.contains(':') {
-            authority.to_owned()
-        } else {
-            format!("{authority}:80")
+        // `[::1]:8443`, `[::1]`, `example.com:8443`, `example.com`.
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) if !port.contains(']') => (host, Some(port)),
+            _ => (authority, None),
         };
+        let default_port = if secure { "443" } else { "80" };
+        let authority = format!("{host}:{}", port.unwrap_or(default_port));
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         let path = if path.is_empty() { "/" } else { path };
         Ok(Self {
             url: url.to_owned(),
             authority,
+            host,
             path: path.to_owned(),
+            secure,
+            tls: None,
         })
     }
 
-    /// Opens the TCP connection and performs the opening handshake; returns
-    /// the raw socket and any bytes read past the handshake.
-    async fn connect(&self) -> Result<(std::net::TcpStream, Bytes), Error> {
+    /// Opens the connection (TCP, then TLS for `wss://`) and performs the
+    /// opening handshake; returns what the shard takes over and any bytes
+    /// read past the handshake.
+    async fn connect(&self) -> Result<(Adopted, Bytes), Error> {
         let connect_error = |source: Box<dyn std::error::Error + Send + Sync>| Error::Connect {
             url: self.url.clone(),
             source,
@@ -278,6 +341,35 @@ impl Target {
         let socket = tokio::net::TcpStream::connect(&self.authority)
             .await
             .map_err(|e| connect_error(e.into()))?;
+        let Some(tls) = &self.tls else {
+            let upgraded = self.handshake(socket).await?;
+            let (io, leftover) = take::<tokio::net::TcpStream>(upgraded)
+                .ok_or_else(|| connect_error("hyper changed the socket's type".into()))?;
+            return Ok((Adopted::Tcp(io.into_std()?), leftover));
+        };
+        let name = rustls::pki_types::ServerName::try_from(self.host.clone())
+            .map_err(|e| Error::Tls(format!("{:?} is not a server name: {e}", self.host)))?;
+        let stream = tokio_rustls::TlsConnector::from(Arc::clone(tls))
+            .connect(name, socket)
+            .await
+            .map_err(|e| connect_error(e.into()))?;
+        let upgraded = self.handshake(stream).await?;
+        let (io, leftover) =
+            take::<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>(upgraded)
+                .ok_or_else(|| connect_error("hyper changed the stream's type".into()))?;
+        Ok((Adopted::Stream(Box::new(io)), leftover))
+    }
+
+    /// The opening handshake over `stream`; the connection hyper hands
+    /// back.
+    async fn handshake<S>(&self, stream: S) -> Result<hyper::upgrade::Upgraded, Error>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        let connect_error = |source: Box<dyn std::error::Error + Send + Sync>| Error::Connect {
+            url: self.url.clone(),
+            source,
+        };
         let key = fastwebsockets::handshake::generate_key();
         let request = Request::builder()
             .method("GET")
@@ -290,7 +382,7 @@ impl Target {
             .body(Empty::<Bytes>::new())
             .map_err(|e| connect_error(e.into()))?;
         let (websocket, response) =
-            fastwebsockets::handshake::client(&SpawnExecutor, request, socket)
+            fastwebsockets::handshake::client(&SpawnExecutor, request, stream)
                 .await
                 .map_err(|e| connect_error(e.into()))?;
         let accept = response
@@ -302,13 +394,49 @@ impl Target {
                 "the server's Sec-WebSocket-Accept does not match our key".into(),
             ));
         }
-        let upgraded = websocket.into_inner().into_inner();
-        let parts = upgraded
-            .downcast::<hyper_util::rt::TokioIo<tokio::net::TcpStream>>()
-            .map_err(|_| Error::NotTcp)?;
-        let leftover = Bytes::copy_from_slice(&parts.read_buf);
-        Ok((parts.io.into_inner().into_std()?, leftover))
+        Ok(websocket.into_inner().into_inner())
     }
+}
+
+/// The stream `S` an upgraded connection was made over, and the bytes
+/// hyper read past the handshake; `None` if it was made over another type.
+fn take<S>(upgraded: hyper::upgrade::Upgraded) -> Option<(S, Bytes)>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+{
+    let parts = upgraded.downcast::<hyper_util::rt::TokioIo<S>>().ok()?;
+    Some((
+        parts.io.into_inner(),
+        Bytes::copy_from_slice(&parts.read_buf),
+    ))
+}
+
+/// A client configuration trusting `roots`.
+fn client_config(roots: rustls::RootCertStore) -> Result<Arc<rustls::ClientConfig>, Error> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// A configuration trusting the system's roots (the platform's store).
+fn system_roots() -> Result<Arc<rustls::ClientConfig>, Error> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        let why = found
+            .errors
+            .first()
+            .map_or_else(|| "none found".to_owned(), ToString::to_string);
+        return Err(Error::Tls(format!(
+            "no usable root certificate in the system's store ({why}); give a CA file"
+        )));
+    }
+    client_config(roots)
 }
 
 /// Runs hyper's client connection task on the current tokio runtime.

@@ -24,7 +24,7 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// The URL is not a `ws://host:port/path` URL.
+    /// The URL is not a `ws://` or `wss://` URL.
     #[error("invalid WebSocket URL {url:?}: {reason}")]
     Url {
         /// The URL given.
@@ -32,9 +32,10 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// The upgraded connection is not a plain TCP stream.
-    #[error("the upgraded connection is not a TCP stream (TLS must end before vigil-ws)")]
-    NotTcp,
+    /// TLS could not be set up: the trust store or CA file, or the
+    /// server's name.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// An IO error on a socket we were setting up.
     #[error("socket error: {0}")]
     Io(#[from] std::io::Error),

@@ -31,3 +31,4 @@ pub use handler::{CloseReason, ConnId, Connection, Handler, Liveness, Message, S
 pub use metrics::{CLOSE_LABELS, Histogram, Metrics, RTT_BOUNDS_US, TIMER_LAG_BOUNDS_US};
 pub use ping_limit::PingLimit;
 pub use server::WsServer;
+pub use shard::transport::Stream;

@@ -29,6 +29,7 @@ pub const CLOSE_LABELS: [&str; 10] = [
 #[derive(Debug)]
 pub(crate) struct ShardMetrics {
     opened: AtomicU64,
+    streams_opened: AtomicU64,
     suspects: AtomicU64,
     pings_sent: AtomicU64,
     pongs_received: AtomicU64,
@@ -46,6 +47,7 @@ impl Default for ShardMetrics {
     fn default() -> Self {
         Self {
             opened: AtomicU64::new(0),
+            streams_opened: AtomicU64::new(0),
             suspects: AtomicU64::new(0),
             pings_sent: AtomicU64::new(0),
             pongs_received: AtomicU64::new(0),
@@ -90,6 +92,11 @@ impl ShardMetrics {
         self.opened.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A connection over a general stream (not a plain socket) opened.
+    pub(crate) fn stream_adopted(&self) {
+        self.streams_opened.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn suspect(&self) {
         self.suspects.fetch_add(1, Ordering::Relaxed);
     }
@@ -120,6 +127,7 @@ impl ShardMetrics {
 
     pub(crate) fn add_to(&self, total: &mut Metrics) {
         total.opened += self.opened.load(Ordering::Relaxed);
+        total.streams_opened += self.streams_opened.load(Ordering::Relaxed);
         total.suspects += self.suspects.load(Ordering::Relaxed);
         total.pings_sent += self.pings_sent.load(Ordering::Relaxed);
         total.pongs_received += self.pongs_received.load(Ordering::Relaxed);
@@ -169,10 +177,10 @@ pub struct Metrics {
     pub timer_lag: Histogram,
     /// Connections closed, per reason, indexed like [`CLOSE_LABELS`].
     pub closes: [u64; CLOSE_LABELS.len()],
-    /// Upgraded connections that could not be taken over because hyper
-    /// handed back something other than a plain `TokioIo<TcpStream>` (e.g.
-    /// hyper-util's auto builder, as used by `axum::serve`); each was closed.
-    pub upgrades_refused: u64,
+    /// Of the connections opened, those served over a general stream
+    /// rather than a plain TCP socket: TLS, or a socket wrapped by
+    /// hyper-util's auto builder (`axum::serve`).
+    pub streams_opened: u64,
 }
 
 impl Metrics {

@@ -5,6 +5,7 @@ use crate::Error;
 use crate::codec::Role;
 use crate::config::{HeartbeatMode, WsConfig};
 use crate::handler::{ConnId, Handler};
+use crate::shard::transport::{Adopted, Stream};
 use crate::shard::{Command, ShardHandle, ShardShared};
 use crate::upgrade::{self, UpgradeError};
 use bytes::Bytes;
@@ -23,8 +24,11 @@ use std::time::Duration;
 ///
 /// Embed it in a hyper service: validate and authenticate the request
 /// yourself (headers, Origin, token), then return what
-/// [`upgrade`](Self::upgrade) gives you. The hyper connection must be
-/// served `with_upgrades()` over a `TokioIo<TcpStream>`.
+/// [`upgrade`](Self::upgrade) gives you, from a hyper connection served
+/// `with_upgrades()`: hyper's http1 builder, hyper-util's auto builder or
+/// `axum::serve`, over plain TCP or TLS. A plain TCP socket is taken into
+/// the shard's own reactor (the lightest path); any other stream is served
+/// where it is, with the same heartbeat, limits and close reasons.
 #[derive(Clone)]
 pub struct WsServer {
     inner: Arc<Inner>,
@@ -36,7 +40,6 @@ struct Inner {
     handles: Mutex<Vec<ShardHandle>>,
     next_id: AtomicU64,
     next_shard: AtomicUsize,
-    upgrades_refused: AtomicU64,
     handler: Arc<dyn Handler>,
 }
 
@@ -94,7 +97,6 @@ impl WsServer {
                 handles: Mutex::new(handles),
                 next_id: AtomicU64::new(1),
                 next_shard: AtomicUsize::new(0),
-                upgrades_refused: AtomicU64::new(0),
                 handler,
             }),
         })
@@ -109,7 +111,6 @@ impl WsServer {
     pub fn metrics(&self) -> crate::Metrics {
         let mut total = crate::Metrics {
             connections: self.connections() as u64,
-            upgrades_refused: self.inner.upgrades_refused.load(Ordering::Relaxed),
             ..crate::Metrics::default()
         };
         for shard in &self.inner.shards {
@@ -133,12 +134,10 @@ impl WsServer {
     /// socket over). On failure, return `error.into_response()`.
     ///
     /// Must be called inside a tokio runtime: a short task waits for hyper
-    /// to release the socket. Serve the connection with
-    /// `hyper::server::conn::http1` over `TokioIo<TcpStream>` (for axum,
-    /// wrap the router in `hyper_util::service::TowerToHyperService`):
-    /// hyper-util's auto builder (what `axum::serve` uses) wraps the socket
-    /// in a type vigil-ws cannot take over; such connections are closed and
-    /// counted in [`Metrics::upgrades_refused`](crate::Metrics).
+    /// to release the connection. Any hyper server works (`axum::serve`
+    /// included), over TCP or TLS: a plain `TokioIo<TcpStream>` is taken
+    /// over whole, anything else is served as the stream hyper hands back
+    /// (counted in [`Metrics::streams_opened`](crate::Metrics)).
     pub fn upgrade<B>(
         &self,
         request: &mut Request<B>,
@@ -166,24 +165,34 @@ impl WsServer {
                 server.inner.handler.on_upgrade_failed(id);
                 return;
             };
-            let Ok(parts) = upgraded.downcast::<TokioIo<tokio::net::TcpStream>>() else {
-                // Not a plain TCP stream: nothing we can drive. Dropping it
-                // closes the connection; the metric says why.
-                server
-                    .inner
-                    .upgrades_refused
-                    .fetch_add(1, Ordering::Relaxed);
-                server.inner.handler.on_upgrade_failed(id);
-                return;
+            let handed = match upgraded.downcast::<TokioIo<tokio::net::TcpStream>>() {
+                Ok(parts) => {
+                    // Copy the few bytes hyper read ahead so its buffer is
+                    // freed.
+                    let leftover = Bytes::copy_from_slice(&parts.read_buf);
+                    parts
+                        .io
+                        .into_inner()
+                        .into_std()
+                        .map_err(|_| Error::ShutDown)
+                        .and_then(|stream| {
+                            server.hand_over(
+                                Adopted::Tcp(stream),
+                                leftover,
+                                id,
+                                (Role::Server, mode),
+                            )
+                        })
+                }
+                // TLS, or a socket wrapped by hyper-util's auto builder:
+                // served as it is (it hands back what it read ahead first).
+                Err(upgraded) => server.hand_over(
+                    Adopted::Stream(Box::new(TokioIo::new(upgraded))),
+                    Bytes::new(),
+                    id,
+                    (Role::Server, mode),
+                ),
             };
-            // Copy the few bytes hyper read ahead so its buffer is freed.
-            let leftover = Bytes::copy_from_slice(&parts.read_buf);
-            let handed = parts
-                .io
-                .into_inner()
-                .into_std()
-                .map_err(|_| Error::ShutDown)
-                .and_then(|stream| server.hand_over(stream, leftover, id, (Role::Server, mode)));
             if handed.is_err() {
                 server.inner.handler.on_upgrade_failed(id);
             }
@@ -220,15 +229,32 @@ impl WsServer {
     pub fn adopt(&self, stream: tokio::net::TcpStream, leftover: Bytes) -> Result<ConnId, Error> {
         let id = self.next_id();
         let mode = self.inner.config.mode;
-        self.hand_over(stream.into_std()?, leftover, id, (Role::Server, mode))?;
+        self.hand_over(
+            Adopted::Tcp(stream.into_std()?),
+            leftover,
+            id,
+            (Role::Server, mode),
+        )?;
         Ok(id)
     }
 
-    pub(crate) fn adopt_client(
-        &self,
-        stream: std::net::TcpStream,
-        leftover: Bytes,
-    ) -> Result<ConnId, Error> {
+    /// Takes over any stream whose handshake is already done (a TLS
+    /// stream, an upgraded connection of another server), with any bytes
+    /// already read past the handshake. It stays with the reactor it was
+    /// created on; vigil-ws polls it from its shard.
+    pub fn adopt_stream(&self, stream: impl Stream, leftover: Bytes) -> Result<ConnId, Error> {
+        let id = self.next_id();
+        let mode = self.inner.config.mode;
+        self.hand_over(
+            Adopted::Stream(Box::new(stream)),
+            leftover,
+            id,
+            (Role::Server, mode),
+        )?;
+        Ok(id)
+    }
+
+    pub(crate) fn adopt_client(&self, stream: Adopted, leftover: Bytes) -> Result<ConnId, Error> {
         let id = self.next_id();
         let mode = self.inner.config.mode;
         self.hand_over(stream, leftover, id, (Role::Client, mode))?;
@@ -241,7 +267,7 @@ impl WsServer {
 
     fn hand_over(
         &self,
-        stream: std::net::TcpStream,
+        stream: Adopted,
         leftover: Bytes,
         id: ConnId,
         (role, mode): (Role, HeartbeatMode),

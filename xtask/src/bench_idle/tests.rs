@@ -38,9 +38,17 @@ fn options() {
             heartbeats: 5,
         }
     );
+    let all = Options::parse(&args(&["--server", "all"])).unwrap();
+    assert_eq!(
+        all.servers,
+        [Server::Naive, Server::Vigil, Server::VigilStream]
+    );
     for (bad, expected) in [
         (&["--connections", "19001"][..], "from 1 to 19000"),
-        (&["--server", "go"], "naive, vigil or both"),
+        (
+            &["--server", "go"],
+            "naive, vigil, vigil-stream, both or all",
+        ),
         (&["--interval-ms"], "needs a value"),
         (&["--heartbeats", "0"], "from 1 to 1000"),
         (&["--fast", "1"], "unknown argument `--fast`"),

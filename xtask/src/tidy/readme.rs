@@ -1,7 +1,7 @@
-//! The README shows the client examples verbatim: every source file under
-//! `tests/interop/clients/` (the code the interop tests run) appears in
-//! README.md as the code block right after a link to it, byte for byte, so
-//! the two cannot drift.
+//! The README shows the examples verbatim: every source file under
+//! `tests/interop/clients/` (the code the interop tests run) and the
+//! embedding examples the workspace compiles appear in README.md as the code
+//! block right after a link to them, byte for byte, so they cannot drift.
 
 use std::fs;
 
@@ -10,6 +10,9 @@ use crate::cmd::project_root;
 
 /// Extensions of example sources (not what `npm install` may leave there).
 const SOURCES: &[&str] = &["py", "mjs", "go"];
+
+/// Rust examples the README shows (built by clippy's `--all-targets`).
+const EMBEDDING_EXAMPLES: &[&str] = &["crates/vigil-ws/examples/axum_server.rs"];
 
 #[test]
 fn readme_shows_every_client_example_verbatim() {
@@ -31,6 +34,10 @@ fn readme_shows_every_client_example_verbatim() {
         examples.len() >= 3,
         "tests/interop/clients/ holds the Python, Node and Go clients: found {examples:?}"
     );
+    let mut examples = examples;
+    for path in EMBEDDING_EXAMPLES {
+        examples.push(((*path).to_owned(), read(path)));
+    }
     report(
         "README.md shows each client example exactly as the tests run it",
         check_readme_examples(&read("README.md"), &examples),

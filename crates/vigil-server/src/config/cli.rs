@@ -38,6 +38,14 @@ pub(super) struct Cli {
     #[arg(long)]
     allow_insecure_public: bool,
 
+    /// PEM certificate chain; with --tls-key the port speaks TLS (https, wss) only, reloaded on SIGHUP
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<String>,
+
+    /// PEM private key of --tls-cert
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<String>,
+
     /// HS256 secret for client tokens; unset: anonymous connections, loopback only. Prefer the variable: arguments are visible to other users
     #[arg(long, value_name = "SECRET")]
     jwt_secret: Option<String>,
@@ -178,6 +186,8 @@ impl Cli {
         [
             (Key::Listen, self.listen.clone()),
             (Key::AllowInsecurePublic, flag(self.allow_insecure_public)),
+            (Key::TlsCert, self.tls_cert.clone()),
+            (Key::TlsPrivate, self.tls_key.clone()),
             (Key::JwtSecret, self.jwt_secret.clone()),
             (Key::JwtPublicKeyFile, self.jwt_public_key_file.clone()),
             (Key::JwtJwksFile, self.jwt_jwks_file.clone()),
@@ -252,6 +262,9 @@ pub(super) fn default_text(defaults: &Settings, key: Key) -> Option<String> {
         Key::AllowInsecurePublic => defaults.allow_insecure_public.to_string(),
         Key::JwtSecret | Key::ApiToken => return None,
         Key::JwtPublicKeyFile | Key::JwtJwksFile => "none".to_owned(),
+        Key::TlsCert | Key::TlsPrivate => {
+            "none (plain HTTP; TLS terminated in front, if any)".to_owned()
+        }
         Key::JwtIssuer => "none (not checked)".to_owned(),
         Key::JwtAudience => "none (tokens naming an audience are refused)".to_owned(),
         Key::JwtLeeway => format_duration(defaults.jwt_leeway),

@@ -95,6 +95,9 @@ pub(crate) enum ConfigError {
          max_handshakes"
     )]
     FileLimitTooLow { handshakes: usize, limit: u64 },
+    /// One of a pair of settings without the other.
+    #[error("{set} is set but {missing} is not: the two go together", missing = missing.name())]
+    Incomplete { set: Origin, missing: Key },
     /// A number or duration outside its range.
     #[error("{origin}: {value} is outside {allowed}")]
     OutOfRange {

@@ -10,6 +10,9 @@ use std::path::PathBuf;
 pub(crate) enum Key {
     Listen,
     AllowInsecurePublic,
+    TlsCert,
+    /// `tls_key` (a variant may not end in the enum's own name).
+    TlsPrivate,
     JwtSecret,
     JwtPublicKeyFile,
     JwtJwksFile,
@@ -44,9 +47,11 @@ pub(crate) enum Key {
 
 impl Key {
     /// Every setting, in the order `--help` lists them.
-    pub(crate) const ALL: [Self; 31] = [
+    pub(crate) const ALL: [Self; 33] = [
         Self::Listen,
         Self::AllowInsecurePublic,
+        Self::TlsCert,
+        Self::TlsPrivate,
         Self::JwtSecret,
         Self::JwtPublicKeyFile,
         Self::JwtJwksFile,
@@ -83,6 +88,8 @@ impl Key {
         match self {
             Self::Listen => "listen",
             Self::AllowInsecurePublic => "allow_insecure_public",
+            Self::TlsCert => "tls_cert",
+            Self::TlsPrivate => "tls_key",
             Self::JwtSecret => "jwt_secret",
             Self::JwtPublicKeyFile => "jwt_public_key_file",
             Self::JwtJwksFile => "jwt_jwks_file",
@@ -121,6 +128,8 @@ impl Key {
         match self {
             Self::Listen => "VIGIL_LISTEN",
             Self::AllowInsecurePublic => "VIGIL_ALLOW_INSECURE_PUBLIC",
+            Self::TlsCert => "VIGIL_TLS_CERT",
+            Self::TlsPrivate => "VIGIL_TLS_KEY",
             Self::JwtSecret => "VIGIL_JWT_SECRET",
             Self::JwtPublicKeyFile => "VIGIL_JWT_PUBLIC_KEY_FILE",
             Self::JwtJwksFile => "VIGIL_JWT_JWKS_FILE",

@@ -18,6 +18,8 @@ use super::{ConfigError, Key, Origin, Settings, Source, validate};
 pub(super) struct Partial {
     listen: Option<SocketAddr>,
     allow_insecure_public: Option<bool>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     jwt_secret: Option<String>,
     jwt_public_key_file: Option<PathBuf>,
     jwt_jwks_file: Option<PathBuf>,
@@ -116,6 +118,8 @@ impl Partial {
         let read = match key {
             Key::Listen => read(&mut self.listen, raw),
             Key::AllowInsecurePublic => read(&mut self.allow_insecure_public, raw),
+            Key::TlsCert => read(&mut self.tls_cert, raw),
+            Key::TlsPrivate => read(&mut self.tls_key, raw),
             Key::JwtSecret => read(&mut self.jwt_secret, raw),
             Key::JwtPublicKeyFile => read(&mut self.jwt_public_key_file, raw),
             Key::JwtJwksFile => read(&mut self.jwt_jwks_file, raw),
@@ -176,6 +180,8 @@ impl Partial {
         Self {
             listen: self.listen.or(lower.listen),
             allow_insecure_public: self.allow_insecure_public.or(lower.allow_insecure_public),
+            tls_cert: self.tls_cert.or(lower.tls_cert),
+            tls_key: self.tls_key.or(lower.tls_key),
             jwt_secret: self.jwt_secret.or(lower.jwt_secret),
             jwt_public_key_file: self.jwt_public_key_file.or(lower.jwt_public_key_file),
             jwt_jwks_file: self.jwt_jwks_file.or(lower.jwt_jwks_file),
@@ -222,6 +228,8 @@ impl Partial {
             allow_insecure_public: self
                 .allow_insecure_public
                 .unwrap_or(default.allow_insecure_public),
+            tls_cert: self.tls_cert.clone().or(default.tls_cert),
+            tls_key: self.tls_key.clone().or(default.tls_key),
             jwt_secret: self.jwt_secret.clone().or(default.jwt_secret),
             jwt_public_key_file: self
                 .jwt_public_key_file

@@ -117,6 +117,8 @@ fn custom() -> Settings {
     Settings {
         listen: "0.0.0.0:9000".parse().expect("a socket address"),
         allow_insecure_public: true,
+        tls_cert: Some("/etc/vigil/tls.crt".into()),
+        tls_key: Some("/etc/vigil/tls.key".into()),
         jwt_secret: Some("s3cret".to_owned()),
         jwt_public_key_file: Some("/etc/vigil/tokens.pem".into()),
         jwt_jwks_file: Some("/etc/vigil/jwks.json".into()),
@@ -156,9 +158,11 @@ fn custom() -> Settings {
 }
 
 /// [`custom`] as `(key, text)` pairs, the way a flag or variable gives them.
-const CUSTOM_TEXT: [(Key, &str); 31] = [
+const CUSTOM_TEXT: [(Key, &str); 33] = [
     (Key::Listen, "0.0.0.0:9000"),
     (Key::AllowInsecurePublic, "true"),
+    (Key::TlsCert, "/etc/vigil/tls.crt"),
+    (Key::TlsPrivate, "/etc/vigil/tls.key"),
     (Key::JwtSecret, "s3cret"),
     (Key::JwtPublicKeyFile, "/etc/vigil/tokens.pem"),
     (Key::JwtJwksFile, "/etc/vigil/jwks.json"),
@@ -200,6 +204,8 @@ fn nothing_given_serves_the_documented_defaults() {
     let defaults = Settings {
         listen: "127.0.0.1:8080".parse().expect("a socket address"),
         allow_insecure_public: false,
+        tls_cert: None,
+        tls_key: None,
         jwt_secret: None,
         jwt_public_key_file: None,
         jwt_jwks_file: None,
@@ -341,6 +347,8 @@ fn every_setting_can_come_from_the_file() {
         r#"
         listen = "0.0.0.0:9000"
         allow_insecure_public = true
+        tls_cert = "/etc/vigil/tls.crt"
+        tls_key = "/etc/vigil/tls.key"
         jwt_secret = "s3cret"
         jwt_public_key_file = "/etc/vigil/tokens.pem"
         jwt_jwks_file = "/etc/vigil/jwks.json"
@@ -782,8 +790,8 @@ fn check_config_explains_each_problem_in_a_file() {
         "#,
         &[
             "unknown setting `heartbeat` in {file}; the settings are: listen, \
-             allow_insecure_public, jwt_secret, jwt_public_key_file, jwt_jwks_file, jwt_issuer, \
-             jwt_audience, jwt_leeway, api_key, heartbeat_interval, heartbeat_timeout, \
+             allow_insecure_public, tls_cert, tls_key, jwt_secret, jwt_public_key_file, \
+             jwt_jwks_file, jwt_issuer, jwt_audience, jwt_leeway, api_key, heartbeat_interval, heartbeat_timeout, \
              heartbeat_jitter, leave_grace, max_connections, max_connections_per_ip, \
              max_handshakes, max_message_bytes, \
              max_channels_per_connection, max_requests_per_second, max_joins_per_second, \
@@ -882,3 +890,5 @@ fn an_allowed_origin_must_be_scheme_host_and_port_only() {
 }
 
 mod host;
+mod tls;
+

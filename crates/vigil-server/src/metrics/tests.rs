@@ -30,7 +30,7 @@ const FAMILIES: [(&str, &str); 19] = [
     ("vigil_messages_sent", "counter"),
     ("vigil_connections_opened", "counter"),
     ("vigil_heartbeat_suspects", "counter"),
-    ("vigil_upgrades_refused", "counter"),
+    ("vigil_stream_connections_opened", "counter"),
     ("vigil_connections_closed", "counter"),
 ];
 
@@ -192,7 +192,7 @@ fn values_match_the_inputs() {
         messages_received: 13,
         messages_sent: 14,
         closes: [101, 102, 103, 104, 105, 106, 107, 108, 109, 110],
-        upgrades_refused: 15,
+        streams_opened: 15,
         opened: 16,
         suspects: 17,
         bytes_received: 18,
@@ -224,7 +224,7 @@ fn values_match_the_inputs() {
             ("vigil_heartbeat_pongs_received_total", 12),
             ("vigil_messages_received_total", 13),
             ("vigil_messages_sent_total", 14),
-            ("vigil_upgrades_refused_total", 15),
+            ("vigil_stream_connections_opened_total", 15),
             ("vigil_connections_opened_total", 16),
             ("vigil_heartbeat_suspects_total", 17),
             ("vigil_received_bytes_total", 18),
@@ -249,6 +249,8 @@ fn values_match_the_inputs() {
             (&rejected("handshake_timeout"), 207),
             (&rejected("bad_proxy_header"), 208),
             (&rejected("handshake_limit"), 209),
+            (&rejected("plain_http_on_tls"), 210),
+            (&rejected("tls_handshake_failed"), 211),
         ],
     );
 }
@@ -265,7 +267,7 @@ fn a_fresh_server_reports_every_series_at_zero() {
         ("vigil_heartbeat_pongs_received_total".to_owned(), 0),
         ("vigil_messages_received_total".to_owned(), 0),
         ("vigil_messages_sent_total".to_owned(), 0),
-        ("vigil_upgrades_refused_total".to_owned(), 0),
+        ("vigil_stream_connections_opened_total".to_owned(), 0),
         ("vigil_connections_opened_total".to_owned(), 0),
         ("vigil_heartbeat_suspects_total".to_owned(), 0),
         ("vigil_received_bytes_total".to_owned(), 0),

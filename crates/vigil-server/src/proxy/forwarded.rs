@@ -54,12 +54,18 @@ impl TrustedProxies {
 }
 
 impl TrustedProxies {
-    /// How the client reached the server: `https` when a trusted proxy
-    /// says so (`Forwarded: proto=https`, else `X-Forwarded-Proto`, the
-    /// right-most entry: the one the nearest proxy wrote), else `http`.
-    pub(crate) fn scheme(&self, peer: IpAddr, headers: &HeaderMap) -> &'static str {
+    /// How the client reached the server: what a trusted proxy says
+    /// (`Forwarded: proto=`, else `X-Forwarded-Proto`, the right-most
+    /// entry: the one the nearest proxy wrote), else `direct`, the scheme
+    /// of this connection itself (`https` on the TLS port).
+    pub(crate) fn scheme(
+        &self,
+        peer: IpAddr,
+        headers: &HeaderMap,
+        direct: &'static str,
+    ) -> &'static str {
         if !self.contains(peer) {
-            return "http";
+            return direct;
         }
         let forwarded = headers
             .get_all(FORWARDED)
@@ -80,7 +86,8 @@ impl TrustedProxies {
         });
         match proto {
             Some(proto) if proto.eq_ignore_ascii_case("https") => "https",
-            _ => "http",
+            Some(proto) if proto.eq_ignore_ascii_case("http") => "http",
+            _ => direct,
         }
     }
 }

@@ -244,12 +244,35 @@ async fn anything_else_is_refused_with_a_reason() {
 fn the_scheme_is_https_only_when_a_trusted_proxy_says_so() {
     let proxies = trusted(&["10.0.0.0/8"]);
     let https = headers(&[("x-forwarded-proto", "https")]);
-    assert_eq!(proxies.scheme(ip("10.0.0.2"), &https), "https");
-    assert_eq!(proxies.scheme(ip("203.0.113.9"), &https), "http", "spoofed");
-    assert_eq!(proxies.scheme(ip("10.0.0.2"), &headers(&[])), "http");
+    assert_eq!(proxies.scheme(ip("10.0.0.2"), &https, "http"), "https");
+    assert_eq!(
+        proxies.scheme(ip("203.0.113.9"), &https, "http"),
+        "http",
+        "spoofed"
+    );
+    assert_eq!(
+        proxies.scheme(ip("10.0.0.2"), &headers(&[]), "http"),
+        "http"
+    );
     let forwarded = headers(&[
         ("forwarded", "for=192.0.2.1;proto=https"),
         ("x-forwarded-proto", "http"),
     ]);
-    assert_eq!(proxies.scheme(ip("10.0.0.2"), &forwarded), "https");
+    assert_eq!(proxies.scheme(ip("10.0.0.2"), &forwarded, "http"), "https");
+}
+
+#[test]
+fn on_the_tls_port_the_scheme_is_https_unless_a_trusted_proxy_says_otherwise() {
+    let proxies = trusted(&["10.0.0.0/8"]);
+    let plain = headers(&[("x-forwarded-proto", "http")]);
+    assert_eq!(
+        proxies.scheme(ip("203.0.113.9"), &plain, "https"),
+        "https",
+        "spoofed"
+    );
+    assert_eq!(
+        proxies.scheme(ip("10.0.0.2"), &headers(&[]), "https"),
+        "https"
+    );
+    assert_eq!(proxies.scheme(ip("10.0.0.2"), &plain, "https"), "http");
 }

@@ -1,11 +1,12 @@
-//! One connection inside a shard: its socket, heartbeat machine, decoder and
-//! (only while a write is blocked) its outbound queue.
+//! One connection inside a shard: its transport, heartbeat machine, decoder
+//! and (only while a write is blocked) its outbound queue.
 //!
 //! Every event follows the same order: apply the input to the heartbeat
 //! machine, drain all of its actions, then the shard re-arms the timer.
 
 use super::inbound::InboundSink;
 use super::outbound::{Lane, Outbound};
+use super::transport::Transport;
 use super::wheel::UNARMED;
 use super::{Scratch, SlotRef, waker};
 use crate::apptext;
@@ -16,7 +17,7 @@ use crate::ping_limit::PingWindow;
 use bytes::Bytes;
 use fastwebsockets::OpCode;
 use std::io::ErrorKind;
-use std::task::{Context, Poll};
+use std::task::Context;
 use std::time::Instant;
 use vigil_core::heartbeat::{Action, EndReason, Frame, Heartbeat, State, ping_payload};
 
@@ -25,6 +26,14 @@ use vigil_core::heartbeat::{Action, EndReason, Frame, Heartbeat, State, ping_pay
 /// flood of tiny requests is ~2,500 of them, each answered) so every other
 /// ready socket is served within a few milliseconds.
 const READ_BUDGET: usize = 64 << 10;
+
+/// While this much waits to be written to a connection, its input is not
+/// read: a peer that keeps asking without reading the answers pushes back
+/// on itself (its TCP window fills) instead of growing this process's
+/// memory and taking its CPU. Reading resumes once the backlog drains below
+/// it. (Messages pushed to a peer that does not read still end it as a slow
+/// consumer at `max_queued_bytes`.)
+const READ_PAUSE_BYTES: usize = 256 << 10;
 
 /// Why we started closing, to tell the application.
 #[derive(Debug)]
@@ -37,7 +46,7 @@ enum LocalCause {
 }
 
 pub(crate) struct Conn {
-    stream: tokio::net::TcpStream,
+    transport: Transport,
     heartbeat: Heartbeat,
     decoder: Decoder,
     pings: PingWindow,
@@ -49,6 +58,9 @@ pub(crate) struct Conn {
     pub(crate) armed: u64,
     role: Role,
     mode: HeartbeatMode,
+    /// Input left unread until the outbound backlog drains
+    /// ([`READ_PAUSE_BYTES`]).
+    read_paused: bool,
     /// Set once the connection is over; the shard then removes it.
     pub(crate) ended: Option<CloseReason>,
 }
@@ -56,7 +68,7 @@ pub(crate) struct Conn {
 impl Conn {
     pub(crate) fn new(
         now: Instant,
-        stream: tokio::net::TcpStream,
+        transport: Transport,
         id: ConnId,
         slot: SlotRef,
         (role, mode): (Role, HeartbeatMode),
@@ -64,7 +76,7 @@ impl Conn {
         scratch: &Scratch,
     ) -> Self {
         Self {
-            stream,
+            transport,
             heartbeat: Heartbeat::new(now, &scratch.config.heartbeat, seed),
             decoder: Decoder::default(),
             pings: PingWindow::default(),
@@ -75,6 +87,7 @@ impl Conn {
             armed: UNARMED,
             role,
             mode,
+            read_paused: false,
             ended: None,
         }
     }
@@ -210,9 +223,16 @@ impl Conn {
     /// every complete frame to the heartbeat machine and the application.
     fn read_available(&mut self, now: Instant, scratch: &mut Scratch) {
         let mut budget = READ_BUDGET;
+        let waker = waker::slot_waker(scratch.index, self.slot.key);
+        let mut context = Context::from_waker(&waker);
         while self.ended.is_none() && self.cause_is_not_protocol() {
+            if self.backlogged() {
+                // `flush` queues this connection again once it drained.
+                self.read_paused = true;
+                return;
+            }
             let mut buf = std::mem::take(&mut scratch.read_buf);
-            let read = read_once(&self.stream, &mut buf);
+            let read = self.transport.read(&mut buf, &mut context);
             match read {
                 Ok((0, _)) => {
                     scratch.read_buf = buf;
@@ -258,7 +278,10 @@ impl Conn {
             return;
         }
         let mut buf = std::mem::take(&mut scratch.read_buf);
-        let read = std::io::Read::read(&mut &*socket2::SockRef::from(&self.stream), &mut buf);
+        let Some(read) = self.transport.read_directly(&mut buf) else {
+            scratch.read_buf = buf;
+            return;
+        };
         match read {
             Ok(0) => self.heartbeat.handle_transport_end(now),
             Ok(count) => {
@@ -272,21 +295,29 @@ impl Conn {
         scratch.read_buf = buf;
     }
 
+    /// Whether so much waits to be written that input should wait too.
+    fn backlogged(&self) -> bool {
+        self.outbound
+            .as_ref()
+            .is_some_and(|out| out.queued_bytes() >= READ_PAUSE_BYTES)
+    }
+
     fn cause_is_not_protocol(&self) -> bool {
         !matches!(self.cause.as_deref(), Some(LocalCause::Protocol(_)))
     }
 
-    /// Asks to be woken when the socket is readable; true if it already is.
+    /// Asks to be woken when the transport is readable; true if it
+    /// already is.
     fn register_read(&self, scratch: &Scratch) -> bool {
         let waker = waker::slot_waker(scratch.index, self.slot.key);
-        let mut context = Context::from_waker(&waker);
-        matches!(self.stream.poll_read_ready(&mut context), Poll::Ready(_))
+        self.transport
+            .register_read(&mut Context::from_waker(&waker))
     }
 
     fn register_write(&self, scratch: &Scratch) -> bool {
         let waker = waker::slot_waker(scratch.index, self.slot.key);
-        let mut context = Context::from_waker(&waker);
-        matches!(self.stream.poll_write_ready(&mut context), Poll::Ready(_))
+        self.transport
+            .register_write(&mut Context::from_waker(&waker))
     }
 
     fn handle_bytes(&mut self, now: Instant, scratch: &mut Scratch, bytes: &mut [u8]) {
@@ -454,6 +485,8 @@ impl Conn {
         if self.ended.is_some() {
             return;
         }
+        let waker = waker::slot_waker(scratch.index, self.slot.key);
+        let mut context = Context::from_waker(&waker);
         let frame = &scratch.write_buf;
         if let Some(out) = &mut self.outbound {
             out.push_frame(lane, frame, close);
@@ -461,7 +494,7 @@ impl Conn {
         }
         let mut written = 0;
         while written < frame.len() {
-            match self.stream.try_write(&frame[written..]) {
+            match self.transport.write(&frame[written..], &mut context) {
                 Ok(count) => {
                     scratch.shared.metrics.bytes_sent(count);
                     written += count;
@@ -479,6 +512,8 @@ impl Conn {
             out.set_current(&frame[written..]);
             self.outbound = Some(out);
             self.flush(now, scratch);
+        } else if self.transport.flush(&mut context).is_err() {
+            self.heartbeat.handle_transport_end(now);
         }
     }
 
@@ -487,6 +522,8 @@ impl Conn {
         let fragment_size = scratch.config.fragment_size;
         let client = self.role == Role::Client;
         let mut data_progress = false;
+        let waker = waker::slot_waker(scratch.index, self.slot.key);
+        let mut context = Context::from_waker(&waker);
         let failed = loop {
             let Some(out) = &mut self.outbound else {
                 break false;
@@ -498,7 +535,7 @@ impl Conn {
                 self.outbound = None; // nothing waits: free the queue
                 break false;
             }
-            match self.stream.try_write(bytes) {
+            match self.transport.write(bytes, &mut context) {
                 Ok(count) => {
                     scratch.shared.metrics.bytes_sent(count);
                     data_progress |= count > 0 && out.has_data();
@@ -513,6 +550,12 @@ impl Conn {
                 Err(_) => break true,
             }
         };
+        let failed = failed || self.transport.flush(&mut context).is_err();
+        if self.read_paused && !self.backlogged() {
+            // The backlog drained: read again, in this connection's turn.
+            self.read_paused = false;
+            scratch.shared.push_ready(self.slot.key);
+        }
         if failed {
             self.heartbeat.handle_transport_end(now);
             self.after_input(now, scratch);
@@ -523,27 +566,5 @@ impl Conn {
             self.heartbeat
                 .handle_frame(now, &scratch.config.heartbeat, Frame::Data);
         }
-    }
-}
-
-/// One read. A short read means the socket's receive queue was empty, so
-/// tokio's readiness is cleared right away (returning `WouldBlock` from
-/// `try_io`) instead of by a second, empty read: one syscall less per pong.
-/// Returns the bytes read and whether the socket is known drained.
-fn read_once(stream: &tokio::net::TcpStream, buf: &mut [u8]) -> std::io::Result<(usize, bool)> {
-    let mut got = 0;
-    let capacity = buf.len();
-    let result = stream.try_io(tokio::io::Interest::READABLE, || {
-        got = stream.try_read(buf)?;
-        if got > 0 && got < capacity {
-            Err(ErrorKind::WouldBlock.into())
-        } else {
-            Ok(got)
-        }
-    });
-    match result {
-        Ok(count) => Ok((count, false)),
-        Err(error) if error.kind() == ErrorKind::WouldBlock && got > 0 => Ok((got, true)),
-        Err(error) => Err(error),
     }
 }

@@ -10,6 +10,7 @@
 mod conn;
 mod inbound;
 mod outbound;
+pub(crate) mod transport;
 mod wake_queue;
 pub(crate) mod waker;
 mod wheel;
@@ -47,7 +48,7 @@ pub(crate) struct SlotRef {
 pub(crate) enum Command {
     /// Take over an upgraded socket and the bytes already read from it.
     Adopt {
-        stream: std::net::TcpStream,
+        stream: transport::Adopted,
         leftover: Bytes,
         id: ConnId,
         role: Role,
@@ -379,7 +380,7 @@ impl Shard {
     fn adopt(
         &mut self,
         now: std::time::Instant,
-        stream: std::net::TcpStream,
+        stream: transport::Adopted,
         leftover: Bytes,
         id: ConnId,
         (role, mode): (Role, HeartbeatMode),
@@ -387,14 +388,22 @@ impl Shard {
         if self.shutting_down {
             return; // dropping the socket closes it
         }
-        let stream = match stream
-            .set_nonblocking(true)
-            .and_then(|()| tokio::net::TcpStream::from_std(stream))
-        {
-            Ok(stream) => stream,
-            Err(_) => return,
+        let transport = match stream {
+            transport::Adopted::Tcp(stream) => {
+                let Ok(stream) = stream
+                    .set_nonblocking(true)
+                    .and_then(|()| tokio::net::TcpStream::from_std(stream))
+                else {
+                    return;
+                };
+                let _ = stream.set_nodelay(true);
+                transport::Transport::Tcp(stream)
+            }
+            transport::Adopted::Stream(stream) => {
+                self.scratch.shared.metrics.stream_adopted();
+                transport::Transport::Stream(stream)
+            }
         };
-        let _ = stream.set_nodelay(true);
         let key = match self.free.pop() {
             Some(key) => key,
             None => {
@@ -414,7 +423,7 @@ impl Shard {
         let seed = self.scratch.rng.next_u64() ^ id.0;
         slot.conn = Some(Conn::new(
             now,
-            stream,
+            transport,
             id,
             slot_ref,
             (role, mode),

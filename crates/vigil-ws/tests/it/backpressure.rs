@@ -194,3 +194,110 @@ async fn a_browser_receiving_a_large_backlog_is_not_closed() {
     );
     server.stop().await;
 }
+
+/// An `echo:` request whose answer is 10,000 bytes.
+fn echo_request() -> Vec<u8> {
+    frame(
+        fin(TEXT),
+        format!("echo:{}", "x".repeat(10_000)).as_bytes(),
+        true,
+    )
+}
+
+#[tokio::test]
+async fn a_client_that_asks_without_reading_is_not_read_either() {
+    let server = TestServer::start(fast_config()).await;
+    let mut asker = RawClient::connect_with_receive_buffer(server.addr, 64 << 10).await;
+    let id = server.recorder.opened(0, Duration::from_secs(5)).await;
+    // 40 MB of answers asked for, none read: the server stops reading the
+    // requests once its answers back up, so the asker's writes block.
+    let request = echo_request();
+    let mut sent = 0;
+    while sent < 4_000 && asker.try_send(&request, Duration::from_secs(1)).await {
+        sent += 1;
+    }
+    assert!(sent < 4_000, "every request was taken");
+    let reason = server.recorder.closed(id, Duration::from_secs(15)).await;
+    // Its writes stalled (or its pongs went unread): never a queue grown
+    // to the slow-consumer bound out of its own requests.
+    assert!(
+        matches!(
+            reason,
+            CloseReason::WriteTimeout | CloseReason::HeartbeatTimeout
+        ),
+        "{reason:?} after {} requests read",
+        server.ws.metrics().messages_received
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_reads_its_answers_late_gets_every_one() {
+    // Long heartbeats: this client reads nothing for a while on purpose.
+    let config = vigil_ws::WsConfig {
+        heartbeat: vigil_core::heartbeat::Config::builder()
+            .interval(Duration::from_secs(30))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("valid"),
+        write_timeout: Duration::from_secs(30),
+        ..fast_config()
+    };
+    let server = TestServer::start(config).await;
+    let client = RawClient::connect_with_receive_buffer(server.addr, 64 << 10).await;
+    let id = server.recorder.opened(0, Duration::from_secs(5)).await;
+    let (stream, mut buf) = client.into_parts();
+    let (mut read_half, mut write_half) = stream.into_split();
+    const ASKED: usize = 2_000; // 20 MB of answers, five times the queue bound
+    let writer = tokio::spawn(async move {
+        let request = echo_request();
+        for _ in 0..ASKED {
+            tokio::io::AsyncWriteExt::write_all(&mut write_half, &request)
+                .await
+                .expect("write");
+        }
+        write_half
+    });
+    // Nothing read for two seconds: the server pauses instead of queueing.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let read_while_paused = server.ws.metrics().messages_received;
+    assert!(
+        read_while_paused < ASKED as u64,
+        "all {read_while_paused} requests read with no answer taken"
+    );
+    let mut echoes = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut chunk = vec![0u8; 1 << 16];
+    while echoes < ASKED {
+        while let Some((first, payload, used)) = parse_server_frame(&buf) {
+            buf.drain(..used);
+            if first & 0x0F == TEXT && payload.len() == 10_000 {
+                echoes += 1;
+            }
+        }
+        if echoes == ASKED {
+            break;
+        }
+        let read = tokio::time::timeout_at(
+            deadline,
+            tokio::io::AsyncReadExt::read(&mut read_half, &mut chunk),
+        )
+        .await;
+        match read {
+            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            other => panic!(
+                "after {echoes} echoes: {other:?}; events: {:?}",
+                server.recorder.events()
+            ),
+        }
+    }
+    let _write_half = writer.await.expect("the writer finished");
+    let events = server.recorder.events();
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::Close(c, _) if *c == id)),
+        "{events:?}"
+    );
+    server.stop().await;
+}

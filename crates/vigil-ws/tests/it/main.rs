@@ -11,4 +11,6 @@ mod heartbeat;
 mod ping_limit;
 mod protocol;
 mod reconnect;
+mod streams;
 mod support;
+mod tls;

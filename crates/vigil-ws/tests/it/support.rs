@@ -305,6 +305,20 @@ impl RawClient {
         self.stream.write_all(bytes).await.expect("write");
     }
 
+    /// Writes `bytes` unless the socket stays full (or fails) for
+    /// `timeout`; whether it was written.
+    pub(crate) async fn try_send(&mut self, bytes: &[u8], timeout: Duration) -> bool {
+        matches!(
+            tokio::time::timeout(timeout, self.stream.write_all(bytes)).await,
+            Ok(Ok(()))
+        )
+    }
+
+    /// The socket and whatever was read past the handshake.
+    pub(crate) fn into_parts(self) -> (TcpStream, Vec<u8>) {
+        (self.stream, self.buf)
+    }
+
     /// Reads one server frame: (first header byte, payload). `None` on EOF
     /// or after `timeout`.
     pub(crate) async fn read_frame(&mut self, timeout: Duration) -> Option<(u8, Vec<u8>)> {
@@ -366,7 +380,7 @@ impl RawClient {
     }
 }
 
-fn parse_server_frame(buf: &[u8]) -> Option<(u8, Vec<u8>, usize)> {
+pub(crate) fn parse_server_frame(buf: &[u8]) -> Option<(u8, Vec<u8>, usize)> {
     let [first, second, ..] = *buf else {
         return None;
     };
