@@ -891,4 +891,3 @@ fn an_allowed_origin_must_be_scheme_host_and_port_only() {
 
 mod host;
 mod tls;
-
