@@ -1,7 +1,8 @@
 //! Request rate limits per connection: a token bucket in its GCRA form
 //! (the generic cell rate algorithm), whose whole state is one instant,
-//! the "theoretical arrival time" of the next request. [`RateLimit`] is the
-//! shape shared by every connection; [`Bucket`] is one connection's state.
+//! the "theoretical arrival time" of the next request, kept as 8 bytes of
+//! nanoseconds since the limit's origin. [`RateLimit`] is the shape shared
+//! by every connection; [`Bucket`] is one connection's state.
 //!
 //! Call order: build a [`RateLimit`] once; for each request call
 //! [`Bucket::take`] with the current time: `Ok(())` admits it, `Err(wait)`
@@ -17,6 +18,9 @@ pub struct RateLimit {
     /// How far ahead of `now` the bucket may be booked: `burst - 1`
     /// requests' worth.
     tolerance: Duration,
+    /// The instant buckets count from (any instant before their first
+    /// request; earlier ones count as it).
+    origin: Instant,
 }
 
 /// Why a limit was refused.
@@ -44,8 +48,9 @@ impl std::fmt::Display for RateLimitError {
 impl std::error::Error for RateLimitError {}
 
 impl RateLimit {
-    /// `rate` requests a second (1..=1,000,000), `burst` (at least 1) at once.
-    pub fn new(rate: u32, burst: u32) -> Result<Self, RateLimitError> {
+    /// `rate` requests a second (1..=1,000,000), `burst` (at least 1) at
+    /// once, for buckets whose requests come at `origin` or later.
+    pub fn new(rate: u32, burst: u32, origin: Instant) -> Result<Self, RateLimitError> {
         if !(1..=1_000_000).contains(&rate) {
             return Err(RateLimitError::Rate(rate));
         }
@@ -56,6 +61,7 @@ impl RateLimit {
         Ok(Self {
             emission,
             tolerance: emission * (burst - 1),
+            origin,
         })
     }
 
@@ -67,12 +73,13 @@ impl RateLimit {
     }
 }
 
-/// One connection's use of a [`RateLimit`]: 16 bytes.
+/// One connection's use of a [`RateLimit`]: 8 bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Bucket {
-    /// When the bucket is empty again at the sustained rate; `None` until
-    /// the first request.
-    theoretical_arrival: Option<Instant>,
+    /// When the bucket is empty again at the sustained rate, in
+    /// nanoseconds since the limit's origin; 0 until the first request
+    /// (a booked time is always at least one emission past the origin).
+    theoretical_arrival: u64,
 }
 
 impl Bucket {
@@ -80,16 +87,23 @@ impl Bucket {
     /// would be (`Err`), changing nothing. A `now` earlier than a previous
     /// call's counts as that call's time.
     pub fn take(&mut self, now: Instant, limit: &RateLimit) -> Result<(), Duration> {
-        let arrival = self.theoretical_arrival.unwrap_or(now);
-        let allowed_from = arrival
-            .checked_sub(limit.tolerance)
-            .unwrap_or(now.min(arrival));
+        let now = nanos(now.saturating_duration_since(limit.origin));
+        let arrival = match self.theoretical_arrival {
+            0 => now,
+            booked => booked,
+        };
+        let allowed_from = arrival.saturating_sub(nanos(limit.tolerance));
         if now < allowed_from {
-            return Err(allowed_from - now);
+            return Err(Duration::from_nanos(allowed_from - now));
         }
-        self.theoretical_arrival = Some(arrival.max(now) + limit.emission);
+        self.theoretical_arrival = arrival.max(now).saturating_add(nanos(limit.emission));
         Ok(())
     }
+}
+
+/// A duration in whole nanoseconds, saturating (u64 holds 584 years).
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

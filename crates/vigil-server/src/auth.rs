@@ -28,18 +28,19 @@ pub(crate) struct Identity {
     /// named after its connection id.
     pub(crate) user: Option<Arc<str>>,
     /// Channels the token allows (`None`: all).
-    channels: Option<Vec<glob::Pattern>>,
+    channels: Option<Box<[glob::Pattern]>>,
     /// When the token stops being valid (its `exp` plus the leeway), in
     /// seconds since the Unix epoch; `None` for an anonymous connection.
-    pub(crate) valid_until: Option<u64>,
+    /// (Kept in 8 bytes: one is held per open connection.)
+    valid_until: Option<std::num::NonZeroU64>,
 }
 
 impl From<Verified> for Identity {
     fn from(verified: Verified) -> Self {
         Self {
             user: Some(verified.user),
-            channels: verified.channels,
-            valid_until: Some(verified.valid_until),
+            channels: verified.channels.map(Vec::into_boxed_slice),
+            valid_until: std::num::NonZeroU64::new(verified.valid_until),
         }
     }
 }
@@ -50,6 +51,12 @@ impl Identity {
         self.user
             .clone()
             .unwrap_or_else(|| Arc::from(format!("anon-{connection}")))
+    }
+
+    /// When the token stops being valid, in seconds since the Unix epoch;
+    /// `None` for an anonymous connection.
+    pub(crate) fn valid_until(&self) -> Option<u64> {
+        self.valid_until.map(std::num::NonZeroU64::get)
     }
 
     /// Whether no token named the user.

@@ -230,8 +230,10 @@ fn serve(
         settings.max_channels_per_connection,
         cluster.as_ref().map(|(outbound, _, _)| outbound.clone()),
     ));
+    // Rate-limit buckets count from now (8 bytes a bucket).
+    let origin = tokio::time::Instant::now().into_std();
     let limits = session::RequestLimits {
-        requests: rate_limit(settings.max_requests_per_second, 2)?,
+        requests: rate_limit(settings.max_requests_per_second, 2, origin)?,
         // A client that reconnects re-joins all its channels at once.
         joins: vigil_core::rate::RateLimit::new(
             u32::try_from(settings.max_joins_per_second).unwrap_or(u32::MAX),
@@ -241,6 +243,7 @@ fn serve(
                     .max(settings.max_joins_per_second),
             )
             .unwrap_or(u32::MAX),
+            origin,
         )
         .context("invalid join rate limit")?,
         max_meta_bytes: settings.max_meta_bytes,
@@ -490,9 +493,13 @@ async fn proxied_peer(
 }
 
 /// `rate` requests a second with bursts of `burst_factor` times that.
-fn rate_limit(rate: usize, burst_factor: u32) -> Result<vigil_core::rate::RateLimit> {
+fn rate_limit(
+    rate: usize,
+    burst_factor: u32,
+    origin: std::time::Instant,
+) -> Result<vigil_core::rate::RateLimit> {
     let rate = u32::try_from(rate).unwrap_or(u32::MAX);
-    vigil_core::rate::RateLimit::new(rate, rate.saturating_mul(burst_factor))
+    vigil_core::rate::RateLimit::new(rate, rate.saturating_mul(burst_factor), origin)
         .context("invalid request rate limit")
 }
 

@@ -253,7 +253,7 @@ impl Sessions {
             .verify(token)
             .map_err(|refused| (ErrorCode::InvalidToken, refused.to_string()))?;
         let identity = Identity::from(verified);
-        let valid_until = identity.valid_until.unwrap_or(u64::MAX);
+        let valid_until = identity.valid_until().unwrap_or(u64::MAX);
         let (old_expiry, identity) = {
             let mut clients = self.clients.lock();
             let Some(client) = clients.get_mut(&id) else {
@@ -279,7 +279,7 @@ impl Sessions {
                 }
             }
             let old = std::mem::replace(&mut client.identity, identity.clone());
-            (old.valid_until, identity)
+            (old.valid_until(), identity)
         };
         {
             let mut expiries = self.expiries.lock();
@@ -350,7 +350,7 @@ impl Handler for Sessions {
             Some(node) if identity.is_anonymous() => Arc::from(format!("anon-{node}-{id}")),
             _ => identity.user_for(id),
         };
-        if let Some(valid_until) = identity.valid_until {
+        if let Some(valid_until) = identity.valid_until() {
             self.expiries.lock().insert((valid_until, id));
         }
         self.clients.lock().insert(
@@ -412,7 +412,7 @@ impl Handler for Sessions {
         self.errors.lock().remove(&conn.id().0);
         // Dropping the ticket gives its place under the limits back.
         let held = self.clients.lock().remove(&conn.id().0);
-        if let Some(valid_until) = held.as_ref().and_then(|c| c.identity.valid_until) {
+        if let Some(valid_until) = held.as_ref().and_then(|c| c.identity.valid_until()) {
             self.expiries.lock().remove(&(valid_until, conn.id().0));
         }
         drop(held);
@@ -424,5 +424,17 @@ impl Handler for Sessions {
         // free again.
         let arrival = self.pending.lock().remove(&id.0);
         drop(arrival);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// One `Client` is held per open connection, in a hash map whose
+    /// capacity runs up to twice its length: its size is part of the
+    /// idle-memory figure of BENCHMARKS.md.
+    #[test]
+    fn what_the_server_keeps_per_connection_stays_small() {
+        let size = std::mem::size_of::<super::Client>();
+        assert!(size <= 88, "a Client is {size} bytes");
     }
 }

@@ -6,7 +6,7 @@ use super::*;
 #[track_caller]
 fn check(rate: u32, burst: u32, at_ms: &[u64], expected: &[Result<(), u64>]) {
     let origin = crate::tests::origin();
-    let limit = RateLimit::new(rate, burst).expect("a valid limit");
+    let limit = RateLimit::new(rate, burst, origin).expect("a valid limit");
     let mut bucket = Bucket::default();
     let verdicts: Vec<Result<(), u64>> = at_ms
         .iter()
@@ -68,7 +68,7 @@ fn an_idle_connection_gets_its_burst_back_but_no_more() {
 #[test]
 fn time_going_backwards_never_admits_more() {
     let origin = crate::tests::origin();
-    let limit = RateLimit::new(1, 1).expect("valid");
+    let limit = RateLimit::new(1, 1, origin).expect("valid");
     let mut bucket = Bucket::default();
     assert_eq!(bucket.take(origin + Duration::from_secs(5), &limit), Ok(()));
     assert!(bucket.take(origin, &limit).is_err());
@@ -82,12 +82,13 @@ fn time_going_backwards_never_admits_more() {
 
 #[test]
 fn limits_are_validated() {
-    assert_eq!(RateLimit::new(0, 1), Err(RateLimitError::Rate(0)));
+    let origin = crate::tests::origin();
+    assert_eq!(RateLimit::new(0, 1, origin), Err(RateLimitError::Rate(0)));
     assert_eq!(
-        RateLimit::new(2_000_000, 1),
+        RateLimit::new(2_000_000, 1, origin),
         Err(RateLimitError::Rate(2_000_000))
     );
-    assert_eq!(RateLimit::new(1, 0), Err(RateLimitError::Burst));
-    assert_eq!(RateLimit::new(50, 100).map(|l| l.rate()), Ok(50));
-    assert_eq!(std::mem::size_of::<Bucket>(), 16);
+    assert_eq!(RateLimit::new(1, 0, origin), Err(RateLimitError::Burst));
+    assert_eq!(RateLimit::new(50, 100, origin).map(|l| l.rate()), Ok(50));
+    assert_eq!(std::mem::size_of::<Bucket>(), 8);
 }
