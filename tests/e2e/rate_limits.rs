@@ -129,3 +129,43 @@ fn join_flapping_is_bounded_and_big_meta_is_refused() {
     bystanders.listen(Duration::from_secs(2));
     bystanders.assert_healthy(1, Duration::from_secs(1), &[&flapper_user]);
 }
+
+#[test]
+fn a_connections_publishes_are_bounded_so_is_its_fan_out() {
+    // Every publish goes to each member of the channel: the publish rate
+    // bounds what one connection makes the server deliver.
+    let server = start(&["--max-publishes-per-second", "5"]);
+    let mut members = Bystanders::join(server.addr(), 5, "room");
+    let mut publisher = WsClient::connect(server.addr());
+    let welcome = publisher.next_of("welcome");
+    let me = welcome["user"].as_str().expect("a user id").to_owned();
+    let joined = publisher.ask(r#"{"op":"join","channel":"room","id":"j"}"#);
+    assert_eq!(joined["type"], "reply", "{joined}");
+    for n in 0..19 {
+        publisher.send_json(&format!(
+            r#"{{"op":"publish","channel":"room","data":{n},"id":{n}}}"#
+        ));
+    }
+    let answers = drain(&mut publisher, Duration::from_millis(500));
+    let delivered = answers.iter().filter(|m| m["type"] == "reply").count();
+    let limited = answers
+        .iter()
+        .filter(|m| m["type"] == "error" && m["code"] == "rate_limited")
+        .count();
+    // A burst of twice the rate (and at most a couple more as it drains).
+    assert!(
+        (10..=12).contains(&delivered),
+        "{delivered} publishes carried out"
+    );
+    assert_eq!(delivered + limited, 19, "{answers:?}");
+    members.listen(Duration::from_secs(1));
+    let received = members.messages().len();
+    assert_eq!(
+        received,
+        delivered * 5,
+        "each member got each admitted publish"
+    );
+    // Other requests are not held back by the publish limit.
+    assert_eq!(publisher.ask(r#"{"op":"ping","id":"p"}"#)["type"], "pong");
+    members.assert_healthy(1, Duration::from_secs(1), &[&me]);
+}

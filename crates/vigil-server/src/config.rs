@@ -136,6 +136,9 @@ pub(crate) struct Settings {
     /// Joins and leaves a second per connection (bursts of
     /// `max_channels_per_connection`).
     pub max_joins_per_second: usize,
+    /// Publishes a second per connection (bursts of twice that): each is
+    /// delivered to every member of its channel.
+    pub max_publishes_per_second: usize,
     /// Largest presence meta of a join, as JSON.
     pub max_meta_bytes: usize,
 }
@@ -175,6 +178,7 @@ impl Default for Settings {
             max_handshakes: 1024,
             max_requests_per_second: 100,
             max_joins_per_second: 10,
+            max_publishes_per_second: 10,
             max_meta_bytes: 2048,
         }
     }
@@ -279,6 +283,7 @@ impl fmt::Debug for Settings {
             .field("max_handshakes", &self.max_handshakes)
             .field("max_requests_per_second", &self.max_requests_per_second)
             .field("max_joins_per_second", &self.max_joins_per_second)
+            .field("max_publishes_per_second", &self.max_publishes_per_second)
             .field("max_meta_bytes", &self.max_meta_bytes)
             .finish()
     }
@@ -435,6 +440,10 @@ fn validate(settings: &Settings, partial: &Partial, problems: &mut Vec<ConfigErr
     for (key, value) in [
         (Key::MaxRequestsPerSecond, settings.max_requests_per_second),
         (Key::MaxJoinsPerSecond, settings.max_joins_per_second),
+        (
+            Key::MaxPublishesPerSecond,
+            settings.max_publishes_per_second,
+        ),
     ] {
         if !(1..=MAX_RATE).contains(&value) {
             out_of_range(key, value.to_string(), format!("1..={MAX_RATE}"));

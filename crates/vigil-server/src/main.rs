@@ -246,6 +246,7 @@ fn serve(
             origin,
         )
         .context("invalid join rate limit")?,
+        publishes: rate_limit(settings.max_publishes_per_second, 2, origin)?,
         max_meta_bytes: settings.max_meta_bytes,
     };
     let sessions = Arc::new(session::Sessions::new(

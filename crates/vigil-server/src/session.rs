@@ -31,6 +31,9 @@ pub(crate) struct RequestLimits {
     pub(crate) requests: RateLimit,
     /// Joins and leaves (each also counts as a request).
     pub(crate) joins: RateLimit,
+    /// Publishes (each also counts as a request): each is delivered to
+    /// every member of its channel.
+    pub(crate) publishes: RateLimit,
     /// Largest `meta` of a join, as JSON text.
     pub(crate) max_meta_bytes: usize,
 }
@@ -43,6 +46,7 @@ struct Client {
     _ticket: Ticket,
     requests: Bucket,
     joins: Bucket,
+    publishes: Bucket,
 }
 
 /// What the upgrade decided about a connection, kept until it opens.
@@ -164,18 +168,24 @@ impl Sessions {
         let Some(client) = clients.get_mut(&conn.id().0) else {
             return Ok(());
         };
-        let membership = matches!(request, Request::Join { .. } | Request::Leave { .. });
-        if membership {
-            // Checked on a copy: a request refused by the other limit
-            // must not use this one up.
-            let mut joins = client.joins;
-            joins.take(now, &self.limits.joins)?;
-            client.requests.take(now, &self.limits.requests)?;
-            client.joins = joins;
-            Ok(())
-        } else {
-            client.requests.take(now, &self.limits.requests)
-        }
+        let Client {
+            requests,
+            joins,
+            publishes,
+            ..
+        } = client;
+        let (own, limit) = match request {
+            Request::Join { .. } | Request::Leave { .. } => (joins, &self.limits.joins),
+            Request::Publish { .. } => (publishes, &self.limits.publishes),
+            _ => return requests.take(now, &self.limits.requests),
+        };
+        // Checked on a copy: a request refused by the other limit must not
+        // use this one up.
+        let mut checked = *own;
+        checked.take(now, limit)?;
+        requests.take(now, &self.limits.requests)?;
+        *own = checked;
+        Ok(())
     }
 
     /// Carries out `request`; the answer to send, or the error.
@@ -360,6 +370,7 @@ impl Handler for Sessions {
                 _ticket: ticket,
                 requests: Bucket::default(),
                 joins: Bucket::default(),
+                publishes: Bucket::default(),
             },
         );
         self.hub.open(conn, Arc::clone(&user));
@@ -435,6 +446,6 @@ mod tests {
     #[test]
     fn what_the_server_keeps_per_connection_stays_small() {
         let size = std::mem::size_of::<super::Client>();
-        assert!(size <= 88, "a Client is {size} bytes");
+        assert!(size <= 96, "a Client is {size} bytes");
     }
 }

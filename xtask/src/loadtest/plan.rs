@@ -405,6 +405,14 @@ impl Plan {
             // keeps the default: slowloris is one of its floods.
             args.extend(["--max-handshakes".to_owned(), HANDSHAKE_RESERVE.to_string()]);
         }
+        if self.publishers > 0 {
+            // `publish` measures fan-out at the rate it offers, above the
+            // per-connection default of 10 publishes a second.
+            args.extend([
+                "--max-publishes-per-second".to_owned(),
+                (self.publish_rate().ceil() as u64).max(1).to_string(),
+            ]);
+        }
         if let Some(shards) = self.shards {
             args.extend(["--shards".to_owned(), shards.to_string()]);
         }

@@ -118,6 +118,10 @@ pub(super) struct Cli {
     #[arg(long, value_name = "N")]
     max_joins_per_second: Option<String>,
 
+    /// Publishes one connection may make a second, with bursts of twice that: each is delivered to every member of its channel, so this bounds a connection's fan-out
+    #[arg(long, value_name = "N")]
+    max_publishes_per_second: Option<String>,
+
     /// Largest presence meta of a join, as JSON, in bytes; larger: error `meta_too_large`
     #[arg(long, value_name = "BYTES")]
     max_meta_bytes: Option<String>,
@@ -215,6 +219,10 @@ impl Cli {
                 self.max_requests_per_second.clone(),
             ),
             (Key::MaxJoinsPerSecond, self.max_joins_per_second.clone()),
+            (
+                Key::MaxPublishesPerSecond,
+                self.max_publishes_per_second.clone(),
+            ),
             (Key::MaxMetaBytes, self.max_meta_bytes.clone()),
             (Key::AllowedOrigins, self.allowed_origins.clone()),
             (Key::ShutdownDeadline, self.shutdown_deadline.clone()),
@@ -295,6 +303,7 @@ pub(super) fn default_text(defaults: &Settings, key: Key) -> Option<String> {
         Key::MaxHandshakes => defaults.max_handshakes.to_string(),
         Key::MaxRequestsPerSecond => defaults.max_requests_per_second.to_string(),
         Key::MaxJoinsPerSecond => defaults.max_joins_per_second.to_string(),
+        Key::MaxPublishesPerSecond => defaults.max_publishes_per_second.to_string(),
         Key::MaxMetaBytes => defaults.max_meta_bytes.to_string(),
     })
 }

@@ -42,12 +42,13 @@ pub(crate) enum Key {
     MaxHandshakes,
     MaxRequestsPerSecond,
     MaxJoinsPerSecond,
+    MaxPublishesPerSecond,
     MaxMetaBytes,
 }
 
 impl Key {
     /// Every setting, in the order `--help` lists them.
-    pub(crate) const ALL: [Self; 33] = [
+    pub(crate) const ALL: [Self; 34] = [
         Self::Listen,
         Self::AllowInsecurePublic,
         Self::TlsCert,
@@ -70,6 +71,7 @@ impl Key {
         Self::MaxChannelsPerConnection,
         Self::MaxRequestsPerSecond,
         Self::MaxJoinsPerSecond,
+        Self::MaxPublishesPerSecond,
         Self::MaxMetaBytes,
         Self::AllowedOrigins,
         Self::ShutdownDeadline,
@@ -118,6 +120,7 @@ impl Key {
             Self::MaxHandshakes => "max_handshakes",
             Self::MaxRequestsPerSecond => "max_requests_per_second",
             Self::MaxJoinsPerSecond => "max_joins_per_second",
+            Self::MaxPublishesPerSecond => "max_publishes_per_second",
             Self::MaxMetaBytes => "max_meta_bytes",
         }
     }
@@ -158,6 +161,7 @@ impl Key {
             Self::MaxHandshakes => "VIGIL_MAX_HANDSHAKES",
             Self::MaxRequestsPerSecond => "VIGIL_MAX_REQUESTS_PER_SECOND",
             Self::MaxJoinsPerSecond => "VIGIL_MAX_JOINS_PER_SECOND",
+            Self::MaxPublishesPerSecond => "VIGIL_MAX_PUBLISHES_PER_SECOND",
             Self::MaxMetaBytes => "VIGIL_MAX_META_BYTES",
         }
     }

@@ -48,6 +48,7 @@ pub(super) struct Partial {
     max_handshakes: Option<usize>,
     max_requests_per_second: Option<usize>,
     max_joins_per_second: Option<usize>,
+    max_publishes_per_second: Option<usize>,
     max_meta_bytes: Option<usize>,
     /// The layer each set value came from.
     sources: BTreeMap<Key, Source>,
@@ -148,6 +149,7 @@ impl Partial {
             Key::MaxHandshakes => read(&mut self.max_handshakes, raw),
             Key::MaxRequestsPerSecond => read(&mut self.max_requests_per_second, raw),
             Key::MaxJoinsPerSecond => read(&mut self.max_joins_per_second, raw),
+            Key::MaxPublishesPerSecond => read(&mut self.max_publishes_per_second, raw),
             Key::MaxMetaBytes => read(&mut self.max_meta_bytes, raw),
         };
         match read {
@@ -214,6 +216,9 @@ impl Partial {
                 .max_requests_per_second
                 .or(lower.max_requests_per_second),
             max_joins_per_second: self.max_joins_per_second.or(lower.max_joins_per_second),
+            max_publishes_per_second: self
+                .max_publishes_per_second
+                .or(lower.max_publishes_per_second),
             max_meta_bytes: self.max_meta_bytes.or(lower.max_meta_bytes),
             sources,
             failed,
@@ -279,6 +284,9 @@ impl Partial {
             max_joins_per_second: self
                 .max_joins_per_second
                 .unwrap_or(default.max_joins_per_second),
+            max_publishes_per_second: self
+                .max_publishes_per_second
+                .unwrap_or(default.max_publishes_per_second),
             max_meta_bytes: self.max_meta_bytes.unwrap_or(default.max_meta_bytes),
         };
         validate(&settings, &self, problems);

@@ -153,12 +153,13 @@ fn custom() -> Settings {
         max_handshakes: 64,
         max_requests_per_second: 7,
         max_joins_per_second: 3,
+        max_publishes_per_second: 4,
         max_meta_bytes: 512,
     }
 }
 
 /// [`custom`] as `(key, text)` pairs, the way a flag or variable gives them.
-const CUSTOM_TEXT: [(Key, &str); 33] = [
+const CUSTOM_TEXT: [(Key, &str); 34] = [
     (Key::Listen, "0.0.0.0:9000"),
     (Key::AllowInsecurePublic, "true"),
     (Key::TlsCert, "/etc/vigil/tls.crt"),
@@ -194,6 +195,7 @@ const CUSTOM_TEXT: [(Key, &str); 33] = [
     (Key::MaxHandshakes, "64"),
     (Key::MaxRequestsPerSecond, "7"),
     (Key::MaxJoinsPerSecond, "3"),
+    (Key::MaxPublishesPerSecond, "4"),
     (Key::MaxMetaBytes, "512"),
 ];
 
@@ -234,6 +236,7 @@ fn nothing_given_serves_the_documented_defaults() {
         max_handshakes: 1024,
         max_requests_per_second: 100,
         max_joins_per_second: 10,
+        max_publishes_per_second: 10,
         max_meta_bytes: 2048,
     };
     assert_eq!(Settings::default(), defaults);
@@ -377,6 +380,7 @@ fn every_setting_can_come_from_the_file() {
         max_handshakes = 64
         max_requests_per_second = 7
         max_joins_per_second = 3
+        max_publishes_per_second = 4
         max_meta_bytes = 512
         "#,
     );
@@ -795,6 +799,7 @@ fn check_config_explains_each_problem_in_a_file() {
              heartbeat_jitter, leave_grace, max_connections, max_connections_per_ip, \
              max_handshakes, max_message_bytes, \
              max_channels_per_connection, max_requests_per_second, max_joins_per_second, \
+             max_publishes_per_second, \
              max_meta_bytes, allowed_origins, shutdown_deadline, shards, reuse_port, \
              trusted_proxies, proxy_protocol, \
              cluster, cluster_node_timeout, disable_metrics, log_json",
