@@ -310,6 +310,12 @@ impl WsClient {
     }
 
     /// The next text message as JSON within `timeout`, or `None`.
+    /// The next frame of any kind (first byte, payload) within `timeout`,
+    /// answering protocol pings on the way.
+    pub fn next_raw_frame(&mut self, timeout: Duration) -> Option<(u8, Vec<u8>)> {
+        self.next_frame(Instant::now() + timeout)
+    }
+
     pub fn try_next_json_within(&mut self, timeout: Duration) -> Option<Value> {
         let deadline = Instant::now() + timeout;
         loop {

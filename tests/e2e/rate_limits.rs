@@ -64,9 +64,22 @@ fn a_burst_over_the_rate_is_limited_and_persistent_abuse_is_closed() {
         limited[0]["id"], pongs,
         "the first refused is the first over the burst"
     );
-    let (code, reason) = abuser.next_close(Duration::from_secs(2)).expect("a close");
+    // Nothing more is answered: the close frame comes next, and the rest
+    // of its burst is not even parsed.
+    let (first, payload) = abuser
+        .next_raw_frame(Duration::from_secs(2))
+        .expect("a frame");
     assert_eq!(
-        (code, reason.as_str()),
+        first & 0x0F,
+        0x8,
+        "the frame after the 20th refusal: {}",
+        String::from_utf8_lossy(&payload)
+    );
+    assert_eq!(
+        (
+            u16::from_be_bytes([payload[0], payload[1]]),
+            String::from_utf8_lossy(&payload[2..]).as_ref()
+        ),
         (1008, "rate limit exceeded persistently")
     );
     bystanders.listen(Duration::from_secs(2));

@@ -147,6 +147,15 @@ impl Sessions {
         self.count_error(conn, "too many invalid requests");
     }
 
+    /// Whether this connection was closed for abuse (its close frame may
+    /// not be out yet: the close is applied after the current read).
+    fn closing(&self, conn: &Connection) -> bool {
+        self.errors
+            .lock()
+            .get(&conn.id().0)
+            .is_some_and(|count| *count >= MAX_ERRORS_IN_A_ROW)
+    }
+
     /// One more refusal in a row; at [`MAX_ERRORS_IN_A_ROW`] the
     /// connection is closed with 1008 and `reason`.
     fn count_error(&self, conn: &Connection, reason: &str) {
@@ -387,6 +396,11 @@ impl Handler for Sessions {
     }
 
     fn on_message(&self, conn: &Connection, message: Message) {
+        if self.closing(conn) {
+            // Closed with 1008 for abuse: the rest of what it sent in the
+            // same read is not parsed, answered or counted.
+            return;
+        }
         let Message::Text(text) = message else {
             return self.refuse(
                 conn,

@@ -59,6 +59,13 @@ pub(super) struct InboundSink<'a> {
 impl InboundSink<'_> {
     pub(super) fn accept(&mut self, inbound: Inbound<'_>) {
         let (now, config) = (self.now, &self.config.heartbeat);
+        if matches!(inbound, Inbound::Text(_) | Inbound::Binary(_)) && !self.open_for_data() {
+            // Our close frame is out (or the peer's came in): data is
+            // still life, but no longer a message. A peer that keeps
+            // flooding while we wait for its close costs a decode, not a
+            // copy and a callback per message.
+            return self.heartbeat.handle_frame(now, config, Frame::Data);
+        }
         match inbound {
             Inbound::Text(text) => {
                 if self.mode == HeartbeatMode::AppText {
@@ -116,10 +123,14 @@ impl InboundSink<'_> {
         }
     }
 
+    /// Whether data frames are still messages: not after our close frame
+    /// (the application, a policy or a shutdown ended the conversation)
+    /// nor after the peer's.
+    fn open_for_data(&self) -> bool {
+        !matches!(self.heartbeat.state(), State::Closing | State::Dead(_))
+    }
+
     fn deliver(&mut self, message: Message) {
-        if matches!(self.heartbeat.state(), State::Dead(_)) {
-            return; // data after the peer's close frame is not a message
-        }
         self.heartbeat
             .handle_frame(self.now, &self.config.heartbeat, Frame::Data);
         self.metrics.message_received();

@@ -28,6 +28,47 @@ async fn the_application_closes_with_its_code_and_reason() {
 }
 
 #[tokio::test]
+async fn after_our_close_frame_the_peers_data_is_no_longer_a_message() {
+    let server = TestServer::start(fast_config()).await;
+    let mut client = RawClient::connect(server.addr).await;
+    let id = server.recorder.opened(0, Duration::from_secs(5)).await;
+    client.send(&frame(fin(TEXT), b"before", true)).await;
+    server
+        .recorder
+        .wait_for(Duration::from_secs(5), |events| {
+            events
+                .iter()
+                .find(|e| matches!(e, Event::Message(..)))
+                .map(|_| ())
+        })
+        .await;
+    let conn = server.recorder.connection(id).expect("open");
+    conn.close(1008, "enough").expect("queued");
+    client
+        .read_close(Duration::from_secs(5))
+        .await
+        .expect("our close frame");
+    // A peer that keeps talking instead of closing: not the application's
+    // business any more (it closed), and no cost of a message each.
+    for _ in 0..50 {
+        client.send(&frame(fin(TEXT), b"after", true)).await;
+    }
+    client
+        .send(&frame(fin(CLOSE), &1008u16.to_be_bytes(), true))
+        .await;
+    let closed = server.recorder.closed(id, Duration::from_secs(3)).await;
+    assert_eq!(closed, CloseReason::Closed { code: 1008 });
+    let messages = server
+        .recorder
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e, Event::Message(..)))
+        .count();
+    assert_eq!(messages, 1, "only the message sent before the close");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_close_the_peer_never_answers_times_out() {
     let server = TestServer::start(fast_config()).await;
     let mut client = RawClient::connect(server.addr).await;
