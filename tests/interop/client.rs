@@ -149,8 +149,26 @@ impl ForeignClient {
     /// Starts `lang`'s example against the server at `addr`.
     #[track_caller]
     pub(crate) fn start(lang: Lang, addr: SocketAddr, options: &Options) -> Self {
-        let url = format!("ws://{addr}/ws");
-        let mut command = lang.command(&url, options);
+        Self::start_url(lang, &format!("ws://{addr}/ws"), options, None)
+    }
+
+    /// Starts `lang`'s example against `url` (`wss://` too), trusting the
+    /// certificate authority in `ca` the way each runtime is told to:
+    /// `SSL_CERT_FILE` for Python's ssl and Go's crypto/x509,
+    /// `NODE_EXTRA_CA_CERTS` for Node.
+    #[track_caller]
+    pub(crate) fn start_url(
+        lang: Lang,
+        url: &str,
+        options: &Options,
+        ca: Option<&std::path::Path>,
+    ) -> Self {
+        let mut command = lang.command(url, options);
+        if let Some(ca) = ca {
+            command
+                .env("SSL_CERT_FILE", ca)
+                .env("NODE_EXTRA_CA_CERTS", ca);
+        }
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

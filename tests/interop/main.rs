@@ -2,8 +2,9 @@
 //! `ws` and Go gorilla/websocket examples of `tests/interop/clients/` (the code
 //! the README shows) against the real `vigil`, each run as a child process.
 //!
-//! Each client goes through the same five checks: it exchanges messages
-//! with a Rust client; its keepalive and the server's run together for
+//! Each client goes through the same six checks: it exchanges messages
+//! with a Rust client, over `ws://` and over `wss://` (vigil's own TLS, a CA
+//! made for the test); its keepalive and the server's run together for
 //! several intervals without either side closing; frozen, it is detected
 //! within the server's bound; pinging fast but under the limit it is
 //! answered; over the limit it is closed with 1008 "too many pings".
@@ -24,6 +25,11 @@ macro_rules! interop_tests {
             #[test]
             fn exchanges_messages_with_a_rust_client() {
                 scenarios::exchanges_messages_with_a_rust_client(Lang::$lang);
+            }
+
+            #[test]
+            fn over_wss_it_exchanges_messages_with_a_rust_client() {
+                scenarios::exchanges_messages_over_wss(Lang::$lang);
             }
 
             #[test]

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use vigil_e2e::{ServerProcess, WsClient, http_get};
+use vigil_e2e::{ServerProcess, TestCa, WsClient, http_get};
 
 use crate::client::{ForeignClient, Lang, Options};
 
@@ -109,8 +109,39 @@ pub(crate) fn exchanges_messages_with_a_rust_client(lang: Lang) {
     // Default heartbeats: the Rust client waits for the foreign one to
     // start without reading, longer than a 1 s heartbeat would allow.
     let server = ServerProcess::start(&["--listen", "127.0.0.1:0"]);
-    let (mut watcher, watcher_user) = rust_watcher(&server);
-    let mut client = ForeignClient::start(lang, server.addr(), &Options::default());
+    let (watcher, watcher_user) = rust_watcher(&server);
+    let client = ForeignClient::start(lang, server.addr(), &Options::default());
+    exchange(lang, watcher, &watcher_user, client);
+}
+
+/// The same exchange over TLS: vigil with a certificate of a CA made for
+/// the test, the foreign client on `wss://` trusting that CA.
+pub(crate) fn exchanges_messages_over_wss(lang: Lang) {
+    let ca = TestCa::new(&format!("interop-{}", lang.name()));
+    let pair = ca.issue("server", &["localhost", "127.0.0.1"]);
+    let server = ServerProcess::start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        pair.cert.to_str().expect("UTF-8"),
+        "--tls-key",
+        pair.key.to_str().expect("UTF-8"),
+    ]);
+    let mut watcher =
+        WsClient::try_connect_tls(server.addr(), "localhost", ca.client_config(), "/ws")
+            .unwrap_or_else(|refusal| panic!("wss refused: {refusal}"));
+    let welcome = watcher.next_json();
+    let watcher_user = welcome["user"].as_str().expect("a user id").to_owned();
+    watcher.send_json(r#"{"op":"join","channel":"room","id":1}"#);
+    assert_eq!(watcher.next_of("reply")["id"], 1);
+    let url = format!("wss://localhost:{}/ws", server.addr().port());
+    let client = ForeignClient::start_url(lang, &url, &Options::default(), Some(&ca.ca_file()));
+    exchange(lang, watcher, &watcher_user, client);
+}
+
+/// The foreign client joins `room` beside the Rust `watcher` and publishes;
+/// the watcher sees both and publishes back.
+fn exchange(lang: Lang, mut watcher: WsClient, watcher_user: &str, mut client: ForeignClient) {
     let user = welcomed_user(&mut client, "interval_ms=20000 timeout_ms=10000");
     client.expect("joined room members=2", PATIENCE);
 
