@@ -10,7 +10,7 @@
 // duration.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { createHmac } from "node:crypto";
+import { X509Certificate, createHash, createHmac } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, before, test } from "node:test";
@@ -44,9 +44,9 @@ mkdirSync(ARTIFACTS, { recursive: true });
 
 /** A `vigil` process on loopback; `port` 0 picks a free one. */
 class Server {
-  static async start(port = 0) {
+  static async start(port = 0, extra = []) {
     const args = ["--listen", `127.0.0.1:${port}`, "--heartbeat-interval", "1s",
-      "--heartbeat-timeout", "1s", "--leave-grace", `${LEAVE_GRACE_MS / 1000}s`];
+      "--heartbeat-timeout", "1s", "--leave-grace", `${LEAVE_GRACE_MS / 1000}s`, ...extra];
     const child = spawn(VIGIL_BIN, args, { stdio: ["ignore", "ignore", "pipe"] });
     const server = new Server(child);
     let buffered = "";
@@ -321,6 +321,41 @@ test("short-lived tokens are refreshed in-band: the connection outlives each of 
   const rita = (await server.members("tokens")).get("rita");
   assert.equal(rita?.connections[0].id, open.detail.connection, "the same connection throughout");
   await page.close();
+});
+
+test("over wss:// (vigil's own TLS) the client connects, heartbeats and sees presence", async () => {
+  const certPath = process.env.BROWSER_TLS_CERT;
+  assert.ok(certPath, "cargo xtask browser sets BROWSER_TLS_CERT");
+  const tlsServer = await Server.start(0, ["--tls-cert", certPath, "--tls-key", process.env.BROWSER_TLS_KEY]);
+  // Chromium accepts exactly this certificate's key (a self-signed one
+  // made for the run), the way a pinned test CA would be trusted.
+  const spki = new X509Certificate(readFileSync(certPath)).publicKey.export({ type: "spki", format: "der" });
+  const pin = createHash("sha256").update(spki).digest("base64");
+  const tlsBrowser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    headless: true,
+    args: [...FLAGS, `--ignore-certificate-errors-spki-list=${pin}`],
+  });
+  try {
+    const tlsContext = await tlsBrowser.newContext();
+    await tlsContext.route("**/test/tab.html", (route) => route.fulfill({ contentType: "text/html", body: TAB_HTML }));
+    const page = await tlsContext.newPage();
+    const hash = new URLSearchParams({ token: tlsServer.token("tess"), channel: "secure", meta: "null" });
+    await page.goto(`https://localhost:${tlsServer.port}/test/tab.html#${hash}`);
+    await eventually("tess is connected over wss", () => page.evaluate(() => window.events?.some((e) => e.type === "open")));
+    assert.equal(await page.evaluate(() => location.protocol), "https:");
+    const [open] = await events(page, "open");
+    assert.equal(open.detail.user, "tess");
+    await eventually("tess sees herself in presence", async () =>
+      (await events(page, "presence")).some((e) => e.detail.joins.some((j) => j.user === "tess")));
+    // The server pings every second and drops a client silent for 2 s:
+    // several heartbeats pass over TLS, answered, and nothing closes.
+    await sleep(4000);
+    assert.deepEqual(await events(page, "close"), [], "never closed");
+  } finally {
+    await tlsBrowser.close();
+    await tlsServer.stop("SIGKILL");
+  }
 });
 
 test("when the server stops the dashboard shows a banner, then reconnects and re-joins", async () => {

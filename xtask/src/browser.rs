@@ -11,6 +11,9 @@
 //! with `npm ci` from the committed
 //! lock file
 //! into `target/browser/`. Screenshots land in `target/browser/artifacts/`.
+//! A self-signed certificate for `localhost`, made for each run (rcgen), is
+//! what the `wss://` scenario's server presents; Chromium is told to
+//! accept that key (`--ignore-certificate-errors-spki-list`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -58,6 +61,7 @@ pub(crate) fn run() -> Result<()> {
             .current_dir(&dir),
     )
     .context("vigil.d.ts does not type-check against tests/browser/types.check.ts")?;
+    let tls = certificate(&dir)?;
     let artifacts = dir.join("artifacts");
     let screenshot = artifacts.join("dashboard.png");
     // A screenshot left by an earlier run must not pass for this one's.
@@ -71,13 +75,30 @@ pub(crate) fn run() -> Result<()> {
             .current_dir(&dir)
             .env("VIGIL_BIN", &vigil)
             .env("CHROMIUM", CHROMIUM)
-            .env("VIGIL_ARTIFACTS", &artifacts),
+            .env("VIGIL_ARTIFACTS", &artifacts)
+            .env("BROWSER_TLS_CERT", &tls.0)
+            .env("BROWSER_TLS_KEY", &tls.1),
     )?;
     if !screenshot.exists() {
         bail!("the run saved no screenshot at {}", screenshot.display());
     }
     eprintln!("screenshot: {}", screenshot.display());
     Ok(())
+}
+
+/// A fresh self-signed certificate for `localhost` and `127.0.0.1` and its
+/// key, as PEM files under `dir/tls/`.
+fn certificate(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let made = rcgen::generate_simple_self_signed(names).context("cannot make a certificate")?;
+    let tls = dir.join("tls");
+    fs::create_dir_all(&tls).with_context(|| format!("cannot create {}", tls.display()))?;
+    let (cert, key) = (tls.join("cert.pem"), tls.join("key.pem"));
+    fs::write(&cert, made.cert.pem())
+        .with_context(|| format!("cannot write {}", cert.display()))?;
+    fs::write(&key, made.key_pair.serialize_pem())
+        .with_context(|| format!("cannot write {}", key.display()))?;
+    Ok((cert, key))
 }
 
 /// `target/browser/` with the scenario files and playwright-core, installed
