@@ -68,7 +68,9 @@ impl Scenario {
 }
 
 /// The server's reserve of files for sockets in their HTTP phase
-/// (`--max-handshakes`) in every scenario but `abuse`.
+/// (`--max-handshakes`, 1,024 by default) in every scenario but `abuse`:
+/// the loadgen connects at a bounded rate, so half is plenty and leaves
+/// this machine's 20,000 files room for 19,000 connections.
 const HANDSHAKE_RESERVE: usize = 512;
 
 /// The server's ping jitter, passed explicitly so the bound below holds.
@@ -398,16 +400,12 @@ impl Plan {
         ]
         .into();
         if self.scenario != Scenario::Abuse {
-            // The server keeps `--max-handshakes` files (1,024 by default)
-            // for sockets in their HTTP phase; the loadgen connects at a
-            // bounded rate, so half that reserve is plenty and leaves this
-            // machine's 20,000 files room for 19,000 connections. `abuse`
-            // keeps the default: slowloris is one of its floods.
+            // See HANDSHAKE_RESERVE; `abuse` keeps the default (slowloris
+            // is one of its floods).
             args.extend(["--max-handshakes".to_owned(), HANDSHAKE_RESERVE.to_string()]);
         }
         if self.publishers > 0 {
-            // `publish` measures fan-out at the rate it offers, above the
-            // per-connection default of 10 publishes a second.
+            // `publish` offers more than the default 10 publishes a second.
             args.extend([
                 "--max-publishes-per-second".to_owned(),
                 (self.publish_rate().ceil() as u64).max(1).to_string(),
