@@ -16,6 +16,7 @@ mod cluster;
 mod plan;
 mod redis;
 mod server;
+mod tls;
 mod verdict;
 
 use std::{
@@ -38,7 +39,8 @@ use crate::{
 };
 
 const USAGE: &str = "usage: cargo xtask loadtest \
-     idle|detect|starve|flood|publish|storm|restart|cluster|abuse [--quick] [--shards N[,N...]] | --plot";
+     idle|detect|starve|flood|publish|storm|restart|cluster|abuse [--quick] [--shards N[,N...]] \
+     [--tls] | --plot";
 
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Options {
@@ -48,6 +50,9 @@ pub(crate) struct Options {
     /// other in this invocation (same build, same machine state); empty:
     /// once, with the server's default.
     pub(crate) shards: Vec<u32>,
+    /// `--tls`: the server speaks TLS, the loadgen's healthy clients wss
+    /// (files `<scenario>-tls.*`).
+    pub(crate) tls: bool,
 }
 
 /// What `cargo xtask loadtest ...` asks for.
@@ -79,10 +84,12 @@ impl Options {
         let mut scenario = None;
         let mut quick = false;
         let mut shards = Vec::new();
+        let mut tls = false;
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--quick" => quick = true,
+                "--tls" => tls = true,
                 "--shards" => {
                     let list = args.next().context("--shards needs a list such as 1,2")?;
                     shards = list
@@ -107,6 +114,7 @@ impl Options {
             scenario,
             quick,
             shards,
+            tls,
         })
     }
 }
@@ -118,10 +126,17 @@ pub(crate) fn run(options: &Options) -> Result<()> {
     } else {
         options.shards.iter().copied().map(Some).collect()
     };
+    let tls = match options.tls {
+        true => Some(tls::TlsFiles::make(
+            &project_root().join("target/loadtest/tls"),
+        )?),
+        false => None,
+    };
     let mut failures = Vec::new();
     for shards in shard_counts {
         let plan = Plan {
             shards,
+            tls: tls.clone(),
             ..Plan::of(options.scenario, options.quick)
         };
         if let Err(error) = run_plan(&plan) {
@@ -411,6 +426,7 @@ mod tests {
                 scenario: Scenario::Detect,
                 quick: true,
                 shards: Vec::new(),
+                tls: false,
             }
         );
         assert_eq!(
@@ -419,6 +435,7 @@ mod tests {
                 scenario: Scenario::Abuse,
                 quick: true,
                 shards: Vec::new(),
+                tls: false,
             }
         );
         assert_eq!(
@@ -427,8 +444,10 @@ mod tests {
                 scenario: Scenario::Idle,
                 quick: false,
                 shards: Vec::new(),
+                tls: false,
             }
         );
+        assert!(parse(&["idle", "--tls"]).expect("valid").tls);
         for (words, expected) in [
             (&[][..], "which scenario"),
             (&["nap"], "unknown scenario or flag `nap`"),

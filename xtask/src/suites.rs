@@ -34,6 +34,9 @@ const SUITES: &[Suite] = &[
     // client detected within the bound, no false positive, no failed
     // handshake. Timings are recorded, not asserted.
     ("loadtest idle --quick", loadtest_idle),
+    // The same over wss:// (vigil's own TLS, the loadgen trusting a CA
+    // made for the run).
+    ("loadtest idle --quick --tls", loadtest_idle_tls),
     ("loadtest detect --quick", loadtest_detect),
     // Three cluster nodes on one port and Redis, a silent client or thirty.
     ("loadtest cluster --quick", loadtest_cluster),
@@ -55,6 +58,7 @@ fn loadtest_cluster() -> Result<()> {
         scenario: crate::loadtest::Scenario::Cluster,
         quick: true,
         shards: Vec::new(),
+        tls: false,
     })
 }
 
@@ -63,6 +67,7 @@ fn loadtest_abuse() -> Result<()> {
         scenario: crate::loadtest::Scenario::Abuse,
         quick: true,
         shards: Vec::new(),
+        tls: false,
     })
 }
 
@@ -75,6 +80,16 @@ fn loadtest_idle() -> Result<()> {
         scenario: crate::loadtest::Scenario::Idle,
         quick: true,
         shards: Vec::new(),
+        tls: false,
+    })
+}
+
+fn loadtest_idle_tls() -> Result<()> {
+    crate::loadtest::run(&crate::loadtest::Options {
+        scenario: crate::loadtest::Scenario::Idle,
+        quick: true,
+        shards: Vec::new(),
+        tls: true,
     })
 }
 
@@ -83,6 +98,7 @@ fn loadtest_detect() -> Result<()> {
         scenario: crate::loadtest::Scenario::Detect,
         quick: true,
         shards: Vec::new(),
+        tls: false,
     })
 }
 

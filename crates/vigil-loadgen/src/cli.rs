@@ -1,11 +1,7 @@
 //! The command line: which clients to run, against what, for how long.
 //! Hand-parsed (`--flag value` or `--flag=value`) to keep dependencies few.
 
-use std::{
-    net::{Ipv4Addr, SocketAddrV4},
-    path::PathBuf,
-    time::Duration,
-};
+use std::{net::Ipv4Addr, path::PathBuf, time::Duration};
 
 use anyhow::{Context, Result, bail};
 
@@ -16,8 +12,11 @@ vigil-loadgen: real WebSocket clients against a loopback server, one JSON report
 
 USAGE:
     vigil-loadgen --url ws://127.0.0.1:PORT/PATH [OPTIONS]
+    vigil-loadgen --url wss://127.0.0.1:PORT/PATH --ca-file CA.pem [OPTIONS]
 
 OPTIONS:
+    --ca-file PEM              with wss:// (healthy clients only): the
+                               authority the server's certificate chains to
     --kind MIX                 what the clients do (default healthy): one kind,
                                or kinds by weight, e.g.
                                healthy=90,silent=5,half-open=4,slow-reader=1
@@ -214,66 +213,12 @@ impl Kind {
     }
 }
 
-/// A `ws://` URL on an IPv4 loopback address.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Target {
-    pub(crate) addr: SocketAddrV4,
-    /// `Host` header value, as written in the URL.
-    pub(crate) host: String,
-    /// Path and query, starting with `/`.
-    pub(crate) path: String,
-}
-
-impl Target {
-    pub(crate) fn parse(url: &str) -> Result<Target> {
-        let Some(rest) = url.strip_prefix("ws://") else {
-            bail!("`{url}`: expected a ws:// URL (TLS is not supported)");
-        };
-        let (authority, path) = match rest.find(['/', '?']) {
-            Some(at) => (&rest[..at], rest[at..].to_owned()),
-            None => (rest, "/".to_owned()),
-        };
-        let path = if path.starts_with('?') {
-            format!("/{path}")
-        } else {
-            path
-        };
-        let (host, port) = match authority.rsplit_once(':') {
-            // `[::1]:80` is IPv6: left whole, it fails the IPv4 parse below.
-            Some((host, port)) if !authority.starts_with('[') => {
-                let port: u16 = port
-                    .parse()
-                    .with_context(|| format!("`{url}`: invalid port `{port}`"))?;
-                (host, port)
-            }
-            _ => (authority, 80),
-        };
-        let ip = match host {
-            "localhost" => Ipv4Addr::LOCALHOST,
-            host => host.parse::<Ipv4Addr>().map_err(|_| {
-                anyhow::anyhow!(
-                    "`{url}`: the host must be an IPv4 loopback address such as 127.0.0.1 \
-                     (clients bind to 127.0.0.2, 127.0.0.3, ...), got `{host}`"
-                )
-            })?,
-        };
-        if !ip.is_loopback() {
-            bail!(
-                "`{url}`: vigil-loadgen only targets loopback (127.0.0.0/8): \
-                 this machine has no other network"
-            );
-        }
-        Ok(Target {
-            addr: SocketAddrV4::new(ip, port),
-            host: authority.to_owned(),
-            path,
-        })
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Options {
     pub(crate) mix: Mix,
+    /// The certificate authority a `wss://` server's certificate must
+    /// chain to (`--ca-file`).
+    pub(crate) ca_file: Option<PathBuf>,
     pub(crate) silent_after: Duration,
     pub(crate) flap: Duration,
     pub(crate) bound: Option<Duration>,
@@ -353,6 +298,7 @@ impl Options {
             Ok(Duration::from_millis(ms))
         };
         let mut url = None;
+        let mut ca_file = None;
         let mut connections = 100;
         let mut sources = 4;
         let mut rate = 1000.0;
@@ -431,6 +377,7 @@ impl Options {
                     join = Some(value);
                 }
                 "--url" => url = Some(Target::parse(&value)?),
+                "--ca-file" => ca_file = Some(PathBuf::from(value)),
                 "--connections" => {
                     connections = value.parse().with_context(context)?;
                     if !(1..=MAX_CONNECTIONS).contains(&connections) {
@@ -487,6 +434,16 @@ impl Options {
         let Some(target) = url else {
             bail!("`--url ws://127.0.0.1:PORT/PATH` is required (see --help)");
         };
+        if target.tls {
+            if ca_file.is_none() {
+                bail!(
+                    "a wss:// URL needs `--ca-file PEM`, the authority its certificate chains to"
+                );
+            }
+            if !mix.only_of(Kind::Healthy) {
+                bail!("wss:// is for healthy clients only (what an idle TLS connection costs)");
+            }
+        }
         if mix.has(Kind::Publisher) && join.is_none() {
             bail!("publishers need a channel: add `--join CHANNEL`");
         }
@@ -532,6 +489,7 @@ impl Options {
         }
         Ok(Options {
             mix,
+            ca_file,
             silent_after,
             flap,
             bound,
@@ -574,6 +532,9 @@ impl Options {
         Ipv4Addr::new(127, 0, 0, self.first_source + offset)
     }
 }
+
+mod target;
+pub(crate) use target::Target;
 
 #[cfg(test)]
 mod tests;

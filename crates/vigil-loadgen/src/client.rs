@@ -60,7 +60,12 @@ async fn connect(
     source: Ipv4Addr,
     index: usize,
 ) -> Result<WebSocket<Prefixed>, Reason> {
-    let connecting = handshake::connect(source, &shared.options.target, &shared.request);
+    let connecting = handshake::connect(
+        source,
+        &shared.options.target,
+        &shared.request,
+        shared.tls.as_ref(),
+    );
     let mut ws = match timeout(shared.options.handshake_timeout, connecting).await {
         Err(_elapsed) => return Err(Reason::HandshakeTimeout),
         Ok(Err(HandshakeError::Rejected(why))) => {

@@ -1,7 +1,8 @@
-//! The client side of the WebSocket upgrade, by hand over a `TcpStream`: one
-//! request write and one response read, so a connection keeps nothing of
-//! the handshake (no hyper connection task, no boxed `Upgraded`, no retained
-//! 8 KiB HTTP read buffer): only the socket and fastwebsockets' codec.
+//! The client side of the WebSocket upgrade, by hand over a `TcpStream`
+//! (or TLS over one, for `wss://`): one request write and one response
+//! read, so a connection keeps nothing of the handshake (no hyper
+//! connection task, no boxed `Upgraded`, no retained 8 KiB HTTP read
+//! buffer): only the socket and fastwebsockets' codec.
 
 use std::{
     io,
@@ -57,11 +58,26 @@ pub(crate) async fn connect(
     source: Ipv4Addr,
     target: &Target,
     request: &str,
+    tls: Option<&std::sync::Arc<rustls::ClientConfig>>,
 ) -> Result<WebSocket<Prefixed>, HandshakeError> {
     let socket = TcpSocket::new_v4()?;
     socket.bind(SocketAddr::new(source.into(), 0))?;
-    let mut stream = socket.connect(target.addr.into()).await?;
+    let stream = socket.connect(target.addr.into()).await?;
     stream.set_nodelay(true)?;
+    let stream = match tls {
+        None => Io::Tcp(stream),
+        Some(config) => {
+            let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::clone(config));
+            let name =
+                rustls::pki_types::ServerName::from(std::net::IpAddr::from(*target.addr.ip()));
+            Io::Tls(Box::new(connector.connect(name, stream).await?))
+        }
+    };
+    upgrade(stream, request).await
+}
+
+/// Sends the upgrade request over `stream` and reads the 101.
+async fn upgrade(mut stream: Io, request: &str) -> Result<WebSocket<Prefixed>, HandshakeError> {
     stream.write_all(request.as_bytes()).await?;
     // Freed on return: the connection keeps only bytes past the head.
     let mut buffer = Vec::with_capacity(1024);
@@ -130,18 +146,90 @@ fn check_response(head: &[u8]) -> Result<(), String> {
 pub(crate) struct Prefixed {
     leftover: Vec<u8>,
     position: usize,
-    stream: TcpStream,
+    stream: Io,
+}
+
+/// The socket, or TLS over it (`wss://`, healthy clients only).
+#[derive(Debug)]
+pub(crate) enum Io {
+    Tcp(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
 impl Prefixed {
     /// The socket underneath (bytes still in the prefix stay there).
     pub(crate) fn stream(&self) -> &TcpStream {
-        &self.stream
+        match &self.stream {
+            Io::Tcp(stream) => stream,
+            Io::Tls(tls) => tls.get_ref().0,
+        }
     }
 
-    /// The socket, dropping any bytes still in the prefix.
+    /// The socket, dropping any bytes still in the prefix (and the TLS
+    /// session: the kinds that take the socket are refused with wss://).
     pub(crate) fn into_stream(self) -> TcpStream {
-        self.stream
+        match self.stream {
+            Io::Tcp(stream) => stream,
+            Io::Tls(tls) => tls.into_inner().0,
+        }
+    }
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Tcp(stream) => Pin::new(stream).poll_read(cx, buf),
+            Io::Tls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Tcp(stream) => Pin::new(stream).poll_write(cx, buf),
+            Io::Tls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Tcp(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
+            Io::Tls(tls) => Pin::new(tls.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Io::Tcp(stream) => stream.is_write_vectored(),
+            Io::Tls(tls) => tls.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Tcp(stream) => Pin::new(stream).poll_flush(cx),
+            Io::Tls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Tcp(stream) => Pin::new(stream).poll_shutdown(cx),
+            Io::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
+        }
     }
 }
 

@@ -69,6 +69,11 @@ impl Mix {
             .collect()
     }
 
+    /// Whether every connection is of `kind`.
+    pub(crate) fn only_of(&self, kind: Kind) -> bool {
+        self.0.iter().all(|&(k, weight)| k == kind || weight == 0)
+    }
+
     /// Whether some connection will be of `kind`.
     pub(crate) fn has(&self, kind: Kind) -> bool {
         self.0.iter().any(|&(k, weight)| k == kind && weight > 0)

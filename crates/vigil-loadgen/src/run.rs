@@ -29,6 +29,8 @@ use crate::{
 /// What every connection task reads.
 #[derive(Debug)]
 pub(crate) struct Shared {
+    /// For `wss://`: TLS trusting `--ca-file`.
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
     /// The kind and slot of each connection this process runs, in index
     /// order (all of them, or with `--part P/N` indices P, P + N, ...).
     pub(crate) kinds: Box<[Kind]>,
@@ -113,7 +115,12 @@ async fn control(options: Options) -> Result<Output> {
     watch_signals(Arc::clone(&stop))?;
     let own: Vec<u32> = options.own_indices().collect();
     let every_kind = options.mix.assign(options.connections as usize);
+    let tls = match &options.ca_file {
+        Some(path) if options.target.tls => Some(tls_connector(path)?),
+        _ => None,
+    };
     let shared = Arc::new(Shared {
+        tls,
         kinds: own
             .iter()
             .map(|&index| every_kind[index as usize])
@@ -332,4 +339,26 @@ fn check_file_limit(connections: usize) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A TLS connector trusting only the certificate authorities in `path`.
+fn tls_connector(path: &std::path::Path) -> Result<Arc<rustls::ClientConfig>> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_file_iter(path)
+        .with_context(|| format!("cannot read --ca-file {}", path.display()))?
+    {
+        let certificate =
+            certificate.with_context(|| format!("--ca-file {}: not PEM", path.display()))?;
+        roots
+            .add(certificate)
+            .with_context(|| format!("--ca-file {}: not a usable CA", path.display()))?;
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }

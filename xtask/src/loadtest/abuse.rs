@@ -88,7 +88,7 @@ pub(super) fn measure(plan: &Plan) -> Result<(Verdict, Value)> {
 
     let flood_report = report_of(&mut flooders, Duration::from_secs(30), "flooders")?;
     let report = report_of(&mut bystanders, plan.loadgen_lifetime(), "bystanders")?;
-    let metrics = scrape(server.addr())?;
+    let metrics = scrape(server.addr(), None)?;
     server.check_alive()?;
     let samples = Samples {
         baseline,

@@ -158,6 +158,8 @@ pub(crate) struct Plan {
     pub(crate) nodes: u32,
     /// `--shards` of each server; `None`: its default (one per core).
     pub(crate) shards: Option<u32>,
+    /// `--tls`: the server speaks TLS with these files, the loadgen wss.
+    pub(crate) tls: Option<super::tls::TlsFiles>,
     /// Flooders of each kind in [`FLOODS`] (`abuse`), in a loadgen process
     /// of their own.
     pub(crate) flooders: u32,
@@ -198,6 +200,7 @@ impl Plan {
             loadgen_processes: 1,
             nodes: 1,
             shards: None,
+            tls: None,
             flooders: 0,
             abuse: None,
         };
@@ -385,126 +388,14 @@ impl Plan {
         self.ramp() + Duration::from_secs(12) + self.hold + Duration::from_secs(60)
     }
 
-    /// The server's heartbeat flags.
-    pub(crate) fn server_args(&self) -> Vec<String> {
-        let mut args: Vec<String> = [
-            "--heartbeat-interval".to_owned(),
-            format!("{}ms", self.interval.as_millis()),
-            "--heartbeat-timeout".to_owned(),
-            format!("{}ms", self.timeout.as_millis()),
-            "--heartbeat-jitter".to_owned(),
-            JITTER.to_string(),
-            // Every client comes from loopback: no per-address cap.
-            "--max-connections-per-ip".to_owned(),
-            self.connections().to_string(),
-        ]
-        .into();
-        if self.scenario != Scenario::Abuse {
-            // See HANDSHAKE_RESERVE; `abuse` keeps the default (slowloris
-            // is one of its floods).
-            args.extend(["--max-handshakes".to_owned(), HANDSHAKE_RESERVE.to_string()]);
-        }
-        if self.publishers > 0 {
-            // `publish` offers more than the default 10 publishes a second.
-            args.extend([
-                "--max-publishes-per-second".to_owned(),
-                (self.publish_rate().ceil() as u64).max(1).to_string(),
-            ]);
-        }
-        if let Some(shards) = self.shards {
-            args.extend(["--shards".to_owned(), shards.to_string()]);
-        }
-        args
-    }
-
     /// The name of this run's result files: the scenario, and the shard
     /// count when one was chosen (`flood-2-shards`).
     pub(crate) fn file_stem(&self) -> String {
+        let tls = if self.tls.is_some() { "-tls" } else { "" };
         match self.shards {
-            Some(shards) => format!("{}-{shards}-shards", self.name()),
-            None => self.name().to_owned(),
+            Some(shards) => format!("{}{tls}-{shards}-shards", self.name()),
+            None => format!("{}{tls}", self.name()),
         }
-    }
-
-    /// The loadgen's command line against `addr`.
-    pub(crate) fn loadgen_args(&self, addr: SocketAddr) -> Vec<String> {
-        let mix: Vec<String> = [
-            ("healthy", self.healthy),
-            ("silent", self.silent),
-            ("half-open", self.half_open),
-            ("slow-reader", self.slow_readers),
-            ("publisher", self.publishers),
-        ]
-        .into_iter()
-        .filter(|&(_, count)| count > 0)
-        .map(|(kind, count)| format!("{kind}={count}"))
-        .collect();
-        let mut args = vec![
-            "--url".to_owned(),
-            format!("ws://{addr}/ws"),
-            "--kind".to_owned(),
-            mix.join(","),
-            "--connections".to_owned(),
-            self.connections().to_string(),
-            "--rate".to_owned(),
-            self.rate.to_string(),
-            "--sources".to_owned(),
-            "4".to_owned(),
-            "--hold".to_owned(),
-            self.hold.as_secs().max(1).to_string(),
-            "--silent-after-ms".to_owned(),
-            self.silent_after.as_millis().to_string(),
-            "--bound-ms".to_owned(),
-            self.bound().as_millis().to_string(),
-            "--processes".to_owned(),
-            self.loadgen_processes.to_string(),
-        ];
-        if self.scenario == Scenario::Cluster {
-            // Presence to keep across nodes, in rooms of CLUSTER_ROOM.
-            args.extend([
-                "--join".to_owned(),
-                CLUSTER_CHANNEL.to_owned(),
-                "--channels".to_owned(),
-                self.connections().div_ceil(CLUSTER_ROOM).to_string(),
-            ]);
-        }
-        if self.restarts() {
-            args.extend([
-                "--join".to_owned(),
-                STORM_CHANNEL.to_owned(),
-                "--channels".to_owned(),
-                self.connections().div_ceil(STORM_ROOM).to_string(),
-                "--reconnect-max-ms".to_owned(),
-                STORM_BACKOFF_CAP.as_millis().to_string(),
-            ]);
-        }
-        if let Some((at, length)) = self.abuse {
-            // Rooms of bystanders timing their own pings, which the
-            // flooders' process joins too.
-            args.extend([
-                "--probe-rtt-every".to_owned(),
-                "1".to_owned(),
-                "--abuse-at-ms".to_owned(),
-                at.as_millis().to_string(),
-                "--abuse-ms".to_owned(),
-                length.as_millis().to_string(),
-            ]);
-            args.extend(self.abuse_rooms());
-        }
-        if self.publishers > 0 {
-            args.extend([
-                "--join".to_owned(),
-                CHANNEL.to_owned(),
-                "--publish-ms".to_owned(),
-                PUBLISH_EVERY.as_millis().to_string(),
-                // Once every subscriber has joined: steady-state latency.
-                "--publish-after-ms".to_owned(),
-                (self.ramp() + Duration::from_secs(2))
-                    .as_millis()
-                    .to_string(),
-            ]);
-        }
-        args
     }
 
     /// `--join` and `--channels` of `abuse`: rooms of [`ABUSE_ROOM`].
@@ -595,6 +486,8 @@ impl Plan {
         )
     }
 }
+
+mod args;
 
 #[cfg(test)]
 mod tests;

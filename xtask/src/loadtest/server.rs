@@ -43,6 +43,9 @@ pub(crate) struct ServerProcess {
     ticks_per_second: u64,
     /// Whether it serves vigil's `/metrics`.
     metrics: bool,
+    /// With `--tls`: the authority its certificate chains to (`/metrics`
+    /// is then scraped over TLS).
+    tls_ca: Option<std::path::PathBuf>,
 }
 
 impl ServerProcess {
@@ -54,7 +57,9 @@ impl ServerProcess {
             .arg("--listen")
             .arg(listen.to_string())
             .args(plan.server_args());
-        Self::spawn("vigil", command, true)
+        let mut server = Self::spawn("vigil", command, true)?;
+        server.tls_ca = plan.tls.as_ref().map(|tls| tls.ca.clone());
+        Ok(server)
     }
 
     /// Starts a `vigil --cluster` node on `listen`, sharing the port with
@@ -131,6 +136,7 @@ impl ServerProcess {
             addr,
             ticks_per_second: clock_ticks_per_second(),
             metrics,
+            tls_ca: None,
         })
     }
 
@@ -171,7 +177,7 @@ impl ServerProcess {
 
     /// `/metrics` as `(connections, presence members)`.
     pub(crate) fn connections_and_members(&self) -> Result<(u64, u64)> {
-        let metrics = scrape(self.addr)?;
+        let metrics = scrape(self.addr, self.tls_ca.as_deref())?;
         Ok((
             series(&metrics, "vigil_connections")?,
             series(&metrics, "vigil_presence_members")?,
@@ -235,7 +241,7 @@ impl ServerProcess {
                 shard_cpu_s: Vec::new(),
             });
         }
-        let metrics = scrape(self.addr)?;
+        let metrics = scrape(self.addr, self.tls_ca.as_deref())?;
         let shard_cpu_s = self.shard_threads_cpu()?;
         Ok(Sample {
             shard_cpu_s,
@@ -289,18 +295,32 @@ fn series(metrics: &str, name: &str) -> Result<u64> {
         .with_context(|| format!("no {name} in /metrics"))
 }
 
-/// `GET /metrics`, the body.
-pub(super) fn scrape(addr: SocketAddr) -> Result<String> {
-    let mut stream = TcpStream::connect(addr).context("cannot reach vigil for /metrics")?;
+/// `GET /metrics`, the body; over TLS trusting `tls_ca` when given.
+pub(super) fn scrape(addr: SocketAddr, tls_ca: Option<&std::path::Path>) -> Result<String> {
+    let stream = TcpStream::connect(addr).context("cannot reach vigil for /metrics")?;
     stream.set_read_timeout(Some(SCRAPE_TIMEOUT))?;
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .context("cannot read /metrics")?;
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let mut bytes = Vec::new();
+    match tls_ca {
+        None => {
+            let mut stream = stream;
+            stream.write_all(request.as_bytes())?;
+            stream
+                .read_to_end(&mut bytes)
+                .context("cannot read /metrics")?;
+        }
+        Some(ca) => {
+            let mut stream = super::tls::client(ca, addr, stream)?;
+            stream.write_all(request.as_bytes())?;
+            // A close without close_notify after the whole response is fine.
+            if let Err(error) = stream.read_to_end(&mut bytes)
+                && bytes.is_empty()
+            {
+                return Err(error).context("cannot read /metrics over TLS");
+            }
+        }
+    }
+    let response = String::from_utf8_lossy(&bytes).into_owned();
     let (head, body) = response
         .split_once("\r\n\r\n")
         .context("no end of the /metrics response head")?;

@@ -19,7 +19,8 @@ fn check_url(url: &str, addr: SocketAddrV4, host: &str, path: &str) {
         Target {
             addr,
             host: host.to_owned(),
-            path: path.to_owned()
+            path: path.to_owned(),
+            tls: url.starts_with("wss://"),
         }
     );
 }
@@ -45,12 +46,45 @@ fn urls() {
 }
 
 #[test]
+fn wss_is_for_healthy_clients_with_a_ca_file() {
+    let tls = parse(&[
+        "--url",
+        "wss://127.0.0.1:8443/ws",
+        "--ca-file",
+        "/tmp/ca.pem",
+    ])
+    .unwrap();
+    assert!(tls.target.tls);
+    assert_eq!(tls.target.addr.port(), 8443);
+    for (words, expected) in [
+        (
+            &["--url", "wss://127.0.0.1/ws"][..],
+            "needs `--ca-file PEM`",
+        ),
+        (
+            &[
+                "--url",
+                "wss://127.0.0.1/ws",
+                "--ca-file",
+                "/tmp/ca.pem",
+                "--kind",
+                "silent",
+            ],
+            "healthy clients only",
+        ),
+    ] {
+        let error = format!("{:#}", parse(words).unwrap_err());
+        assert!(error.contains(expected), "{words:?}: {error}");
+    }
+}
+
+#[test]
 fn url_refusals() {
     for (url, expected) in [
         ("ws://10.1.2.3:80/", "only targets loopback"),
         ("ws://example.com/", "IPv4 loopback address"),
         ("ws://[::1]:80/", "IPv4 loopback address"),
-        ("wss://127.0.0.1/", "expected a ws:// URL"),
+        ("http://127.0.0.1/", "expected a ws:// or wss:// URL"),
         ("ws://127.0.0.1:99999/", "invalid port"),
     ] {
         let error = format!("{:#}", Target::parse(url).unwrap_err());

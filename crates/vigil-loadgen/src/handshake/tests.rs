@@ -71,10 +71,16 @@ fn leftover_bytes_reach_the_codec() {
             addr: SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
             host: format!("127.0.0.1:{port}"),
             path: "/".to_owned(),
+            tls: false,
         };
-        let mut ws = connect(Ipv4Addr::new(127, 0, 0, 2), &target, &request(&target))
-            .await
-            .unwrap_or_else(|e| panic!("handshake failed: {e:?}"));
+        let mut ws = connect(
+            Ipv4Addr::new(127, 0, 0, 2),
+            &target,
+            &request(&target),
+            None,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("handshake failed: {e:?}"));
         ws.set_auto_pong(false);
         let frame = ws.read_frame().await.unwrap();
         assert_eq!(frame.opcode, fastwebsockets::OpCode::Ping);
