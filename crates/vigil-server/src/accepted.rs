@@ -50,14 +50,17 @@ impl Accepted {
         let Some(tls) = self.tls else {
             return serve_http(TokioIo::new(stream), app, peer, "http").await;
         };
-        match tls.accept(stream, HANDSHAKE_TIMEOUT).await {
-            Ok(stream) => serve_http(TokioIo::new(stream), app, peer, "https").await,
-            Err(refused) => app.rejections.count(match refused {
-                tls::Refused::PlainHttp => rejections::Rejection::PlainHttpOnTls,
-                tls::Refused::Timeout => rejections::Rejection::HandshakeTimeout,
-                tls::Refused::Handshake => rejections::Rejection::TlsHandshake,
-            }),
-        }
+        let refused = match tls.accept(stream, HANDSHAKE_TIMEOUT).await {
+            Ok(stream) => return serve_http(TokioIo::new(stream), app, peer, "https").await,
+            Err(tls::Refused::PlainHttp(mut stream)) => {
+                let body = "this port speaks TLS: use https:// (or wss:// for WebSocket)\n";
+                answer_400_and_close(&mut stream, body).await;
+                rejections::Rejection::PlainHttpOnTls
+            }
+            Err(tls::Refused::Timeout) => rejections::Rejection::HandshakeTimeout,
+            Err(tls::Refused::Handshake) => rejections::Rejection::TlsHandshake,
+        };
+        app.rejections.count(refused);
     }
 }
 
@@ -136,29 +139,13 @@ async fn proxied_peer(
     peer: std::net::SocketAddr,
     rejections: &rejections::Rejections,
 ) -> Option<std::net::SocketAddr> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, proxy::read_proxy_header(stream)).await {
         Ok(Ok(client)) => Some(client.unwrap_or(peer)),
         Ok(Err(error)) => {
             rejections.count(rejections::Rejection::BadProxyHeader);
             tracing::debug!(%peer, %error, "connection refused: bad PROXY protocol header");
             let body = format!("{error}; this port expects PROXY protocol v1 or v2 first\n");
-            let answer = format!(
-                "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n\
-                 content-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            // A lingering close: the client's request is still unread, and
-            // closing over unread bytes sends a reset that can destroy the
-            // answer before the client reads it.
-            let linger = async {
-                stream.write_all(answer.as_bytes()).await?;
-                stream.shutdown().await?;
-                let mut discard = [0u8; 1024];
-                while stream.read(&mut discard).await? > 0 {}
-                std::io::Result::Ok(())
-            };
-            let _ = tokio::time::timeout(REFUSAL_LINGER, linger).await;
+            answer_400_and_close(stream, &body).await;
             None
         }
         Err(_) => {
@@ -166,4 +153,26 @@ async fn proxied_peer(
             None
         }
     }
+}
+
+/// Answers `stream` with a plain-HTTP 400 saying `body`, then closes it once
+/// the client has read the answer (or after [`REFUSAL_LINGER`]). A
+/// lingering close: the client's request is still unread, and closing over
+/// unread bytes sends a reset that can destroy the answer before the client
+/// reads it.
+async fn answer_400_and_close(stream: &mut tokio::net::TcpStream, body: &str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let linger = async {
+        stream.write_all(answer.as_bytes()).await?;
+        stream.shutdown().await?;
+        let mut discard = [0u8; 1024];
+        while stream.read(&mut discard).await? > 0 {}
+        std::io::Result::Ok(())
+    };
+    let _ = tokio::time::timeout(REFUSAL_LINGER, linger).await;
 }

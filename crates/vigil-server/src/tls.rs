@@ -2,8 +2,9 @@
 //! OpenSSL): the certificate chain and key from PEM files, TLS 1.2 and 1.3,
 //! ALPN `http/1.1`. SIGHUP reloads the pair for new handshakes without
 //! touching open connections; a reload that fails keeps the old pair and
-//! says why. A client that speaks plain HTTP to the TLS port gets a 400
-//! saying so, in plain HTTP, instead of a TLS alert it cannot read.
+//! says why. A client that speaks plain HTTP to the TLS port is handed back,
+//! so that it gets a 400 saying so, in plain HTTP, instead of a TLS alert
+//! it cannot read.
 
 use parking_lot::RwLock;
 use rustls::pki_types::pem::PemObject;
@@ -13,7 +14,6 @@ use rustls::sign::CertifiedKey;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
@@ -45,8 +45,8 @@ pub(crate) enum TlsError {
 /// Why a connection to the TLS port got no TLS stream.
 #[derive(Debug)]
 pub(crate) enum Refused {
-    /// It spoke plain HTTP (and was told to use https).
-    PlainHttp,
+    /// It spoke plain HTTP: its socket, for the caller to answer.
+    PlainHttp(TcpStream),
     /// Its handshake did not finish within the handshake timeout.
     Timeout,
     /// Its handshake failed (a bad or unknown certificate on its side, no
@@ -109,10 +109,10 @@ impl Tls {
     }
 
     /// The TLS stream of `stream`, within `deadline`; a client that speaks
-    /// plain HTTP is answered 400 in plain HTTP.
+    /// plain HTTP is handed back untouched.
     pub(crate) async fn accept(
         &self,
-        mut stream: TcpStream,
+        stream: TcpStream,
         deadline: Duration,
     ) -> Result<TlsStream<TcpStream>, Refused> {
         let until = tokio::time::Instant::now() + deadline;
@@ -120,8 +120,7 @@ impl Tls {
         match tokio::time::timeout_at(until, stream.peek(&mut first)).await {
             Err(_) => return Err(Refused::Timeout),
             Ok(Ok(1)) if first[0] != TLS_HANDSHAKE_RECORD => {
-                answer_plain_http(&mut stream).await;
-                return Err(Refused::PlainHttp);
+                return Err(Refused::PlainHttp(stream));
             }
             Ok(Ok(1)) => {}
             Ok(_) => return Err(Refused::Handshake),
@@ -132,25 +131,6 @@ impl Tls {
             Ok(Ok(tls)) => Ok(tls),
         }
     }
-}
-
-/// Tells a plain-HTTP client, in plain HTTP, that this port speaks TLS,
-/// and closes once it has read the answer (or after a short wait).
-async fn answer_plain_http(stream: &mut TcpStream) {
-    const BODY: &str = "this port speaks TLS: use https:// (or wss:// for WebSocket)\n";
-    let answer = format!(
-        "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n\
-         content-length: {}\r\nconnection: close\r\n\r\n{BODY}",
-        BODY.len()
-    );
-    let linger = async {
-        stream.write_all(answer.as_bytes()).await?;
-        stream.shutdown().await?;
-        let mut discard = [0u8; 1024];
-        while stream.read(&mut discard).await? > 0 {}
-        std::io::Result::Ok(())
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(2), linger).await;
 }
 
 /// The certificate chain in `cert` and the private key in `key`, checked
