@@ -200,14 +200,15 @@ impl WsServer {
         Ok((response, id))
     }
 
-    /// Serves one accepted TCP connection on which every request is a
-    /// WebSocket handshake: valid ones are upgraded and taken over, others
-    /// get the handshake error (400, 405 or 426 with the reason). For a
-    /// port that serves only WebSockets; put [`upgrade`](Self::upgrade) in
-    /// your own service to serve other routes beside it.
+    /// Serves one accepted connection (a `TcpStream`, or a TLS stream over
+    /// one) on which every request is a WebSocket handshake: valid ones are
+    /// upgraded and taken over, others get the handshake error (400, 405 or
+    /// 426 with the reason). For a port that serves only WebSockets; put
+    /// [`upgrade`](Self::upgrade) in your own service to serve other routes
+    /// beside it.
     ///
     /// Cancel safety: dropping the future drops the HTTP connection.
-    pub async fn serve_upgrades(&self, stream: tokio::net::TcpStream) {
+    pub async fn serve_upgrades(&self, stream: impl Stream) {
         let server = self.clone();
         let service = hyper::service::service_fn(move |mut request| {
             let answer = match server.upgrade(&mut request, None) {

@@ -82,20 +82,9 @@ async fn tls_server(config: Arc<rustls::ServerConfig>) -> (SocketAddr, WsServer,
             };
             let (acceptor, server) = (acceptor.clone(), server.clone());
             tokio::spawn(async move {
-                let Ok(stream) = acceptor.accept(stream).await else {
-                    return;
-                };
-                let service = hyper::service::service_fn(move |mut request| {
-                    let answer = match server.upgrade(&mut request, None) {
-                        Ok((response, _)) => response,
-                        Err(error) => error.into_response(),
-                    };
-                    async move { Ok::<_, std::convert::Infallible>(answer) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .with_upgrades()
-                    .await;
+                if let Ok(stream) = acceptor.accept(stream).await {
+                    server.serve_upgrades(stream).await;
+                }
             });
         }
     });
