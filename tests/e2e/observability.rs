@@ -7,16 +7,7 @@ use vigil_e2e::{ServerProcess, WsClient, http_get};
 
 /// A server that pings after 1 s of silence and gives up 1 s later.
 fn quick(extra: &[&str]) -> ServerProcess {
-    let mut args = vec![
-        "--listen",
-        "127.0.0.1:0",
-        "--heartbeat-interval",
-        "1s",
-        "--heartbeat-timeout",
-        "1s",
-    ];
-    args.extend_from_slice(extra);
-    ServerProcess::start(&args)
+    ServerProcess::start_heartbeating("1s", extra)
 }
 
 /// The value of one series in a scrape; panics when it is missing.

@@ -33,15 +33,25 @@ const SUITES: &[Suite] = &[
     // Correctness under load with real clients (release build): every quiet
     // client detected within the bound, no false positive, no failed
     // handshake. Timings are recorded, not asserted.
-    ("loadtest idle --quick", loadtest_idle),
+    ("loadtest idle --quick", || {
+        quick_loadtest(crate::loadtest::Scenario::Idle, false)
+    }),
     // The same over wss:// (vigil's own TLS, the loadgen trusting a CA
     // made for the run).
-    ("loadtest idle --quick --tls", loadtest_idle_tls),
-    ("loadtest detect --quick", loadtest_detect),
+    ("loadtest idle --quick --tls", || {
+        quick_loadtest(crate::loadtest::Scenario::Idle, true)
+    }),
+    ("loadtest detect --quick", || {
+        quick_loadtest(crate::loadtest::Scenario::Detect, false)
+    }),
     // Three cluster nodes on one port and Redis, a silent client or thirty.
-    ("loadtest cluster --quick", loadtest_cluster),
+    ("loadtest cluster --quick", || {
+        quick_loadtest(crate::loadtest::Scenario::Cluster, false)
+    }),
     // Flooders of every kind beside healthy clients: none of them closed.
-    ("loadtest abuse --quick", loadtest_abuse),
+    ("loadtest abuse --quick", || {
+        quick_loadtest(crate::loadtest::Scenario::Abuse, false)
+    }),
     ("doc", crate::ci::doc),
 ];
 
@@ -53,53 +63,18 @@ pub(crate) fn run() -> Result<()> {
     Ok(())
 }
 
-fn loadtest_cluster() -> Result<()> {
+/// `cargo xtask loadtest SCENARIO --quick` (with `--tls` when asked).
+fn quick_loadtest(scenario: crate::loadtest::Scenario, tls: bool) -> Result<()> {
     crate::loadtest::run(&crate::loadtest::Options {
-        scenario: crate::loadtest::Scenario::Cluster,
+        scenario,
         quick: true,
         shards: Vec::new(),
-        tls: false,
-    })
-}
-
-fn loadtest_abuse() -> Result<()> {
-    crate::loadtest::run(&crate::loadtest::Options {
-        scenario: crate::loadtest::Scenario::Abuse,
-        quick: true,
-        shards: Vec::new(),
-        tls: false,
+        tls,
     })
 }
 
 fn build_binaries() -> Result<()> {
     cmd::run(cargo().args(["build", "--workspace", "--bins", "--locked"]))
-}
-
-fn loadtest_idle() -> Result<()> {
-    crate::loadtest::run(&crate::loadtest::Options {
-        scenario: crate::loadtest::Scenario::Idle,
-        quick: true,
-        shards: Vec::new(),
-        tls: false,
-    })
-}
-
-fn loadtest_idle_tls() -> Result<()> {
-    crate::loadtest::run(&crate::loadtest::Options {
-        scenario: crate::loadtest::Scenario::Idle,
-        quick: true,
-        shards: Vec::new(),
-        tls: true,
-    })
-}
-
-fn loadtest_detect() -> Result<()> {
-    crate::loadtest::run(&crate::loadtest::Options {
-        scenario: crate::loadtest::Scenario::Detect,
-        quick: true,
-        shards: Vec::new(),
-        tls: false,
-    })
 }
 
 /// `--no-fail-fast`: one failing test binary must not hide the others'

@@ -84,13 +84,7 @@ async fn pings_and_pongs_are_not_stuck_behind_large_messages() {
         pings_seen_mid_transfer >= 1,
         "no ping interleaved with the large messages"
     );
-    let events = server.recorder.events();
-    assert!(
-        !events
-            .iter()
-            .any(|e| matches!(e, Event::Close(c, _) if *c == id)),
-        "{events:?}"
-    );
+    server.recorder.assert_open(id);
     server.stop().await;
 }
 
@@ -157,13 +151,7 @@ async fn one_large_message_is_cut_into_fragments_with_pings_between_them() {
         "one message"
     );
     assert!(ping_inside, "no ping between the fragments of the message");
-    let events = server.recorder.events();
-    assert!(
-        !events
-            .iter()
-            .any(|e| matches!(e, Event::Close(c, _) if *c == id)),
-        "{events:?}"
-    );
+    server.recorder.assert_open(id);
     server.stop().await;
 }
 
@@ -185,13 +173,7 @@ async fn a_browser_receiving_a_large_backlog_is_not_closed() {
     let (frames, _) = read_slowly(&mut client, 16 << 20).await;
     let total: usize = frames.iter().map(|(_, len)| len).sum();
     assert_eq!(total, 16 << 20, "the whole backlog arrived");
-    let events = server.recorder.events();
-    assert!(
-        !events
-            .iter()
-            .any(|e| matches!(e, Event::Close(c, _) if *c == id)),
-        "{events:?}"
-    );
+    server.recorder.assert_open(id);
     server.stop().await;
 }
 
@@ -292,12 +274,6 @@ async fn a_client_that_reads_its_answers_late_gets_every_one() {
         }
     }
     let _write_half = writer.await.expect("the writer finished");
-    let events = server.recorder.events();
-    assert!(
-        !events
-            .iter()
-            .any(|e| matches!(e, Event::Close(c, _) if *c == id)),
-        "{events:?}"
-    );
+    server.recorder.assert_open(id);
     server.stop().await;
 }

@@ -103,6 +103,18 @@ impl Recorder {
         .await
     }
 
+    /// Fails, showing every event, if connection `id` has been closed.
+    #[track_caller]
+    pub(crate) fn assert_open(&self, id: ConnId) {
+        let events = self.events();
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, Event::Close(closed, _) if *closed == id)),
+            "{events:?}"
+        );
+    }
+
     fn record(&self, event: Event) {
         self.events.lock().push(event);
         self.changed.notify_waiters();
