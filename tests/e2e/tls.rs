@@ -89,6 +89,12 @@ fn a_tls_port_serves_wss_and_https_and_tells_plain_http_to_use_tls() {
         metrics.contains("vigil_handshakes_rejected_total{reason=\"plain_http_on_tls\"} 1"),
         "{metrics}"
     );
+    // Every wss:// connection runs on its shard's own socket, its TLS
+    // session beside it: none is served as a general stream.
+    assert!(
+        metrics.contains("vigil_stream_connections_opened_total 0"),
+        "{metrics}"
+    );
     bystanders.assert_healthy(2, Duration::from_secs(1), &[]);
     let mut stalled = stalled;
     stalled

@@ -150,7 +150,7 @@ pub(crate) fn render(ws: &vigil_ws::Metrics, stats: &ServerStats) -> String {
         ),
         (
             "stream_connections_opened",
-            "WebSocket connections served over a general stream (TLS, a wrapped socket) rather than plain TCP",
+            "WebSocket connections served over a general stream (a wrapped socket) rather than the shard's own socket (plain TCP or vigil's TLS)",
             ws.streams_opened,
         ),
         (

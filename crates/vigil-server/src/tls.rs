@@ -1,6 +1,6 @@
 //! TLS on the server's own port (rustls with the aws-lc-rs provider, no
-//! OpenSSL): the certificate chain and key from PEM files, TLS 1.2 and 1.3,
-//! ALPN `http/1.1`. SIGHUP reloads the pair for new handshakes without
+//! OpenSSL, through vigil-ws's light TLS stream): the certificate chain and
+//! key from PEM files, TLS 1.2 and 1.3, ALPN `http/1.1`. SIGHUP reloads the pair for new handshakes without
 //! touching open connections; a reload that fails keeps the old pair and
 //! says why. A client that speaks plain HTTP to the TLS port is handed back,
 //! so that it gets a 400 saying so, in plain HTTP, instead of a TLS alert
@@ -15,8 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
+use vigil_ws::tls::TlsStream;
 
 /// The first byte of every TLS connection: a handshake record.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
@@ -66,7 +65,7 @@ impl ResolvesServerCert for Current {
 
 /// The TLS side of the listener.
 pub(crate) struct Tls {
-    acceptor: TlsAcceptor,
+    config: Arc<rustls::ServerConfig>,
     current: Arc<Current>,
     cert: PathBuf,
     key: PathBuf,
@@ -93,7 +92,7 @@ impl Tls {
             .with_cert_resolver(Arc::clone(&current) as Arc<dyn ResolvesServerCert>);
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Self {
-            acceptor: TlsAcceptor::from(Arc::new(config)),
+            config: Arc::new(config),
             current,
             cert: cert.to_owned(),
             key: key.to_owned(),
@@ -114,7 +113,7 @@ impl Tls {
         &self,
         stream: TcpStream,
         deadline: Duration,
-    ) -> Result<TlsStream<TcpStream>, Refused> {
+    ) -> Result<TlsStream, Refused> {
         let until = tokio::time::Instant::now() + deadline;
         let mut first = [0u8; 1];
         match tokio::time::timeout_at(until, stream.peek(&mut first)).await {
@@ -125,7 +124,8 @@ impl Tls {
             Ok(Ok(1)) => {}
             Ok(_) => return Err(Refused::Handshake),
         }
-        match tokio::time::timeout_at(until, self.acceptor.accept(stream)).await {
+        let handshake = vigil_ws::tls::accept(Arc::clone(&self.config), stream);
+        match tokio::time::timeout_at(until, handshake).await {
             Err(_) => Err(Refused::Timeout),
             Ok(Err(_)) => Err(Refused::Handshake),
             Ok(Ok(tls)) => Ok(tls),

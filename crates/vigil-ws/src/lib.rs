@@ -22,6 +22,7 @@ mod metrics;
 mod ping_limit;
 mod server;
 mod shard;
+pub mod tls;
 pub mod upgrade;
 
 pub use client::{Connector, ConnectorHandle, ResumeHook};

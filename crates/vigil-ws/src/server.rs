@@ -165,33 +165,11 @@ impl WsServer {
                 server.inner.handler.on_upgrade_failed(id);
                 return;
             };
-            let handed = match upgraded.downcast::<TokioIo<tokio::net::TcpStream>>() {
-                Ok(parts) => {
-                    // Copy the few bytes hyper read ahead so its buffer is
-                    // freed.
-                    let leftover = Bytes::copy_from_slice(&parts.read_buf);
-                    parts
-                        .io
-                        .into_inner()
-                        .into_std()
-                        .map_err(|_| Error::ShutDown)
-                        .and_then(|stream| {
-                            server.hand_over(
-                                Adopted::Tcp(stream),
-                                leftover,
-                                id,
-                                (Role::Server, mode),
-                            )
-                        })
+            let handed = match take_over(upgraded) {
+                Ok((stream, leftover)) => {
+                    server.hand_over(stream, leftover, id, (Role::Server, mode))
                 }
-                // TLS, or a socket wrapped by hyper-util's auto builder:
-                // served as it is (it hands back what it read ahead first).
-                Err(upgraded) => server.hand_over(
-                    Adopted::Stream(Box::new(TokioIo::new(upgraded))),
-                    Bytes::new(),
-                    id,
-                    (Role::Server, mode),
-                ),
+                Err(error) => Err(error),
             };
             if handed.is_err() {
                 server.inner.handler.on_upgrade_failed(id);
@@ -307,5 +285,37 @@ impl WsServer {
             }
         });
         let _ = tokio::time::timeout(deadline, joined).await;
+    }
+}
+
+/// What an upgraded connection becomes in a shard, with the bytes read
+/// past the handshake: a plain socket or one of our TLS streams is taken
+/// over whole (socket and session); anything else (a tokio-rustls stream,
+/// a socket hyper-util's auto builder wrapped) is served as it is, and it
+/// hands back what it read ahead itself.
+fn take_over(upgraded: hyper::upgrade::Upgraded) -> Result<(Adopted, Bytes), Error> {
+    let upgraded = match upgraded.downcast::<TokioIo<tokio::net::TcpStream>>() {
+        Ok(parts) => {
+            // Copy the few bytes hyper read ahead so its buffer is freed.
+            let leftover = Bytes::copy_from_slice(&parts.read_buf);
+            let socket = parts.io.into_inner().into_std()?;
+            return Ok((Adopted::Tcp(socket), leftover));
+        }
+        Err(upgraded) => upgraded,
+    };
+    match upgraded.downcast::<TokioIo<crate::tls::TlsStream>>() {
+        Ok(parts) => {
+            let tls = parts.io.into_inner().into_parts()?;
+            let (socket, plaintext, session) = crate::shard::tls::split(tls)?;
+            let mut leftover = Vec::with_capacity(parts.read_buf.len() + plaintext.len());
+            leftover.extend_from_slice(&parts.read_buf);
+            leftover.extend_from_slice(&plaintext);
+            let session = Box::new(session);
+            Ok((Adopted::Tls { socket, session }, Bytes::from(leftover)))
+        }
+        Err(upgraded) => Ok((
+            Adopted::Stream(Box::new(TokioIo::new(upgraded))),
+            Bytes::new(),
+        )),
     }
 }

@@ -232,7 +232,9 @@ impl Conn {
                 return;
             }
             let mut buf = std::mem::take(&mut scratch.read_buf);
-            let read = self.transport.read(&mut buf, &mut context);
+            let read = self
+                .transport
+                .read(&mut buf, &mut scratch.cipher, &mut context);
             match read {
                 Ok((0, _)) => {
                     scratch.read_buf = buf;
@@ -278,7 +280,7 @@ impl Conn {
             return;
         }
         let mut buf = std::mem::take(&mut scratch.read_buf);
-        let Some(read) = self.transport.read_directly(&mut buf) else {
+        let Some(read) = self.transport.read_directly(&mut buf, &mut scratch.cipher) else {
             scratch.read_buf = buf;
             return;
         };
@@ -494,7 +496,10 @@ impl Conn {
         }
         let mut written = 0;
         while written < frame.len() {
-            match self.transport.write(&frame[written..], &mut context) {
+            match self
+                .transport
+                .write(&frame[written..], &mut scratch.cipher, &mut context)
+            {
                 Ok(count) => {
                     scratch.shared.metrics.bytes_sent(count);
                     written += count;
@@ -535,7 +540,10 @@ impl Conn {
                 self.outbound = None; // nothing waits: free the queue
                 break false;
             }
-            match self.transport.write(bytes, &mut context) {
+            match self
+                .transport
+                .write(bytes, &mut scratch.cipher, &mut context)
+            {
                 Ok(count) => {
                     scratch.shared.metrics.bytes_sent(count);
                     data_progress |= count > 0 && out.has_data();

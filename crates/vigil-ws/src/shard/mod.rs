@@ -10,6 +10,7 @@
 mod conn;
 mod inbound;
 mod outbound;
+pub(crate) mod tls;
 pub(crate) mod transport;
 mod wake_queue;
 pub(crate) mod waker;
@@ -182,6 +183,8 @@ pub(crate) struct Scratch {
     pub(crate) index: u16,
     pub(crate) read_buf: Vec<u8>,
     pub(crate) write_buf: Vec<u8>,
+    /// What TLS connections read and write, encrypted (grown on first use).
+    pub(crate) cipher: Vec<u8>,
     pub(crate) rng: SplitMix64,
     /// The payload of the latest ping of the connection being served.
     pub(crate) ping: inbound::PingScratch,
@@ -217,6 +220,7 @@ impl Shard {
             scratch: Scratch {
                 read_buf: vec![0; 64 << 10],
                 write_buf: Vec::with_capacity(64 << 10),
+                cipher: Vec::new(),
                 rng: SplitMix64::new(seed),
                 ping: inbound::PingScratch::default(),
                 epoch,
@@ -390,18 +394,20 @@ impl Shard {
         }
         let transport = match stream {
             transport::Adopted::Tcp(stream) => {
-                let Ok(stream) = stream
-                    .set_nonblocking(true)
-                    .and_then(|()| tokio::net::TcpStream::from_std(stream))
-                else {
+                let Ok(stream) = register(stream) else {
                     return;
                 };
-                let _ = stream.set_nodelay(true);
                 transport::Transport::Tcp(stream)
             }
             transport::Adopted::Stream(stream) => {
                 self.scratch.shared.metrics.stream_adopted();
                 transport::Transport::Stream(stream)
+            }
+            transport::Adopted::Tls { socket, session } => {
+                let Ok(socket) = register(socket) else {
+                    return;
+                };
+                transport::Transport::Tls(Box::new(tls::TlsTransport::new(socket, *session)))
             }
         };
         let key = match self.free.pop() {
@@ -486,4 +492,12 @@ impl Shard {
             }
         }
     }
+}
+
+/// A socket handed to this shard, registered with its reactor.
+fn register(socket: std::net::TcpStream) -> std::io::Result<tokio::net::TcpStream> {
+    socket.set_nonblocking(true)?;
+    let socket = tokio::net::TcpStream::from_std(socket)?;
+    let _ = socket.set_nodelay(true);
+    Ok(socket)
 }

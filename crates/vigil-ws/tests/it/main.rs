@@ -14,3 +14,4 @@ mod reconnect;
 mod streams;
 mod support;
 mod tls;
+mod tls_shard;

@@ -197,9 +197,10 @@ impl TestServer {
     }
 }
 
-/// A client that writes frames byte by byte if asked, and can break rules.
-pub(crate) struct RawClient {
-    pub(crate) stream: TcpStream,
+/// A client that writes frames byte by byte if asked, and can break rules;
+/// over TCP, or any stream (TLS).
+pub(crate) struct RawClient<S = TcpStream> {
+    pub(crate) stream: S,
     buf: Vec<u8>,
 }
 
@@ -248,6 +249,25 @@ impl RawClient {
         }
     }
 
+    pub(crate) async fn connect(addr: SocketAddr) -> Self {
+        Self::handshake(TcpStream::connect(addr).await.expect("connect"), addr).await
+    }
+
+    /// Connects with a small receive buffer, so the server's writes back up
+    /// into its own queue instead of the kernel's.
+    pub(crate) async fn connect_with_receive_buffer(addr: SocketAddr, bytes: u32) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(bytes).expect("SO_RCVBUF");
+        Self::handshake(socket.connect(addr).await.expect("connect"), addr).await
+    }
+
+    /// The socket and whatever was read past the handshake.
+    pub(crate) fn into_parts(self) -> (TcpStream, Vec<u8>) {
+        (self.stream, self.buf)
+    }
+}
+
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> RawClient<S> {
     /// Whatever arrives within `timeout`, as text.
     pub(crate) async fn read_available(&mut self, timeout: Duration) -> String {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -262,19 +282,8 @@ impl RawClient {
         String::from_utf8_lossy(&std::mem::take(&mut self.buf)).into_owned()
     }
 
-    pub(crate) async fn connect(addr: SocketAddr) -> Self {
-        Self::handshake(TcpStream::connect(addr).await.expect("connect"), addr).await
-    }
-
-    /// Connects with a small receive buffer, so the server's writes back up
-    /// into its own queue instead of the kernel's.
-    pub(crate) async fn connect_with_receive_buffer(addr: SocketAddr, bytes: u32) -> Self {
-        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-        socket.set_recv_buffer_size(bytes).expect("SO_RCVBUF");
-        Self::handshake(socket.connect(addr).await.expect("connect"), addr).await
-    }
-
-    async fn handshake(mut stream: TcpStream, addr: SocketAddr) -> Self {
+    /// Upgrades `stream` (connected to `addr`) to a WebSocket.
+    pub(crate) async fn handshake(mut stream: S, addr: SocketAddr) -> Self {
         let request = format!(
             "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -324,11 +333,6 @@ impl RawClient {
             tokio::time::timeout(timeout, self.stream.write_all(bytes)).await,
             Ok(Ok(()))
         )
-    }
-
-    /// The socket and whatever was read past the handshake.
-    pub(crate) fn into_parts(self) -> (TcpStream, Vec<u8>) {
-        (self.stream, self.buf)
     }
 
     /// Reads one server frame: (first header byte, payload). `None` on EOF

@@ -1,8 +1,11 @@
 //! vigil-ws over TLS at both ends, with certificates made at test time: a
-//! server that terminates TLS itself (tokio-rustls under hyper's http1
-//! builder, the general stream path) and the [`Connector`] on `wss://`,
-//! trusting a CA file. Heartbeats and an echo go through; a certificate that
-//! expired or names another host is refused by the client.
+//! server that terminates TLS itself (with vigil-ws's own [`tls::accept`],
+//! whose sessions move into the shards, or with tokio-rustls, served as a
+//! general stream) and the [`Connector`] on `wss://`, trusting a CA file.
+//! Heartbeats and an echo go through either way; a certificate that expired
+//! or names another host is refused by the client.
+//!
+//! [`tls::accept`]: vigil_ws::tls::accept
 
 use crate::support::*;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
@@ -15,14 +18,14 @@ use vigil_core::backoff::BackoffConfig;
 use vigil_ws::{Connector, Error, Handler, Message, WsServer};
 
 /// A CA of this test, written to `dir/ca.pem`, and what it signs.
-struct Pki {
+pub(crate) struct Pki {
     ca: rcgen::Certificate,
     key: KeyPair,
     dir: PathBuf,
 }
 
 impl Pki {
-    fn new(test: &str) -> Self {
+    pub(crate) fn new(test: &str) -> Self {
         let key = KeyPair::generate().expect("key");
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -33,13 +36,13 @@ impl Pki {
         Self { ca, key, dir }
     }
 
-    fn ca_file(&self) -> PathBuf {
+    pub(crate) fn ca_file(&self) -> PathBuf {
         self.dir.join("ca.pem")
     }
 
     /// A server configuration with a certificate for `names`, expired if
     /// asked.
-    fn server_config(&self, names: &[&str], expired: bool) -> Arc<rustls::ServerConfig> {
+    pub(crate) fn server_config(&self, names: &[&str], expired: bool) -> Arc<rustls::ServerConfig> {
         let key = KeyPair::generate().expect("key");
         let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
         let mut params = CertificateParams::new(names).expect("params");
@@ -58,6 +61,19 @@ impl Pki {
             .expect("config");
         Arc::new(config)
     }
+
+    /// A client configuration trusting this CA.
+    pub(crate) fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca.der().clone()).expect("CA");
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Arc::new(config)
+    }
 }
 
 impl Drop for Pki {
@@ -66,24 +82,45 @@ impl Drop for Pki {
     }
 }
 
+/// Who terminates TLS in front of vigil-ws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Terminator {
+    /// vigil-ws's own `tls::accept`: the session moves into the shard.
+    Vigil,
+    /// tokio-rustls: the stream is served as a general stream.
+    TokioRustls,
+}
+
 /// vigil-ws behind TLS terminated in the same process.
-async fn tls_server(config: Arc<rustls::ServerConfig>) -> (SocketAddr, WsServer, Arc<Recorder>) {
+pub(crate) async fn tls_server(
+    config: Arc<rustls::ServerConfig>,
+    terminator: Terminator,
+) -> (SocketAddr, WsServer, Arc<Recorder>) {
     let recorder = Arc::new(Recorder::default());
     let ws =
         WsServer::start(fast_config(), Arc::clone(&recorder) as Arc<dyn Handler>).expect("start");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let server = ws.clone();
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
-            let (acceptor, server) = (acceptor.clone(), server.clone());
+            let (config, server) = (Arc::clone(&config), server.clone());
             tokio::spawn(async move {
-                if let Ok(stream) = acceptor.accept(stream).await {
-                    server.serve_upgrades(stream).await;
+                match terminator {
+                    Terminator::Vigil => {
+                        if let Ok(stream) = vigil_ws::tls::accept(config, stream).await {
+                            server.serve_upgrades(stream).await;
+                        }
+                    }
+                    Terminator::TokioRustls => {
+                        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                        if let Ok(stream) = acceptor.accept(stream).await {
+                            server.serve_upgrades(stream).await;
+                        }
+                    }
                 }
             });
         }
@@ -101,9 +138,19 @@ fn backoff() -> BackoffConfig {
 }
 
 #[tokio::test]
-async fn a_wss_connector_trusting_a_ca_file_heartbeats_and_echoes() {
-    let pki = Pki::new("good");
-    let (addr, ws, recorder) = tls_server(pki.server_config(&["localhost"], false)).await;
+async fn a_wss_connector_trusting_a_ca_file_heartbeats_and_echoes_over_vigils_tls() {
+    a_wss_connector_heartbeats_and_echoes(Terminator::Vigil).await;
+}
+
+#[tokio::test]
+async fn a_wss_connector_trusting_a_ca_file_heartbeats_and_echoes_over_tokio_rustls() {
+    a_wss_connector_heartbeats_and_echoes(Terminator::TokioRustls).await;
+}
+
+async fn a_wss_connector_heartbeats_and_echoes(terminator: Terminator) {
+    let pki = Pki::new(&format!("good-{terminator:?}"));
+    let (addr, ws, recorder) =
+        tls_server(pki.server_config(&["localhost"], false), terminator).await;
     let client = Arc::new(Recorder::default());
     let url = format!("wss://localhost:{}/ws", addr.port());
     let connector = Connector::new(url, fast_config(), backoff())
@@ -148,7 +195,9 @@ async fn a_wss_connector_trusting_a_ca_file_heartbeats_and_echoes() {
         connector.connection().is_some(),
         "the client still connected"
     );
-    assert_eq!(ws.metrics().streams_opened, 1);
+    // Only a stream vigil-ws did not make is served as a general stream.
+    let general = usize::from(terminator == Terminator::TokioRustls);
+    assert_eq!(ws.metrics().streams_opened, general as u64);
     assert!(
         recorder
             .events()
@@ -166,7 +215,8 @@ async fn expired_or_wrong_host_certificates_are_refused_by_the_connector() {
         (&["localhost"][..], true, "expired"),
         (&["other.example"][..], false, "another host"),
     ] {
-        let (addr, ws, recorder) = tls_server(pki.server_config(names, expired)).await;
+        let config = pki.server_config(names, expired);
+        let (addr, ws, recorder) = tls_server(config, Terminator::Vigil).await;
         let url = format!("wss://localhost:{}/ws", addr.port());
         let connector = Connector::new(url, fast_config(), backoff())
             .ca_file(pki.ca_file())

@@ -1,0 +1,237 @@
+//! One server-side TLS session on rustls's unbuffered API: the caller owns
+//! every buffer, so a session keeps only its keys and handshake state
+//! between reads (no 4 KiB receive buffer for the life of the connection,
+//! which rustls's buffered `ServerConnection` keeps). The same session
+//! serves the handshake and the HTTP request (in [`TlsStream`]) and, once
+//! upgraded, the WebSocket inside a shard, with the shard's shared buffers.
+//!
+//! [`TlsStream`]: super::TlsStream
+
+use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
+use rustls::unbuffered::{
+    ConnectionState, EncodeError, EncryptError, InsufficientSizeError, WriteTraffic,
+};
+use std::io;
+
+/// The most plaintext put into one record (TLS's own maximum): a write
+/// larger than this is cut, so what waits for a full socket stays bounded.
+pub(crate) const MAX_RECORD_PLAINTEXT: usize = 16 << 10;
+
+/// What one pass over received records found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Received {
+    /// Bytes at the front of the input that were used up; the rest is the
+    /// start of a record still arriving, to present again with more.
+    pub(crate) consumed: usize,
+    /// The peer sent its `close_notify`: no more data will come.
+    pub(crate) peer_closed: bool,
+}
+
+/// A TLS session (server side).
+pub(crate) struct TlsSession {
+    connection: UnbufferedServerConnection,
+}
+
+impl std::fmt::Debug for TlsSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSession")
+            .field("handshaking", &self.connection.is_handshaking())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsSession {
+    pub(crate) fn new(config: std::sync::Arc<rustls::ServerConfig>) -> io::Result<Self> {
+        let connection = UnbufferedServerConnection::new(config).map_err(invalid)?;
+        Ok(Self { connection })
+    }
+
+    pub(crate) fn is_handshaking(&self) -> bool {
+        self.connection.is_handshaking()
+    }
+
+    /// The protocol ALPN settled on, if any.
+    pub(crate) fn alpn_protocol(&self) -> Option<&[u8]> {
+        self.connection.alpn_protocol()
+    }
+
+    /// Processes the records in `incoming`: decrypted application data goes
+    /// to `plaintext`, anything TLS itself must send (handshake messages,
+    /// a key update) is appended to `outgoing`, to be written in order
+    /// before any later record. A broken or hostile record is an
+    /// `InvalidData` error, after which the session is unusable.
+    pub(crate) fn receive(
+        &mut self,
+        incoming: &mut [u8],
+        outgoing: &mut Vec<u8>,
+        plaintext: &mut dyn FnMut(&[u8]),
+    ) -> io::Result<Received> {
+        let mut received = Received::default();
+        loop {
+            let status = self
+                .connection
+                .process_tls_records(&mut incoming[received.consumed..]);
+            let discard = status.discard;
+            let more = match status.state.map_err(invalid)? {
+                ConnectionState::ReadTraffic(mut traffic) => {
+                    while let Some(record) = traffic.next_record() {
+                        plaintext(record.map_err(invalid)?.payload);
+                    }
+                    true
+                }
+                ConnectionState::EncodeTlsData(mut encode) => {
+                    encode_into(outgoing, |out| {
+                        encode.encode(out).map_err(EncodeFailure::from)
+                    })?;
+                    true
+                }
+                // `outgoing` keeps the bytes until the caller writes them,
+                // before anything encrypted later.
+                ConnectionState::TransmitTlsData(transmit) => {
+                    transmit.done();
+                    true
+                }
+                ConnectionState::PeerClosed => {
+                    received.peer_closed = true;
+                    true
+                }
+                ConnectionState::Closed => {
+                    received.peer_closed = true;
+                    false
+                }
+                // Everything readable was read: the rest (if any) is a
+                // record still arriving.
+                ConnectionState::WriteTraffic(_) | ConnectionState::BlockedHandshake => false,
+                // Early data is never enabled; anything else is new to us.
+                _ => return Err(invalid("unexpected TLS connection state")),
+            };
+            received.consumed += discard;
+            if !more {
+                return Ok(received);
+            }
+        }
+    }
+
+    /// Encrypts `plaintext` (at most [`MAX_RECORD_PLAINTEXT`] of it, the
+    /// count returned) onto the end of `outgoing`.
+    pub(crate) fn encrypt(
+        &mut self,
+        plaintext: &[u8],
+        outgoing: &mut Vec<u8>,
+    ) -> io::Result<usize> {
+        let plaintext = &plaintext[..plaintext.len().min(MAX_RECORD_PLAINTEXT)];
+        self.with_write_traffic(outgoing, |traffic, outgoing| {
+            encode_into(outgoing, |out| {
+                traffic.encrypt(plaintext, out).map_err(EncodeFailure::from)
+            })
+        })?;
+        Ok(plaintext.len())
+    }
+
+    /// Appends our `close_notify` to `outgoing` (best effort: nothing is
+    /// added once the session cannot send).
+    pub(crate) fn close_notify(&mut self, outgoing: &mut Vec<u8>) {
+        let _ = self.with_write_traffic(outgoing, |traffic, outgoing| {
+            encode_into(outgoing, |out| {
+                traffic.queue_close_notify(out).map_err(EncodeFailure::from)
+            })
+        });
+    }
+
+    /// Runs `write` once the session may send application data, first
+    /// appending to `outgoing` whatever TLS must send before it.
+    fn with_write_traffic(
+        &mut self,
+        outgoing: &mut Vec<u8>,
+        write: impl FnOnce(&mut WriteTraffic<'_, ServerConnectionData>, &mut Vec<u8>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        loop {
+            let mut nothing_received = [];
+            let status = self.connection.process_tls_records(&mut nothing_received);
+            match status.state.map_err(invalid)? {
+                ConnectionState::WriteTraffic(mut traffic) => return write(&mut traffic, outgoing),
+                ConnectionState::EncodeTlsData(mut encode) => {
+                    encode_into(outgoing, |out| {
+                        encode.encode(out).map_err(EncodeFailure::from)
+                    })?;
+                }
+                ConnectionState::TransmitTlsData(transmit) => transmit.done(),
+                ConnectionState::Closed => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::BrokenPipe,
+                        "the TLS session is closed",
+                    ));
+                }
+                ConnectionState::BlockedHandshake => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotConnected,
+                        "the TLS handshake is not finished",
+                    ));
+                }
+                // Unread plaintext or a peer's close not yet seen: the
+                // caller must `receive` first.
+                _ => return Err(invalid("TLS input is waiting to be received")),
+            }
+        }
+    }
+}
+
+/// Why rustls could not write into the space it was given.
+enum EncodeFailure {
+    TooSmall(usize),
+    Other(String),
+}
+
+impl From<EncodeError> for EncodeFailure {
+    fn from(error: EncodeError) -> Self {
+        match error {
+            EncodeError::InsufficientSize(InsufficientSizeError { required_size }) => {
+                Self::TooSmall(required_size)
+            }
+            other => Self::Other(other.to_string()),
+        }
+    }
+}
+
+impl From<EncryptError> for EncodeFailure {
+    fn from(error: EncryptError) -> Self {
+        match error {
+            EncryptError::InsufficientSize(InsufficientSizeError { required_size }) => {
+                Self::TooSmall(required_size)
+            }
+            other => Self::Other(other.to_string()),
+        }
+    }
+}
+
+/// Lets `write` fill the spare end of `outgoing`, growing it once if rustls
+/// says how much it needs.
+fn encode_into(
+    outgoing: &mut Vec<u8>,
+    mut write: impl FnMut(&mut [u8]) -> Result<usize, EncodeFailure>,
+) -> io::Result<()> {
+    let start = outgoing.len();
+    let mut room = 1024;
+    loop {
+        outgoing.resize(start + room, 0);
+        match write(&mut outgoing[start..]) {
+            Ok(written) => {
+                outgoing.truncate(start + written);
+                return Ok(());
+            }
+            Err(EncodeFailure::TooSmall(required)) if required > room => room = required,
+            Err(EncodeFailure::TooSmall(_)) => {
+                outgoing.truncate(start);
+                return Err(invalid("rustls asked for less room than it was given"));
+            }
+            Err(EncodeFailure::Other(reason)) => {
+                outgoing.truncate(start);
+                return Err(invalid(reason));
+            }
+        }
+    }
+}
+
+fn invalid(error: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, error.to_string())
+}
