@@ -9,7 +9,7 @@
 mod session;
 mod stream;
 
-pub(crate) use session::TlsSession;
+pub(crate) use session::{MAX_RECORD_BYTES, TlsSession};
 pub(crate) use stream::TlsParts;
 pub use stream::{TlsStream, accept};
 

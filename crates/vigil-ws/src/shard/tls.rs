@@ -4,7 +4,7 @@
 //! rarely, the start of a record still arriving or the end of a record the
 //! socket had no room for.
 
-use crate::tls::{TlsParts, TlsSession};
+use crate::tls::{MAX_RECORD_BYTES, TlsParts, TlsSession};
 use std::io::{self, ErrorKind};
 use std::task::Context;
 use tokio::net::TcpStream;
@@ -48,10 +48,12 @@ impl TlsTransport {
         }
         // At most `buf.len()` bytes of records: their plaintext fits in it.
         let kept = self.partial.len();
-        cipher.clear();
-        cipher.extend_from_slice(&self.partial);
-        cipher.resize(buf.len().max(kept + 1), 0);
-        let (got, drained) = raw(&self.socket, &mut cipher[kept..])?;
+        let room = buf.len().max(kept + 1);
+        if cipher.len() < room {
+            cipher.resize(room, 0); // once per shard: its length stays
+        }
+        cipher[..kept].copy_from_slice(&self.partial);
+        let (got, drained) = raw(&self.socket, &mut cipher[kept..room])?;
         if got == 0 {
             return Ok((0, false));
         }
@@ -99,18 +101,27 @@ impl TlsTransport {
         if !self.write_pending()? {
             return Err(ErrorKind::WouldBlock.into());
         }
-        cipher.clear();
-        let taken = self.session.encrypt(bytes, cipher)?;
+        if cipher.len() < MAX_RECORD_BYTES {
+            cipher.resize(MAX_RECORD_BYTES, 0);
+        }
+        let (taken, length) = self.session.encrypt(bytes, &mut self.pending, cipher)?;
+        let record = &cipher[..length];
+        if !self.pending.is_empty() {
+            // TLS had messages of its own to send first.
+            self.pending.extend_from_slice(record);
+            self.write_pending()?;
+            return Ok(taken);
+        }
         let mut written = 0;
-        while written < cipher.len() {
-            match self.socket.try_write(&cipher[written..]) {
+        while written < record.len() {
+            match self.socket.try_write(&record[written..]) {
                 Ok(count) => written += count,
                 Err(error) if error.kind() == ErrorKind::Interrupted => {}
                 Err(error) if error.kind() == ErrorKind::WouldBlock => break,
                 Err(error) => return Err(error),
             }
         }
-        self.pending.extend_from_slice(&cipher[written..]);
+        self.pending.extend_from_slice(&record[written..]);
         Ok(taken)
     }
 

@@ -17,6 +17,17 @@ use std::io;
 /// larger than this is cut, so what waits for a full socket stays bounded.
 pub(crate) const MAX_RECORD_PLAINTEXT: usize = 16 << 10;
 
+/// Room enough for one record's header, type byte and tag, and padding
+/// (rustls adds none): what a record adds to its plaintext.
+const RECORD_OVERHEAD: usize = 64;
+
+/// The most one encrypted record takes.
+pub(crate) const MAX_RECORD_BYTES: usize = MAX_RECORD_PLAINTEXT + RECORD_OVERHEAD;
+
+/// First guess at a handshake message's size (rustls says if it needs
+/// more).
+const HANDSHAKE_ROOM: usize = 1024;
+
 /// What one pass over received records found.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Received {
@@ -80,7 +91,7 @@ impl TlsSession {
                     true
                 }
                 ConnectionState::EncodeTlsData(mut encode) => {
-                    encode_into(outgoing, |out| {
+                    encode_into(outgoing, HANDSHAKE_ROOM, |out| {
                         encode.encode(out).map_err(EncodeFailure::from)
                     })?;
                     true
@@ -112,27 +123,37 @@ impl TlsSession {
         }
     }
 
-    /// Encrypts `plaintext` (at most [`MAX_RECORD_PLAINTEXT`] of it, the
-    /// count returned) onto the end of `outgoing`.
+    /// Encrypts `plaintext` (at most [`MAX_RECORD_PLAINTEXT`] of it) into
+    /// one record at the start of `out`, which has room for
+    /// [`MAX_RECORD_BYTES`]; whatever TLS must send before it is appended to
+    /// `before`. Returns the plaintext taken and the record's length.
     pub(crate) fn encrypt(
         &mut self,
         plaintext: &[u8],
-        outgoing: &mut Vec<u8>,
-    ) -> io::Result<usize> {
+        before: &mut Vec<u8>,
+        out: &mut [u8],
+    ) -> io::Result<(usize, usize)> {
         let plaintext = &plaintext[..plaintext.len().min(MAX_RECORD_PLAINTEXT)];
-        self.with_write_traffic(outgoing, |traffic, outgoing| {
-            encode_into(outgoing, |out| {
-                traffic.encrypt(plaintext, out).map_err(EncodeFailure::from)
-            })
+        let mut written = 0;
+        self.with_write_traffic(before, |traffic, _| {
+            written = traffic
+                .encrypt(plaintext, out)
+                .map_err(|error| match error {
+                    EncryptError::InsufficientSize(InsufficientSizeError { required_size }) => {
+                        invalid(format!("a record needs {required_size} bytes of room"))
+                    }
+                    other => invalid(other),
+                })?;
+            Ok(())
         })?;
-        Ok(plaintext.len())
+        Ok((plaintext.len(), written))
     }
 
     /// Appends our `close_notify` to `outgoing` (best effort: nothing is
     /// added once the session cannot send).
     pub(crate) fn close_notify(&mut self, outgoing: &mut Vec<u8>) {
         let _ = self.with_write_traffic(outgoing, |traffic, outgoing| {
-            encode_into(outgoing, |out| {
+            encode_into(outgoing, RECORD_OVERHEAD, |out| {
                 traffic.queue_close_notify(out).map_err(EncodeFailure::from)
             })
         });
@@ -151,7 +172,7 @@ impl TlsSession {
             match status.state.map_err(invalid)? {
                 ConnectionState::WriteTraffic(mut traffic) => return write(&mut traffic, outgoing),
                 ConnectionState::EncodeTlsData(mut encode) => {
-                    encode_into(outgoing, |out| {
+                    encode_into(outgoing, HANDSHAKE_ROOM, |out| {
                         encode.encode(out).map_err(EncodeFailure::from)
                     })?;
                 }
@@ -204,14 +225,14 @@ impl From<EncryptError> for EncodeFailure {
     }
 }
 
-/// Lets `write` fill the spare end of `outgoing`, growing it once if rustls
-/// says how much it needs.
+/// Lets `write` fill `room` bytes more at the end of `outgoing`, growing
+/// it once if rustls says it needs more.
 fn encode_into(
     outgoing: &mut Vec<u8>,
+    mut room: usize,
     mut write: impl FnMut(&mut [u8]) -> Result<usize, EncodeFailure>,
 ) -> io::Result<()> {
     let start = outgoing.len();
-    let mut room = 1024;
     loop {
         outgoing.resize(start + room, 0);
         match write(&mut outgoing[start..]) {

@@ -4,7 +4,7 @@
 //! live only that long: once upgraded, the shard serves the same session
 //! with its own shared buffers.
 
-use super::session::{MAX_RECORD_PLAINTEXT, TlsSession};
+use super::session::{MAX_RECORD_BYTES, MAX_RECORD_PLAINTEXT, TlsSession};
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,8 +12,12 @@ use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-/// How much room a read from the socket asks for: a whole record.
-const READ_ROOM: usize = MAX_RECORD_PLAINTEXT + 2048;
+/// How much room a read from the socket asks for at least: a client's
+/// first flight and its HTTP request fit (a larger record grows it).
+/// Kept small, and never zeroed, because every connection's handshake
+/// has one: large buffers freed between long-lived session state would
+/// leave the allocator's memory fragmented, resident and unused.
+const READ_ROOM: usize = 4096;
 
 /// A server-side TLS connection over TCP, made by [`accept`].
 ///
@@ -91,19 +95,16 @@ impl TlsStream {
         self.session.alpn_protocol()
     }
 
-    /// Its parts, for a shard, after using up every complete record.
+    /// Its parts, for a shard, after using up every complete record;
+    /// buffers only where bytes wait.
     pub(crate) fn into_parts(mut self) -> io::Result<TlsParts> {
         self.process()?;
-        let mut plaintext = self.plaintext;
-        plaintext.drain(..self.plaintext_read);
-        let mut outgoing = self.outgoing;
-        outgoing.drain(..self.outgoing_written);
         Ok(TlsParts {
             socket: self.socket,
             session: self.session,
-            incoming: self.incoming,
-            plaintext,
-            outgoing,
+            incoming: just_bytes(&self.incoming),
+            plaintext: just_bytes(&self.plaintext[self.plaintext_read..]),
+            outgoing: just_bytes(&self.outgoing[self.outgoing_written..]),
             peer_closed: self.peer_closed,
         })
     }
@@ -139,14 +140,14 @@ impl TlsStream {
 
     /// Reads more from the socket onto `incoming`; 0 at its end.
     fn poll_fill(&mut self, context: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let start = self.incoming.len();
-        self.incoming.resize(start + READ_ROOM, 0);
-        let mut read_buf = ReadBuf::new(&mut self.incoming[start..]);
-        let polled = Pin::new(&mut self.socket).poll_read(context, &mut read_buf);
-        let got = read_buf.filled().len();
-        self.incoming.truncate(start + got);
-        ready!(polled)?;
-        Poll::Ready(Ok(got))
+        self.incoming.reserve(READ_ROOM);
+        loop {
+            ready!(self.socket.poll_read_ready(context))?;
+            match self.socket.try_read_buf(&mut self.incoming) {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                read => return Poll::Ready(read),
+            }
+        }
     }
 
     /// Writes `outgoing` until it is all out.
@@ -162,6 +163,11 @@ impl TlsStream {
         self.outgoing_written = 0;
         Poll::Ready(Ok(()))
     }
+}
+
+/// `bytes` in a buffer of their size (none for none).
+fn just_bytes(bytes: &[u8]) -> Vec<u8> {
+    bytes.to_vec()
 }
 
 impl AsyncRead for TlsStream {
@@ -205,7 +211,12 @@ impl AsyncWrite for TlsStream {
         let this = self.get_mut();
         // At most one record waits for the socket.
         ready!(this.poll_write_out(context))?;
-        let count = this.session.encrypt(bytes, &mut this.outgoing)?;
+        let mut record =
+            vec![0; MAX_RECORD_BYTES.min(bytes.len() + MAX_RECORD_BYTES - MAX_RECORD_PLAINTEXT)];
+        let (count, length) = this
+            .session
+            .encrypt(bytes, &mut this.outgoing, &mut record)?;
+        this.outgoing.extend_from_slice(&record[..length]);
         if let Poll::Ready(Err(error)) = this.poll_write_out(context) {
             return Poll::Ready(Err(error));
         }
