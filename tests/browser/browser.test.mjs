@@ -145,6 +145,7 @@ for (const type of ["open", "close", "reconnecting", "rtt", "presence", "token",
 }
 client.connect();
 client.join(params.get("channel"), JSON.parse(params.get("meta")));
+window.client = client;
 </script>`;
 
 const SNIPPET = readFileSync(join(HERE, "snippet.html"), "utf8");
@@ -321,6 +322,28 @@ test("short-lived tokens are refreshed in-band: the connection outlives each of 
   const rita = (await server.members("tokens")).get("rita");
   assert.equal(rita?.connections[0].id, open.detail.connection, "the same connection throughout");
   await page.close();
+});
+
+test("a big channel's members page by page, and its counts, through vigil.js", async () => {
+  const pages = [];
+  for (const user of ["pia", "pol", "pat", "pam"]) pages.push(await tab(user, "paged", { seat: user }));
+  const [first] = pages;
+  await eventually("all four in the channel", async () =>
+    (await first.evaluate(() => window.client.presenceStats("paged"))).users === 4);
+  const stats = await first.evaluate(() => window.client.presenceStats("paged"));
+  assert.equal(stats.connections, 4);
+  const walked = await first.evaluate(async () => {
+    const seen = [];
+    for await (const page of window.client.presencePages("paged", { limit: 3 })) {
+      seen.push([...page.members.entries()].map(([user, meta]) => `${user}:${meta.seat}`));
+    }
+    return seen;
+  });
+  assert.deepEqual(walked, [["pam:pam", "pat:pat", "pia:pia"], ["pol:pol"]]);
+  const refused = await first.evaluate(() =>
+    window.client.presencePages("paged", { limit: 0 }).next().then(() => "ok", (error) => error.code));
+  assert.equal(refused, "invalid_page");
+  for (const page of pages) await page.close();
 });
 
 test("over wss:// (vigil's own TLS) the client connects, heartbeats and sees presence", async () => {

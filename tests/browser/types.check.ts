@@ -45,6 +45,11 @@ async function use(): Promise<void> {
   const rtt: number = await client.ping();
   await client.setWill("room-1", null);
   await client.leave("room-1");
+  const stats = await client.presenceStats("room-1");
+  const counted: number = stats.users + stats.connections;
+  for await (const page of client.presencePages("room-1", { limit: 100 })) {
+    console.log(page.version, page.members.size, counted);
+  }
   const state: "connecting" | "open" | "closed" = client.state;
   console.log(members.size, delivered, rtt, state, client.channels.length);
   try {

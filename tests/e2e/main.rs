@@ -10,6 +10,7 @@ mod files;
 mod http_details;
 mod limits;
 mod observability;
+mod presence_pages;
 mod proxies;
 mod rate_limits;
 mod session;

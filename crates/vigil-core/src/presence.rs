@@ -16,7 +16,7 @@ mod timers;
 mod tests;
 
 pub use config::{PresenceConfig, PresenceConfigBuilder, PresenceConfigError};
-pub use event::{ConnId, Departure, Event, Member, Snapshot};
+pub use event::{ChannelStats, ConnId, Departure, Event, Member, Page, Snapshot};
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -366,6 +366,71 @@ impl Presence {
         Snapshot {
             version: channel_state.version,
             members,
+        }
+    }
+
+    /// Up to `limit` members of `channel` whose user id sorts after
+    /// `after` (from the first with `None`), with the cursor of the next
+    /// page. See [`Page`].
+    #[must_use]
+    pub fn members_page(&self, channel: &str, after: Option<&str>, limit: usize) -> Page {
+        let Some(channel_state) = self.channels.get(channel) else {
+            return Page {
+                version: self.version,
+                members: Vec::new(),
+                next: None,
+            };
+        };
+        let range = match after {
+            Some(after) => channel_state
+                .members
+                .range::<str, _>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
+            None => channel_state.members.range::<str, _>(..),
+        };
+        let mut rest = range.peekable();
+        let mut members = Vec::with_capacity(limit.min(channel_state.members.len()));
+        while members.len() < limit {
+            let Some((user, member)) = rest.next() else {
+                break;
+            };
+            members.push(Member {
+                user: Arc::clone(user),
+                meta: member.meta.clone(),
+            });
+        }
+        let next = match (rest.peek(), members.last()) {
+            (Some(_), Some(last)) => Some(Arc::clone(&last.user)),
+            _ => None,
+        };
+        Page {
+            version: channel_state.version,
+            members,
+            next,
+        }
+    }
+
+    /// Users and live connections in `channel` (zeros if unknown).
+    #[must_use]
+    pub fn channel_stats(&self, channel: &str) -> ChannelStats {
+        let Some(channel_state) = self.channels.get(channel) else {
+            return ChannelStats {
+                version: self.version,
+                users: 0,
+                connections: 0,
+            };
+        };
+        let connections = channel_state
+            .members
+            .values()
+            .map(|member| match member.hold {
+                Hold::Joined(count) => count.get(),
+                Hold::Leaving(_) => 0,
+            })
+            .sum();
+        ChannelStats {
+            version: channel_state.version,
+            users: channel_state.members.len(),
+            connections,
         }
     }
 

@@ -3,7 +3,9 @@
 //! user's presence, disconnect a user. Off unless a key is configured.
 //!
 //! - `POST /api/channels/{channel}/publish` with `{"data": ...}`
-//! - `GET /api/channels/{channel}/presence`
+//! - `GET /api/channels/{channel}/presence`, or one page of it with
+//!   `?limit=N` and `&cursor=NEXT` (the previous page's `next`)
+//! - `GET /api/channels/{channel}/stats`: users and connections
 //! - `GET /api/users/{user}`
 //! - `POST /api/users/{user}/disconnect`
 //!
@@ -13,7 +15,7 @@
 //! `GET /api/overview`, the dashboard's data, is `crate::overview`'s.
 
 use crate::hub::Hub;
-use crate::protocol::check_channel;
+use crate::protocol::{check_channel, page_request};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -125,7 +127,19 @@ pub(crate) async fn handle(
             if let Err(reason) = check_channel(channel) {
                 return refuse(StatusCode::BAD_REQUEST, &reason);
             }
-            answer(StatusCode::OK, &hub.presence(channel))
+            let page = query_page(request.uri().query())
+                .and_then(|(cursor, limit)| page_request(cursor.as_deref(), limit));
+            match page {
+                Err(reason) => refuse(StatusCode::BAD_REQUEST, &reason),
+                Ok(None) => answer(StatusCode::OK, &hub.presence(channel)),
+                Ok(Some(page)) => answer(StatusCode::OK, &hub.presence_page(channel, &page)),
+            }
+        }
+        (Method::GET, ["channels", channel, "stats"]) => {
+            if let Err(reason) = check_channel(channel) {
+                return refuse(StatusCode::BAD_REQUEST, &reason);
+            }
+            answer(StatusCode::OK, &hub.presence_stats(channel))
         }
         (Method::GET, ["users", user]) => {
             let (conns, channels) = hub.user(user);
@@ -144,7 +158,7 @@ pub(crate) async fn handle(
         (_, ["channels", _, "publish"] | ["users", _, "disconnect"]) => {
             refuse(StatusCode::METHOD_NOT_ALLOWED, "use POST")
         }
-        (_, ["channels", _, "presence"] | ["users", _]) => {
+        (_, ["channels", _, "presence" | "stats"] | ["users", _]) => {
             refuse(StatusCode::METHOD_NOT_ALLOWED, "use GET")
         }
         _ => refuse(
@@ -152,6 +166,33 @@ pub(crate) async fn handle(
             "unknown API path; see docs/PROTOCOL.md (HTTP API)",
         ),
     }
+}
+
+/// The `cursor` (percent-decoded) and `limit` of a presence query; other
+/// parameters are refused, so a typo is not silently a whole list.
+fn query_page(query: Option<&str>) -> Result<(Option<String>, Option<u64>), String> {
+    let (mut cursor, mut limit) = (None, None);
+    for pair in query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .filter(|p| !p.is_empty())
+    {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_encoding::percent_decode_str(value)
+            .decode_utf8()
+            .map_err(|_| format!("{name} is not UTF-8 once percent-decoded"))?;
+        match name {
+            "cursor" => cursor = Some(value.into_owned()),
+            "limit" => {
+                let parsed = value
+                    .parse()
+                    .map_err(|_| format!("limit must be a whole number; got {value:?}"))?;
+                limit = Some(parsed);
+            }
+            other => return Err(format!("unknown query parameter {other:?} (cursor, limit)")),
+        }
+    }
+    Ok((cursor, limit))
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ mod overview;
 mod remote;
 
 use crate::cluster::{Change, Outbound};
-use crate::protocol::ErrorCode;
+use crate::protocol::{ErrorCode, PageRequest};
 use bytes::Bytes;
 use diffs::PendingDiffs;
 use local::{LocalMember, LocalMembers};
@@ -311,6 +311,25 @@ impl Hub {
 
     pub(crate) fn presence(&self, channel: &str) -> Value {
         snapshot_json(channel, &self.state.lock().presence.members(channel))
+    }
+
+    /// One page of `channel`'s members, with the cursor of the next.
+    pub(crate) fn presence_page(&self, channel: &str, page: &PageRequest) -> Value {
+        let page =
+            self.state
+                .lock()
+                .presence
+                .members_page(channel, page.after.as_deref(), page.limit);
+        let members: Vec<Value> = page.members.iter().map(member_json).collect();
+        json!({"channel": channel, "version": page.version, "members": members,
+               "next": page.next.as_deref()})
+    }
+
+    /// How many users and connections are in `channel`.
+    pub(crate) fn presence_stats(&self, channel: &str) -> Value {
+        let stats = self.state.lock().presence.channel_stats(channel);
+        json!({"channel": channel, "version": stats.version, "users": stats.users,
+               "connections": stats.connections})
     }
 
     /// Stores (or, with `null`, clears) the connection's last will, for a

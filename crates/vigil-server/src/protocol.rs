@@ -9,6 +9,12 @@ use serde_json::Value;
 /// Longest channel name accepted.
 pub(crate) const MAX_CHANNEL_LEN: usize = 128;
 
+/// The most members one page of `presence` holds.
+pub(crate) const MAX_PAGE: u64 = 1000;
+
+/// Longest `cursor` accepted (a user id, as a page's `next` gave it).
+const MAX_CURSOR_LEN: usize = 1024;
+
 /// A request from a client. Every request may carry an `id`, echoed in the
 /// reply or error.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -29,8 +35,17 @@ pub(crate) enum Request {
         channel: String,
         data: Value,
     },
-    /// Who is in a channel now.
-    Presence { id: Option<Value>, channel: String },
+    /// Who is in a channel now: all of it, or (with `limit` or `cursor`)
+    /// one page in user order, starting after `cursor` (the `next` of
+    /// the previous page).
+    Presence {
+        id: Option<Value>,
+        channel: String,
+        cursor: Option<String>,
+        limit: Option<u64>,
+    },
+    /// How many users and connections are in a channel, without the list.
+    PresenceStats { id: Option<Value>, channel: String },
     /// Publish `data` to `channel` if this connection ends abnormally
     /// (timeout, broken transport), never on a clean close. `data: null`
     /// clears it.
@@ -56,6 +71,7 @@ impl Request {
             | Self::Leave { id, .. }
             | Self::Publish { id, .. }
             | Self::Presence { id, .. }
+            | Self::PresenceStats { id, .. }
             | Self::SetWill { id, .. }
             | Self::Ping { id }
             | Self::Refresh { id, .. } => id.as_ref(),
@@ -90,6 +106,44 @@ pub(crate) enum ErrorCode {
     /// A `refresh` whose token names another user than the connection's
     /// (or any user, on an anonymous connection).
     WrongSubject,
+    /// A `presence` page whose `limit` is 0 or over [`MAX_PAGE`], or
+    /// whose `cursor` is empty or too long.
+    InvalidPage,
+}
+
+/// One page of a channel's members: after `after`, at most `limit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PageRequest {
+    pub(crate) after: Option<String>,
+    pub(crate) limit: usize,
+}
+
+/// The page a `presence` request (or API call) asks for: `None` for the
+/// whole list (neither field given), else the page, `MAX_PAGE` long
+/// unless `limit` says less.
+pub(crate) fn page_request(
+    cursor: Option<&str>,
+    limit: Option<u64>,
+) -> Result<Option<PageRequest>, String> {
+    if cursor.is_none() && limit.is_none() {
+        return Ok(None);
+    }
+    let limit = limit.unwrap_or(MAX_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(format!("limit is 1 to {MAX_PAGE} members; got {limit}"));
+    }
+    if let Some(cursor) = cursor
+        && (cursor.is_empty() || cursor.len() > MAX_CURSOR_LEN)
+    {
+        return Err(format!(
+            "cursor is the `next` of the previous page (1 to {MAX_CURSOR_LEN} bytes); got {} bytes",
+            cursor.len()
+        ));
+    }
+    Ok(Some(PageRequest {
+        after: cursor.map(str::to_owned),
+        limit: usize::try_from(limit).unwrap_or(usize::MAX),
+    }))
 }
 
 /// Checks a channel name: 1 to 128 characters from `A-Z a-z 0-9 _ - . : /`.
@@ -141,11 +195,16 @@ pub(crate) fn parse(text: &str) -> Result<Request, (ErrorCode, String, Option<Va
         | Request::Leave { channel, .. }
         | Request::Publish { channel, .. }
         | Request::Presence { channel, .. }
+        | Request::PresenceStats { channel, .. }
         | Request::SetWill { channel, .. } => {
             check_channel(channel)
                 .map_err(|message| (ErrorCode::InvalidChannel, message, id.clone()))?;
         }
         Request::Ping { .. } | Request::Refresh { .. } => {}
+    }
+    if let Request::Presence { cursor, limit, .. } = &request {
+        page_request(cursor.as_deref(), *limit)
+            .map_err(|message| (ErrorCode::InvalidPage, message, id.clone()))?;
     }
     Ok(request)
 }

@@ -229,9 +229,24 @@ impl Sessions {
                 let delivered = self.hub.publish(conn, channel, data)?;
                 fields.insert("delivered".into(), delivered.into());
             }
-            Request::Presence { channel, .. } => {
+            Request::Presence {
+                channel,
+                cursor,
+                limit,
+                ..
+            } => {
                 self.allowed(conn, channel)?;
-                fields.insert("presence".into(), self.hub.presence(channel));
+                let page = protocol::page_request(cursor.as_deref(), *limit)
+                    .map_err(|message| (ErrorCode::InvalidPage, message))?;
+                let presence = match page {
+                    Some(page) => self.hub.presence_page(channel, &page),
+                    None => self.hub.presence(channel),
+                };
+                fields.insert("presence".into(), presence);
+            }
+            Request::PresenceStats { channel, .. } => {
+                self.allowed(conn, channel)?;
+                fields.insert("stats".into(), self.hub.presence_stats(channel));
             }
             Request::SetWill { channel, data, .. } => {
                 self.allowed(conn, channel)?;

@@ -82,3 +82,31 @@ pub enum Event {
         payload: Arc<str>,
     },
 }
+
+/// Part of a channel's members, in user order, for a client that pages
+/// through a channel too large to take whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The channel's version when the page was read.
+    pub version: u64,
+    /// Up to the asked number of members, sorted by user id, all after the
+    /// cursor.
+    pub members: Vec<Member>,
+    /// Where the next page starts (the last user of this one), or `None`
+    /// when this page reached the end. Paging by user id is stable: a user
+    /// present from the first page to the last is on exactly one page,
+    /// whoever joins or leaves meanwhile.
+    pub next: Option<Arc<str>>,
+}
+
+/// How many are in a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelStats {
+    /// The channel's version.
+    pub version: u64,
+    /// Users present (one per user, however many tabs; a user inside its
+    /// leave grace still counts).
+    pub users: usize,
+    /// Live connections in the channel.
+    pub connections: usize,
+}

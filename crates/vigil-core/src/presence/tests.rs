@@ -475,3 +475,72 @@ fn a_grace_over_an_hour_is_refused_with_a_message_naming_the_setting() {
         "{message}"
     );
 }
+
+// --- big channels: pages and counts ---------------------------------------
+
+#[test]
+fn pages_walk_the_members_in_user_order_and_stay_stable_while_they_change() {
+    check(
+        "
+        0s connect c1 ann
+        0s connect c2 bob
+        0s connect c3 cat
+        0s connect c4 dan
+        0s connect c5 eve
+        0s join c1 hall
+        0s join c2 hall
+        0s join c3 hall
+        0s join c4 hall
+        0s join c5 hall
+        1s page hall - 2
+        1s connect c6 abe
+        1s join c6 hall
+        1s leave c4 hall
+        1s page hall bob 2
+        1s page hall cat 2
+        1s page nowhere - 2
+        ",
+        "
+        0s diff hall v1 +ann
+        0s diff hall v2 +bob
+        0s diff hall v3 +cat
+        0s diff hall v4 +dan
+        0s diff hall v5 +eve
+        1s page hall v5: ann bob next=bob
+        1s diff hall v6 +abe
+        1s diff hall v7 -dan
+        1s page hall v7: cat eve next=-
+        1s page hall v7: eve next=-
+        1s page nowhere v7: next=-
+        ",
+    );
+}
+
+#[test]
+fn stats_count_users_once_and_every_live_connection() {
+    check(
+        "
+        0s connect c1 ann
+        0s connect c2 ann
+        0s connect c3 bob
+        0s join c1 hall
+        0s join c2 hall
+        0s join c3 hall
+        1s stats hall
+        2s disconnect c3 abnormal
+        2s stats hall
+        7s tick
+        7s stats hall
+        7s stats nowhere
+        ",
+        "
+        0s diff hall v1 +ann
+        0s diff hall v2 +bob
+        1s stats hall v2: users=2 connections=3
+        2s stats hall v2: users=2 connections=2
+        7s diff hall v3 -bob
+        7s stats hall v3: users=1 connections=2
+        7s stats nowhere v3: users=0 connections=0
+        ",
+    );
+}

@@ -162,6 +162,13 @@ export declare class VigilClient extends EventTarget {
   /** Resolves with the number of members the message was delivered to. */
   publish(channel: string, data: Json): Promise<number>;
   presence(channel: string): Promise<{ channel: string; version: number; members: Map<string, Json> }>;
+  /** Users and connections in `channel`, without the list. */
+  presenceStats(channel: string): Promise<{ channel: string; version: number; users: number; connections: number }>;
+  /** The members page by page, in user order; `limit` 1 to 1000 (default 1000). */
+  presencePages(
+    channel: string,
+    options?: { limit?: number },
+  ): AsyncGenerator<{ channel: string; version: number; members: Map<string, Json> }, void, undefined>;
   /** Published to `channel` if this connection ends abnormally; null clears. */
   setWill(channel: string, data: Json): Promise<void>;
 

@@ -332,6 +332,32 @@ export class VigilClient extends EventTarget {
     });
   }
 
+  /** How many are in `channel`, without the list: {channel, version, users, connections}. */
+  presenceStats(channel) {
+    return this.#request({ op: "presence_stats", channel }).then((reply) => reply.stats);
+  }
+
+  /**
+   * The members of `channel` page by page, in user order, for a channel too
+   * big to take whole: `for await (const page of client.presencePages(c))`,
+   * each page {channel, version, members: Map(user -> meta)}, at most
+   * `limit` (1 to 1000) members each. A user present from the first page to
+   * the last is on exactly one page, whoever joins or leaves meanwhile.
+   */
+  async *presencePages(channel, { limit = 1000 } = {}) {
+    let cursor = null;
+    do {
+      const body = cursor === null ? { op: "presence", channel, limit } : { op: "presence", channel, limit, cursor };
+      const page = (await this.#request(body)).presence;
+      yield {
+        channel,
+        version: page.version,
+        members: new Map(page.members.map((m) => [m.user, m.meta ?? null])),
+      };
+      cursor = page.next ?? null;
+    } while (cursor !== null);
+  }
+
   /**
    * Sets the last will: `data` is published to `channel` if this connection
    * ends abnormally; `null` clears it. Re-set after every reconnect.

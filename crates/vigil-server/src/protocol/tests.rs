@@ -94,3 +94,46 @@ fn errors_and_replies_echo_the_id() {
         (Some("reply"), Some(2))
     );
 }
+
+#[test]
+fn presence_pages_and_stats_parse_and_bad_pages_are_refused() {
+    assert_eq!(
+        parse(r#"{"op":"presence","channel":"hall","limit":2,"cursor":"bob","id":1}"#)
+            .expect("valid"),
+        Request::Presence {
+            id: Some(1.into()),
+            channel: "hall".into(),
+            cursor: Some("bob".into()),
+            limit: Some(2),
+        }
+    );
+    assert!(matches!(
+        parse(r#"{"op":"presence_stats","channel":"hall"}"#),
+        Ok(Request::PresenceStats { .. })
+    ));
+    assert_eq!(page_request(None, None), Ok(None));
+    assert_eq!(
+        page_request(Some("bob"), None),
+        Ok(Some(PageRequest {
+            after: Some("bob".into()),
+            limit: MAX_PAGE as usize
+        }))
+    );
+    for bad in [
+        r#"{"op":"presence","channel":"hall","limit":0,"id":2}"#,
+        r#"{"op":"presence","channel":"hall","limit":1001,"id":2}"#,
+        r#"{"op":"presence","channel":"hall","cursor":"","id":2}"#,
+    ] {
+        refused(bad, ErrorCode::InvalidPage, Some(2.into()));
+    }
+    refused(
+        r#"{"op":"presence","channel":"hall","limit":-1,"id":2}"#,
+        ErrorCode::UnknownOp,
+        Some(2.into()),
+    );
+    refused(
+        r#"{"op":"presence_stats","channel":"a b","id":3}"#,
+        ErrorCode::InvalidChannel,
+        Some(3.into()),
+    );
+}

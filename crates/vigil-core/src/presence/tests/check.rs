@@ -79,6 +79,25 @@ pub(super) fn check_with(config: PresenceConfig, script: &str, expect: &str) {
                 }
                 Some(text)
             }
+            ("page", [channel, after, limit]) => {
+                let after = (*after != "-").then_some(*after);
+                let limit = limit.parse().expect("page limit");
+                let page = presence.members_page(channel, after, limit);
+                let mut text = format!("page {channel} v{}:", page.version);
+                for member in &page.members {
+                    text.push(' ');
+                    text.push_str(&member_text(&member.user, member.meta.as_deref()));
+                }
+                text.push_str(&format!(" next={}", page.next.as_deref().unwrap_or("-")));
+                Some(text)
+            }
+            ("stats", [channel]) => {
+                let stats = presence.channel_stats(channel);
+                Some(format!(
+                    "stats {channel} v{}: users={} connections={}",
+                    stats.version, stats.users, stats.connections
+                ))
+            }
             ("online", [channel, user]) => {
                 let online = presence.is_online(channel, user);
                 Some(format!("online {channel} {user}: {online}"))
