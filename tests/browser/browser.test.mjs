@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { X509Certificate, createHash, createHmac } from "node:crypto";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -137,7 +137,7 @@ const params = new URLSearchParams(location.hash.slice(1));
 const getToken = params.has("refresh") ? () => window.freshToken() : undefined;
 const client = new VigilClient({ token: params.get("token"), getToken });
 window.events = [];
-for (const type of ["open", "close", "reconnecting", "rtt", "presence", "token", "error"]) {
+for (const type of ["open", "close", "reconnecting", "rtt", "presence", "count", "token", "error"]) {
   client.addEventListener(type, ({ detail }) => {
     const copy = type === "presence" ? { channel: detail.channel, joins: detail.joins, leaves: detail.leaves } : detail;
     window.events.push({ type, detail: copy });
@@ -344,6 +344,41 @@ test("a big channel's members page by page, and its counts, through vigil.js", a
     window.client.presencePages("paged", { limit: 0 }).next().then(() => "ok", (error) => error.code));
   assert.equal(refused, "invalid_page");
   for (const page of pages) await page.close();
+});
+
+test("in a counts namespace vigil.js reports numbers, never a list", async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const config = join(ARTIFACTS, "counts.toml");
+  writeFileSync(config, '[[namespace]]\nchannels = "live:*"\npresence = "counts"\n');
+  const counted = await Server.start(0, ["--config", config]);
+  try {
+    const open = async (user) => {
+      const page = await context.newPage();
+      const hash = new URLSearchParams({ token: counted.token(user), channel: "live:show", meta: "null" });
+      await page.goto(`${counted.base}/test/tab.html#${hash}`);
+      await eventually(`${user} is connected`, () => page.evaluate(() => window.events?.some((e) => e.type === "open")));
+      return page;
+    };
+    const first = await open("cleo");
+    const second = await open("cody");
+    await eventually("cleo counts two users", async () =>
+      (await events(first, "count")).some((e) => e.detail.users === 2 && e.detail.connections === 2));
+    const [latest] = (await events(first, "count")).slice(-1);
+    assert.equal(latest.detail.channel, "live:show");
+    assert.equal(latest.detail.pages, false);
+    assert.deepEqual(
+      (await events(first, "presence")).filter((e) => e.detail.channel === "live:show"),
+      [],
+      "no list diffs in a counts channel",
+    );
+    const asked = await first.evaluate(() => window.client.presence("live:show"));
+    assert.equal(asked.members, null);
+    assert.equal(asked.counts.users, 2);
+    await second.close();
+    await first.close();
+  } finally {
+    await counted.stop("SIGKILL");
+  }
 });
 
 test("over wss:// (vigil's own TLS) the client connects, heartbeats and sees presence", async () => {

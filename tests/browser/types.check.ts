@@ -25,6 +25,7 @@ client.addEventListener("presence", (e) => {
   const detail: PresenceDetail = e.detail;
   for (const [user, meta] of detail.members) console.log(user.toUpperCase(), meta);
 });
+client.addEventListener("count", (e) => console.log(e.detail.users, e.detail.connections, e.detail.pages));
 client.addEventListener("message", (e) => console.log(e.detail.from ?? "api", e.detail.will));
 client.connect();
 

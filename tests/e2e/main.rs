@@ -9,6 +9,7 @@ mod fairness;
 mod files;
 mod http_details;
 mod limits;
+mod namespaces;
 mod observability;
 mod presence_pages;
 mod proxies;

@@ -132,7 +132,10 @@ pub(crate) async fn handle(
             match page {
                 Err(reason) => refuse(StatusCode::BAD_REQUEST, &reason),
                 Ok(None) => answer(StatusCode::OK, &hub.presence(channel)),
-                Ok(Some(page)) => answer(StatusCode::OK, &hub.presence_page(channel, &page)),
+                Ok(Some(page)) => match hub.presence_page(channel, &page, true) {
+                    Ok(page) => answer(StatusCode::OK, &page),
+                    Err((_, reason)) => refuse(StatusCode::FORBIDDEN, &reason),
+                },
             }
         }
         (Method::GET, ["channels", channel, "stats"]) => {

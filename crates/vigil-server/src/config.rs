@@ -141,6 +141,8 @@ pub(crate) struct Settings {
     pub max_publishes_per_second: usize,
     /// Largest presence meta of a join, as JSON.
     pub max_meta_bytes: usize,
+    /// Channel options by name pattern (`[[namespace]]`, config file only).
+    pub namespaces: crate::namespace::Namespaces,
 }
 
 impl Default for Settings {
@@ -180,6 +182,7 @@ impl Default for Settings {
             max_joins_per_second: 10,
             max_publishes_per_second: 10,
             max_meta_bytes: 2048,
+            namespaces: crate::namespace::Namespaces::new(Vec::new(), 2048),
         }
     }
 }
@@ -285,6 +288,7 @@ impl fmt::Debug for Settings {
             .field("max_joins_per_second", &self.max_joins_per_second)
             .field("max_publishes_per_second", &self.max_publishes_per_second)
             .field("max_meta_bytes", &self.max_meta_bytes)
+            .field("namespaces", &self.namespaces.declared())
             .finish()
     }
 }

@@ -7,17 +7,22 @@
 //! channel for [`DIFF_WINDOW`] before they go out ([`diffs`]), so a crowd
 //! joining at once costs each member a few messages, not one per joiner.
 
+mod counts;
 mod diffs;
 mod local;
 mod overview;
+mod read;
 mod remote;
 
 use crate::cluster::{Change, Outbound};
-use crate::protocol::{ErrorCode, PageRequest};
+use crate::namespace::Namespaces;
+use crate::protocol::ErrorCode;
 use bytes::Bytes;
+use counts::Counted;
 use diffs::PendingDiffs;
 use local::{LocalMember, LocalMembers};
 use parking_lot::Mutex;
+use read::{member_json, presence_json};
 pub(crate) use remote::RemoteMember;
 use remote::RemoteMembers;
 use serde_json::{Value, json};
@@ -25,7 +30,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
-use vigil_core::presence::{ConnId, Departure, Event, Presence, PresenceConfig, Snapshot};
+use vigil_core::presence::{ConnId, Departure, Event, Presence, PresenceConfig};
 use vigil_ws::Connection;
 
 /// How long a presence change may wait to be merged with the next ones.
@@ -37,6 +42,7 @@ pub(crate) struct Hub {
     /// Wakes the timer task when a leave was scheduled or a diff is waiting.
     timers: Notify,
     max_channels: usize,
+    namespaces: Arc<Namespaces>,
 }
 
 struct State {
@@ -50,6 +56,8 @@ struct State {
     members: HashMap<Arc<str>, BTreeMap<u64, Connection>>,
     /// Presence diffs not yet sent, and when they must go.
     pending: PendingDiffs,
+    /// Channels whose members see counts instead of lists.
+    counted: Counted,
     flush_at: Option<Instant>,
     /// The deadline the timer task sleeps toward (`None`: until woken).
     timer_armed: Option<Instant>,
@@ -84,6 +92,7 @@ impl Hub {
     pub(crate) fn new(
         presence: PresenceConfig,
         max_channels: usize,
+        namespaces: Arc<Namespaces>,
         cluster: Option<Outbound>,
     ) -> Self {
         Self {
@@ -93,6 +102,7 @@ impl Hub {
                 metas: HashMap::new(),
                 members: HashMap::new(),
                 pending: PendingDiffs::default(),
+                counted: Counted::default(),
                 flush_at: None,
                 timer_armed: None,
                 local: LocalMembers::default(),
@@ -101,6 +111,7 @@ impl Hub {
             }),
             timers: Notify::new(),
             max_channels,
+            namespaces,
         }
     }
 
@@ -133,6 +144,19 @@ impl Hub {
                 ),
             ));
         }
+        let options = self.namespaces.options(channel);
+        if let Some(max) = options.max_members {
+            let present = state
+                .conns
+                .get(&id.0)
+                .is_some_and(|(_, user)| state.presence.is_online(channel, user));
+            if !present && state.presence.member_count(channel) >= max {
+                return Err((
+                    ErrorCode::ChannelFull,
+                    format!("{channel:?} is full: {max} users at most"),
+                ));
+            }
+        }
         let channel: Arc<str> = Arc::from(channel);
         state
             .metas
@@ -150,8 +174,14 @@ impl Hub {
             .entry(Arc::clone(&channel))
             .or_default()
             .insert(id.0, conn.clone());
+        let counted = {
+            let State {
+                counted, presence, ..
+            } = &mut *state;
+            counted.is_counted(&channel, options, presence)
+        };
         self.changed(&mut state);
-        Ok(snapshot_json(&channel, &state.presence.members(&channel)))
+        Ok(presence_json(&state, &channel, options, counted))
     }
 
     pub(crate) fn leave(&self, conn: &Connection, channel: &str) -> Result<(), Refusal> {
@@ -217,6 +247,15 @@ impl Hub {
         channel: &str,
         data: &Value,
     ) -> Result<usize, Refusal> {
+        if !self.namespaces.options(channel).client_publish {
+            return Err((
+                ErrorCode::PublishForbidden,
+                format!(
+                    "clients may not publish to {channel:?}: its namespace says client_publish = \
+                     false (the HTTP API may)"
+                ),
+            ));
+        }
         let state = self.state.lock();
         let joined = state
             .members
@@ -290,46 +329,6 @@ impl Hub {
             .values()
             .map(|(conn, _)| conn.clone())
             .collect()
-    }
-
-    /// Channels with members, and members (users) over all channels.
-    pub(crate) fn counts(&self) -> HubCounts {
-        let state = self.state.lock();
-        let members: usize = state
-            .presence
-            .channels()
-            .map(|c| state.presence.member_count(c))
-            .sum();
-        let users: std::collections::HashSet<&str> =
-            state.conns.values().map(|(_, user)| &**user).collect();
-        HubCounts {
-            channels: state.presence.channel_count() as u64,
-            presence_members: members as u64,
-            users: users.len() as u64,
-        }
-    }
-
-    pub(crate) fn presence(&self, channel: &str) -> Value {
-        snapshot_json(channel, &self.state.lock().presence.members(channel))
-    }
-
-    /// One page of `channel`'s members, with the cursor of the next.
-    pub(crate) fn presence_page(&self, channel: &str, page: &PageRequest) -> Value {
-        let page =
-            self.state
-                .lock()
-                .presence
-                .members_page(channel, page.after.as_deref(), page.limit);
-        let members: Vec<Value> = page.members.iter().map(member_json).collect();
-        json!({"channel": channel, "version": page.version, "members": members,
-               "next": page.next.as_deref()})
-    }
-
-    /// How many users and connections are in `channel`.
-    pub(crate) fn presence_stats(&self, channel: &str) -> Value {
-        let stats = self.state.lock().presence.channel_stats(channel);
-        json!({"channel": channel, "version": stats.version, "users": stats.users,
-               "connections": stats.connections})
     }
 
     /// Stores (or, with `null`, clears) the connection's last will, for a
@@ -438,7 +437,7 @@ impl Hub {
     /// something is now due before the deadline it sleeps toward (a leave
     /// grace started, or a diff waits to be sent).
     fn changed(&self, state: &mut State) {
-        drain(state);
+        drain(state, &self.namespaces);
         let due = next_deadline(state);
         if due.is_some_and(|at| state.timer_armed.is_none_or(|armed| at < armed)) {
             state.timer_armed = due;
@@ -465,10 +464,16 @@ impl Hub {
             let mut state = self.state.lock();
             let now = now();
             state.presence.handle_timeout(now);
-            drain(&mut state);
+            drain(&mut state, &self.namespaces);
             if state.flush_at.is_some_and(|at| at <= now) {
                 state.flush_at = None;
                 for (channel, text) in state.pending.take() {
+                    send_to_members(&state, &channel, &text);
+                }
+                let State {
+                    counted, presence, ..
+                } = &mut *state;
+                for (channel, text) in counted.take(presence) {
                     send_to_members(&state, &channel, &text);
                 }
             }
@@ -511,9 +516,19 @@ fn remove_member(state: &mut State, channel: &str, id: u64) {
 
 /// Takes every presence event: diffs wait in `pending` (the timer task
 /// sends them when their window ends), last wills go out at once.
-fn drain(state: &mut State) {
+fn drain(state: &mut State, namespaces: &Namespaces) {
     while let Some(event) = state.presence.poll_event() {
         match event {
+            Event::Diff { channel, .. }
+                if state.counted.is_counted(
+                    &channel,
+                    namespaces.options(&channel),
+                    &state.presence,
+                ) =>
+            {
+                state.counted.changed(&channel);
+                state.flush_at.get_or_insert_with(|| now() + DIFF_WINDOW);
+            }
             Event::Diff {
                 channel,
                 version,
@@ -556,19 +571,4 @@ fn send_to_members(state: &State, channel: &str, text: &str) -> usize {
         let _ = member.send_text(text.clone());
     }
     members.len()
-}
-
-/// A member as clients see it: its user id and its metadata as JSON.
-fn member_json(member: &vigil_core::presence::Member) -> Value {
-    json!({"user": &*member.user, "meta": parse_meta(member.meta.as_deref())})
-}
-
-fn parse_meta(meta: Option<&str>) -> Value {
-    meta.and_then(|m| serde_json::from_str(m).ok())
-        .unwrap_or(Value::Null)
-}
-
-fn snapshot_json(channel: &str, snapshot: &Snapshot) -> Value {
-    let members: Vec<Value> = snapshot.members.iter().map(member_json).collect();
-    json!({"channel": channel, "version": snapshot.version, "members": members})
 }

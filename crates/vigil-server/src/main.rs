@@ -19,6 +19,7 @@ mod heap;
 mod http;
 mod hub;
 mod metrics;
+mod namespace;
 mod overview;
 mod protocol;
 mod proxy;
@@ -220,6 +221,7 @@ fn serve(
     let hub = Arc::new(hub::Hub::new(
         presence,
         settings.max_channels_per_connection,
+        Arc::new(settings.namespaces.clone()),
         cluster.as_ref().map(|(outbound, _, _)| outbound.clone()),
     ));
     // Rate-limit buckets count from now (8 bytes a bucket).
@@ -239,7 +241,6 @@ fn serve(
         )
         .context("invalid join rate limit")?,
         publishes: rate_limit(settings.max_publishes_per_second, 2, origin)?,
-        max_meta_bytes: settings.max_meta_bytes,
     };
     let sessions = Arc::new(session::Sessions::new(
         Arc::clone(&hub),

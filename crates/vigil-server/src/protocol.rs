@@ -109,6 +109,13 @@ pub(crate) enum ErrorCode {
     /// A `presence` page whose `limit` is 0 or over [`MAX_PAGE`], or
     /// whose `cursor` is empty or too long.
     InvalidPage,
+    /// A join of a channel that has its namespace's `max_members` users.
+    ChannelFull,
+    /// A client's publish to a channel whose namespace says
+    /// `client_publish = false`.
+    PublishForbidden,
+    /// A page of the members of a `counts` channel, which never lists them.
+    PresenceHidden,
 }
 
 /// One page of a channel's members: after `after`, at most `limit`.

@@ -34,8 +34,6 @@ pub(crate) struct RequestLimits {
     /// Publishes (each also counts as a request): each is delivered to
     /// every member of its channel.
     pub(crate) publishes: RateLimit,
-    /// Largest `meta` of a join, as JSON text.
-    pub(crate) max_meta_bytes: usize,
 }
 
 /// What the server keeps about one open connection.
@@ -208,13 +206,12 @@ impl Sessions {
                 self.allowed(conn, channel)?;
                 if let Some(meta) = meta {
                     let size = meta.to_string().len();
-                    if size > self.limits.max_meta_bytes {
+                    // The channel's namespace's limit (the global one by default).
+                    let max = self.hub.channel_options(channel).max_meta_bytes;
+                    if size > max {
                         return Err((
                             ErrorCode::MetaTooLarge,
-                            format!(
-                                "meta is {size} bytes of JSON; at most {} are allowed",
-                                self.limits.max_meta_bytes
-                            ),
+                            format!("meta is {size} bytes of JSON; at most {max} are allowed"),
                         ));
                     }
                 }
@@ -239,7 +236,7 @@ impl Sessions {
                 let page = protocol::page_request(cursor.as_deref(), *limit)
                     .map_err(|message| (ErrorCode::InvalidPage, message))?;
                 let presence = match page {
-                    Some(page) => self.hub.presence_page(channel, &page),
+                    Some(page) => self.hub.presence_page(channel, &page, false)?,
                     None => self.hub.presence(channel),
                 };
                 fields.insert("presence".into(), presence);

@@ -42,6 +42,9 @@ pub(crate) enum ConfigError {
         /// The setting it most likely meant.
         suggestion: Option<Key>,
     },
+    /// A `[[namespace]]` table of the config file is wrong.
+    #[error("{}: {problem}", path.display())]
+    Namespace { path: PathBuf, problem: String },
     /// A value that is not of the setting's type or syntax.
     #[error("{origin}: {value} {problem}; expected {expected}")]
     InvalidValue {

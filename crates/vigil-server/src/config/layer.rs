@@ -50,6 +50,9 @@ pub(super) struct Partial {
     max_joins_per_second: Option<usize>,
     max_publishes_per_second: Option<usize>,
     max_meta_bytes: Option<usize>,
+    /// The `[[namespace]]` tables of a config file (no flag or variable
+    /// sets them).
+    namespaces: Option<Vec<crate::namespace::Namespace>>,
     /// The layer each set value came from.
     sources: BTreeMap<Key, Source>,
     /// Keys given a value that was refused, in any layer merged in.
@@ -96,6 +99,18 @@ impl Partial {
             }
         };
         for (name, value) in &table {
+            if name == "namespace" {
+                match crate::namespace::parse(value) {
+                    Ok(namespaces) => partial.namespaces = Some(namespaces),
+                    Err(found) => {
+                        problems.extend(found.into_iter().map(|problem| ConfigError::Namespace {
+                            path: path.to_owned(),
+                            problem,
+                        }))
+                    }
+                }
+                continue;
+            }
             match Key::from_name(name) {
                 Some(key) => {
                     let origin = Origin {
@@ -220,6 +235,7 @@ impl Partial {
                 .max_publishes_per_second
                 .or(lower.max_publishes_per_second),
             max_meta_bytes: self.max_meta_bytes.or(lower.max_meta_bytes),
+            namespaces: self.namespaces.or(lower.namespaces),
             sources,
             failed,
         }
@@ -288,6 +304,14 @@ impl Partial {
                 .max_publishes_per_second
                 .unwrap_or(default.max_publishes_per_second),
             max_meta_bytes: self.max_meta_bytes.unwrap_or(default.max_meta_bytes),
+            namespaces: default.namespaces,
+        };
+        let settings = Settings {
+            namespaces: crate::namespace::Namespaces::new(
+                self.namespaces.clone().unwrap_or_default(),
+                settings.max_meta_bytes,
+            ),
+            ..settings
         };
         validate(&settings, &self, problems);
         settings

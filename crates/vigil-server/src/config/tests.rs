@@ -155,6 +155,7 @@ fn custom() -> Settings {
         max_joins_per_second: 3,
         max_publishes_per_second: 4,
         max_meta_bytes: 512,
+        namespaces: crate::namespace::Namespaces::new(Vec::new(), 512),
     }
 }
 
@@ -238,6 +239,7 @@ fn nothing_given_serves_the_documented_defaults() {
         max_joins_per_second: 10,
         max_publishes_per_second: 10,
         max_meta_bytes: 2048,
+        namespaces: crate::namespace::Namespaces::new(Vec::new(), 2048),
     };
     assert_eq!(Settings::default(), defaults);
     assert_eq!(serve(&[], &[]), defaults);

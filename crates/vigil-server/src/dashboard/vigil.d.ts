@@ -94,6 +94,15 @@ export interface PresenceDetail {
   left: boolean;
 }
 
+export interface CountDetail {
+  channel: string;
+  version: number;
+  users: number;
+  connections: number;
+  /** Whether the list may be read with presencePages. */
+  pages: boolean;
+}
+
 export interface MessageDetail {
   channel: string;
   /** The sender's user id; null from the HTTP API. */
@@ -125,6 +134,8 @@ export interface VigilEventMap {
   reconnecting: CustomEvent<{ attempt: number; delayMs: number }>;
   rtt: CustomEvent<{ rttMs: number }>;
   presence: CustomEvent<PresenceDetail>;
+  /** A counted channel's numbers (a "counts" namespace, or past its presence_cap). */
+  count: CustomEvent<CountDetail>;
   message: CustomEvent<MessageDetail>;
   error: CustomEvent<{ code: string; message: string; id: Json }>;
   state: CustomEvent<StateDetail>;
@@ -161,7 +172,13 @@ export declare class VigilClient extends EventTarget {
   leave(channel: string): Promise<void>;
   /** Resolves with the number of members the message was delivered to. */
   publish(channel: string, data: Json): Promise<number>;
-  presence(channel: string): Promise<{ channel: string; version: number; members: Map<string, Json> }>;
+  /** A counted channel answers `members: null` and its `counts`. */
+  presence(channel: string): Promise<{
+    channel: string;
+    version: number;
+    members: Map<string, Json> | null;
+    counts?: { users: number; connections: number; pages: boolean };
+  }>;
   /** Users and connections in `channel`, without the list. */
   presenceStats(channel: string): Promise<{ channel: string; version: number; users: number; connections: number }>;
   /** The members page by page, in user order; `limit` 1 to 1000 (default 1000). */

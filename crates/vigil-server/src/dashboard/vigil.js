@@ -57,6 +57,10 @@
 //   rtt          {rttMs}: the round trip of an answered probe
 //   presence     {channel, version, joins, leaves, members: Map(user -> meta),
 //                 snapshot: bool, left: bool}: after every applied change
+//   count        {channel, version, users, connections, pages: bool}: a
+//                counted channel's numbers (a "counts" namespace, or one past
+//                its presence_cap), from a join reply or a presence_count
+//                event; such a channel's `members` stay empty
 //   message      {channel, from, data, will}
 //   error        {code, message, id}: server errors no pending request claimed
 //   state        {state: "connecting"|"open"|"closed", code, reason,
@@ -319,15 +323,24 @@ export class VigilClient extends EventTarget {
     return this.#request({ op: "publish", channel, data: data ?? null }).then((r) => r.delivered);
   }
 
-  /** Who is in `channel` now: {channel, version, members: Map}. */
+  /**
+   * Who is in `channel` now: {channel, version, members: Map}; for a
+   * counted channel `members` is null and `counts` holds {users,
+   * connections, pages} (page through it with presencePages).
+   */
   presence(channel) {
     return this.#request({ op: "presence", channel }).then((reply) => {
       const entry = this.#channels.get(channel);
       if (entry?.synced) this.#applySnapshot(channel, entry, reply.presence, false);
+      const p = reply.presence;
+      if (p.mode === "counts") {
+        const counts = { users: p.users, connections: p.connections, pages: p.pages };
+        return { channel, version: p.version, members: null, counts };
+      }
       return {
         channel,
-        version: reply.presence.version,
-        members: new Map(reply.presence.members.map((m) => [m.user, m.meta ?? null])),
+        version: p.version,
+        members: new Map(p.members.map((m) => [m.user, m.meta ?? null])),
       };
     });
   }
@@ -740,6 +753,8 @@ export class VigilClient extends EventTarget {
         return this.#onPong(msg.id);
       case "presence":
         return this.#onPresence(msg);
+      case "presence_count":
+        return this.#onCount(msg);
       case "message":
         return this.#emit("message", {
           channel: msg.channel,
@@ -833,6 +848,23 @@ export class VigilClient extends EventTarget {
     this.#applyDiff(diff.channel, entry, diff);
   }
 
+  // A counted channel's numbers: from a join reply, a presence answer or a
+  // presence_count event, newest version first.
+  #onCount(counts) {
+    const entry = this.#channels.get(counts.channel);
+    if (!entry || !(counts.version >= (entry.countVersion ?? 0))) return;
+    entry.countVersion = counts.version;
+    entry.synced = true;
+    entry.buffer.length = 0; // list diffs stopped: the channel is counted
+    this.#emit("count", {
+      channel: counts.channel,
+      version: counts.version,
+      users: counts.users,
+      connections: counts.connections,
+      pages: counts.pages ?? true,
+    });
+  }
+
   #applyDiff(channel, entry, diff) {
     if (!(diff.version > entry.version)) return;
     entry.version = diff.version;
@@ -846,6 +878,10 @@ export class VigilClient extends EventTarget {
   // A join reply (`fresh`: it replaces the map whatever its version, since a
   // new server counts versions anew) or a newer presence query result.
   #applySnapshot(channel, entry, snapshot, fresh) {
+    if (snapshot?.mode === "counts") {
+      if (fresh) entry.countVersion = 0;
+      return this.#onCount(snapshot);
+    }
     if (!snapshot || !Array.isArray(snapshot.members)) return;
     if (!fresh && !(snapshot.version > entry.version)) return;
     const next = new Map(snapshot.members.map((m) => [m.user, m.meta ?? null]));

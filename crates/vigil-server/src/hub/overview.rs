@@ -2,7 +2,8 @@
 //! and, for each member, the handles of its connections in that channel
 //! (whose heartbeats `crate::overview` then asks their shards about).
 
-use super::{Hub, member_json};
+use super::Hub;
+use super::read::member_json;
 use serde_json::Value;
 use vigil_ws::Connection;
 

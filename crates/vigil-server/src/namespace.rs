@@ -1,0 +1,282 @@
+//! Channel namespaces: a channel's options come from the first
+//! `[[namespace]]` of the config file whose `channels` pattern matches its
+//! name, or else from the default namespace (today's behaviour: members
+//! listed, clients may publish, no member limit, the global meta limit).
+//!
+//! ```toml
+//! [[namespace]]
+//! channels = "live:*"      # a glob over channel names
+//! presence = "counts"      # or "members" (the default)
+//! client_publish = false   # only the HTTP API publishes here
+//! max_members = 100000     # users present at most
+//!
+//! [[namespace]]
+//! channels = "room:*"
+//! presence_cap = 500       # above 500 users: counts for everyone, list in pages
+//! max_meta_bytes = 256
+//! ```
+
+use std::fmt::Write as _;
+
+/// What members of a channel see of each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PresenceMode {
+    /// The list of members and a diff per change (merged per window).
+    Members,
+    /// The number of users and connections and its changes, never the list.
+    Counts,
+}
+
+/// The options of the channels of one namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ChannelOptions {
+    pub(crate) presence: PresenceMode,
+    /// In `members` mode: above this many users the channel behaves as
+    /// `counts` (until it is empty again); the list stays readable in pages.
+    pub(crate) presence_cap: Option<usize>,
+    /// Whether clients may publish (the HTTP API always may).
+    pub(crate) client_publish: bool,
+    /// Users present at most; a join beyond is refused with `channel_full`.
+    pub(crate) max_members: Option<usize>,
+    /// The largest join `meta`, as JSON.
+    pub(crate) max_meta_bytes: usize,
+}
+
+/// One `[[namespace]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Namespace {
+    pattern: glob::Pattern,
+    options: ChannelOptions,
+}
+
+/// Every namespace, in the config file's order, and the default.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Namespaces {
+    list: Vec<Namespace>,
+    default: ChannelOptions,
+}
+
+impl Namespaces {
+    /// The namespaces of a config file (none: every channel gets the
+    /// default), with the global meta limit as the default's.
+    pub(crate) fn new(list: Vec<Namespace>, max_meta_bytes: usize) -> Self {
+        let list = list
+            .into_iter()
+            .map(|mut namespace| {
+                if namespace.options.max_meta_bytes == 0 {
+                    namespace.options.max_meta_bytes = max_meta_bytes;
+                }
+                namespace
+            })
+            .collect();
+        Self {
+            list,
+            default: ChannelOptions {
+                presence: PresenceMode::Members,
+                presence_cap: None,
+                client_publish: true,
+                max_members: None,
+                max_meta_bytes,
+            },
+        }
+    }
+
+    /// The options of `channel`: its first matching namespace's.
+    pub(crate) fn options(&self, channel: &str) -> &ChannelOptions {
+        self.list
+            .iter()
+            .find(|namespace| namespace.pattern.matches(channel))
+            .map_or(&self.default, |namespace| &namespace.options)
+    }
+
+    /// How many namespaces the config file declared.
+    pub(crate) fn declared(&self) -> usize {
+        self.list.len()
+    }
+}
+
+/// The keys a `[[namespace]]` may have.
+const KEYS: [&str; 6] = [
+    "channels",
+    "presence",
+    "presence_cap",
+    "client_publish",
+    "max_members",
+    "max_meta_bytes",
+];
+
+/// Reads the `namespace` array of a config file. Every problem is one
+/// line naming the namespace (its position and pattern), the key, the
+/// value and what is allowed; all of them are returned at once.
+pub(crate) fn parse(value: &toml::Value) -> Result<Vec<Namespace>, Vec<String>> {
+    let Some(tables) = value.as_array() else {
+        return Err(vec![
+            "`namespace` is an array of tables: write each as `[[namespace]]`".to_owned(),
+        ]);
+    };
+    let mut problems = Vec::new();
+    let mut namespaces = Vec::new();
+    let mut catch_all: Option<(usize, String)> = None;
+    for (index, table) in tables.iter().enumerate() {
+        let position = index + 1;
+        let Some(table) = table.as_table() else {
+            problems.push(format!(
+                "namespace {position} is not a table (`[[namespace]]`)"
+            ));
+            continue;
+        };
+        let label = match table.get("channels").and_then(toml::Value::as_str) {
+            Some(pattern) => format!("namespace {position} (channels = {pattern:?})"),
+            None => format!("namespace {position}"),
+        };
+        let mut problem = |text: String| problems.push(format!("{label}: {text}"));
+        for key in table.keys() {
+            if !KEYS.contains(&key.as_str()) {
+                problem(format!(
+                    "unknown key `{key}`; a namespace has {}",
+                    KEYS.join(", ")
+                ));
+            }
+        }
+        let pattern = match table.get("channels") {
+            None => {
+                problem(
+                    "`channels` is required: a glob over channel names, e.g. \"live:*\"".into(),
+                );
+                None
+            }
+            Some(value) => match value.as_str().map(pattern_of) {
+                Some(Ok(pattern)) => Some(pattern),
+                Some(Err(why)) => {
+                    problem(format!("channels = {}: {why}", shown(value)));
+                    None
+                }
+                None => {
+                    problem(format!(
+                        "channels = {} is not a string; expected a glob",
+                        shown(value)
+                    ));
+                    None
+                }
+            },
+        };
+        if let (Some(pattern), Some((first, first_pattern))) = (&pattern, &catch_all) {
+            problem(format!(
+                "can never apply: namespace {first} (channels = {first_pattern:?}) matches every \
+                 channel first, including {:?}",
+                pattern.as_str()
+            ));
+        }
+        let presence = match table.get("presence") {
+            None => PresenceMode::Members,
+            Some(value) => match value.as_str() {
+                Some("members") => PresenceMode::Members,
+                Some("counts") => PresenceMode::Counts,
+                _ => {
+                    problem(format!(
+                        "presence = {} is not a presence mode; expected \"members\" or \"counts\"",
+                        shown(value)
+                    ));
+                    PresenceMode::Members
+                }
+            },
+        };
+        let mut count = |key: &str, max: u64| -> Option<usize> {
+            let value = table.get(key)?;
+            match value.as_integer() {
+                Some(n) if n >= 1 && n as u64 <= max => usize::try_from(n).ok(),
+                _ => {
+                    problem(format!(
+                        "{key} = {} is out of range; expected 1 to {max}",
+                        shown(value)
+                    ));
+                    None
+                }
+            }
+        };
+        let presence_cap = count("presence_cap", 1_000_000_000);
+        let max_members = count("max_members", 1_000_000_000);
+        let max_meta_bytes = count("max_meta_bytes", 1 << 20).unwrap_or(0);
+        let client_publish = match table.get("client_publish") {
+            None => true,
+            Some(value) => value.as_bool().unwrap_or_else(|| {
+                problem(format!(
+                    "client_publish = {} is not true or false",
+                    shown(value)
+                ));
+                true
+            }),
+        };
+        if presence == PresenceMode::Counts && presence_cap.is_some() {
+            problem(
+                "presence_cap applies to presence = \"members\" (a counts channel never lists)"
+                    .into(),
+            );
+        }
+        if let Some(pattern) = pattern {
+            if catch_all.is_none() && matches!(pattern.as_str(), "*" | "**") {
+                catch_all = Some((position, pattern.as_str().to_owned()));
+            }
+            namespaces.push(Namespace {
+                pattern,
+                options: ChannelOptions {
+                    presence,
+                    presence_cap,
+                    client_publish,
+                    max_members,
+                    max_meta_bytes,
+                },
+            });
+        }
+    }
+    if problems.is_empty() {
+        Ok(namespaces)
+    } else {
+        Err(problems)
+    }
+}
+
+/// A value as the config file wrote it (strings quoted).
+fn shown(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(text) => format!("{text:?}"),
+        toml::Value::Integer(n) => n.to_string(),
+        toml::Value::Float(x) => x.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        toml::Value::Datetime(_) => "a date".to_owned(),
+        toml::Value::Array(_) => "an array".to_owned(),
+        toml::Value::Table(_) => "a table".to_owned(),
+    }
+}
+
+/// A `channels` glob: valid, and able to match some valid channel name.
+fn pattern_of(text: &str) -> Result<glob::Pattern, String> {
+    let pattern = glob::Pattern::new(text).map_err(|e| format!("not a glob pattern: {e}"))?;
+    let mut literal = String::new();
+    let mut in_class = false;
+    for c in text.chars() {
+        match c {
+            '[' => in_class = true,
+            ']' => in_class = false,
+            '*' | '?' => {}
+            c if !in_class => literal.push(c),
+            _ => {}
+        }
+    }
+    if let Some(bad) = literal
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | '/')))
+    {
+        let mut why = String::new();
+        let _ = write!(
+            why,
+            "{bad:?} never occurs in a channel name (letters, digits and _ - . : / only), so \
+             this pattern matches no channel"
+        );
+        return Err(why);
+    }
+    Ok(pattern)
+}
+
+#[cfg(test)]
+mod tests;
