@@ -130,6 +130,18 @@ fn a_counts_channel_shows_numbers_refuses_client_publishes_and_fills_up() {
         r#"{"data":"goal"}"#,
     );
     assert!(api.contains(r#""delivered":5"#), "{api}");
+    // The dashboard's overview shows the numbers, not the list.
+    let overview = http_request(server.addr(), "GET", "/api/overview", Some("k3y"), "");
+    let body: Value = serde_json::from_str(overview.split("\r\n\r\n").nth(1).unwrap_or_default())
+        .unwrap_or_else(|_| panic!("not JSON: {overview}"));
+    let live = body["channels"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["channel"] == "live:final"))
+        .unwrap_or_else(|| panic!("no live:final in {body}"));
+    assert_eq!(live["mode"], "counts", "{live}");
+    assert_eq!(live["users"], 4, "{live}");
+    assert_eq!(live["connections"], 5, "{live}");
+    assert_eq!(live["members"], serde_json::json!([]), "{live}");
     bystanders.listen(Duration::from_secs(3));
     bystanders.assert_healthy(1, Duration::from_secs(1), &[]);
     let _ = std::fs::remove_file(path);

@@ -195,3 +195,24 @@ fn stats_count_users_and_connections_and_bad_pages_are_refused() {
     bystanders.listen(Duration::from_secs(3));
     bystanders.assert_healthy(1, Duration::from_secs(1), &["ann", "bob"]);
 }
+
+#[test]
+fn the_overview_lists_a_big_channels_first_members_and_counts_the_rest() {
+    let server = server();
+    let members: Vec<WsClient> = (0..105)
+        .map(|n| member(&server, &format!("m{n:03}"), "crowd"))
+        .collect();
+    let response = http_request(server.addr(), "GET", "/api/overview", Some("k3y"), "");
+    let body: Value = serde_json::from_str(response.split("\r\n\r\n").nth(1).unwrap_or_default())
+        .unwrap_or_else(|_| panic!("not JSON: {response}"));
+    let crowd = &body["channels"][0];
+    assert_eq!(crowd["channel"], "crowd", "{body}");
+    assert_eq!(crowd["mode"], "members");
+    assert_eq!(crowd["users"], 105);
+    assert_eq!(crowd["connections"], 105);
+    let listed = users_of(crowd);
+    assert_eq!(listed.len(), 100);
+    assert_eq!(listed.first().map(String::as_str), Some("m000"));
+    assert_eq!(listed.last().map(String::as_str), Some("m099"));
+    drop(members);
+}

@@ -26,7 +26,7 @@ pub(crate) const CLIENT_DTS: &str = include_str!("dashboard/vigil.d.ts");
 /// the hashes are those of the page's inline `<script>` and `<style>`
 /// (checked by `tests::csp_hashes_match_the_inline_script_and_style`).
 pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; \
-     script-src 'self' 'sha256-HDMEiW/imjsVkwkj6LPZ28GazUbHfCv+IDPcTt5rBNA='; \
+     script-src 'self' 'sha256-OHmQPgv8vbUHtu5nR7aTV0DTc58yRz+D4tHSebhEVKA='; \
      style-src 'self' 'sha256-EIN8wMYq9qrvRVppt/HdpVg63H9rHMzw54M7bwMIxm0='; \
      connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; \
      form-action 'none'; frame-ancestors 'none'";

@@ -95,6 +95,9 @@ async fn overview(app: &App) -> Value {
         out.push(json!({
             "channel": channel.channel,
             "version": channel.version,
+            "mode": if channel.counted { "counts" } else { "members" },
+            "users": channel.users,
+            "connections": channel.connections,
             "members": members,
         }));
     }

@@ -137,7 +137,11 @@ mod tests {
             presence.connect(at, id, Arc::from(user));
             presence.join(at, id, Arc::clone(&room), None);
             let past_cap = n == 2;
-            assert_eq!(counted.is_counted(&room, &capped(2), &presence), past_cap, "{user}");
+            assert_eq!(
+                counted.is_counted(&room, &capped(2), &presence),
+                past_cap,
+                "{user}"
+            );
         }
         let sent = counted.take(&presence);
         assert_eq!(sent.len(), 1, "the switch is announced");
