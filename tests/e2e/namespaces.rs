@@ -21,6 +21,7 @@ max_members = 4
 channels = "room:*"
 presence_cap = 3
 max_meta_bytes = 32
+leave_grace = "300ms"
 "#;
 
 fn config_file(name: &str, text: &str) -> PathBuf {
@@ -198,6 +199,31 @@ fn a_members_channel_past_its_cap_turns_to_counts_and_pages_its_list() {
     assert_eq!(big["code"], "meta_too_large", "{big}");
     bystanders.listen(Duration::from_secs(3));
     bystanders.assert_healthy(1, Duration::from_secs(1), &[]);
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn a_namespace_has_its_own_leave_grace() {
+    let (server, path) = server();
+    let mut room_watcher = connect(&server, "rita");
+    join(&mut room_watcher, "room:quick");
+    let mut lobby_watcher = connect(&server, "lars");
+    join(&mut lobby_watcher, "lobby");
+    let mut leaver = connect(&server, "leo");
+    join(&mut leaver, "room:quick");
+    join(&mut leaver, "lobby");
+    room_watcher.next_of("presence");
+    lobby_watcher.next_of("presence");
+    drop(leaver);
+    // room:* waits 300 ms; the lobby the global 5 s.
+    let left = room_watcher.next_of_within("presence", Duration::from_secs(3));
+    assert_eq!(left["leaves"], serde_json::json!(["leo"]), "{left}");
+    assert!(
+        lobby_watcher
+            .try_next_of_within("presence", Duration::from_secs(2))
+            .is_none(),
+        "the lobby announced leo's leave before its 5 s grace"
+    );
     let _ = std::fs::remove_file(path);
 }
 

@@ -10,6 +10,7 @@
 
 mod config;
 mod event;
+mod read;
 mod timers;
 
 #[cfg(test)]
@@ -22,7 +23,7 @@ use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use timers::{LeaveTimers, PendingLeave, TimerKey};
 
@@ -94,6 +95,30 @@ pub struct Presence {
     events: VecDeque<Event>,
     /// The version of the latest diff of any channel.
     version: u64,
+    /// Per-channel leave graces, if the caller has any.
+    grace: Option<GracePolicy>,
+}
+
+/// The leave grace of each channel, as the caller decides it (e.g. from
+/// the channel's name); `None` for a channel keeps the configured grace.
+/// Asked when a member's last connection goes.
+#[derive(Clone)]
+pub struct GracePolicy(Arc<GraceOf>);
+
+/// A channel's name to its grace, or `None` for the configured one.
+type GraceOf = dyn Fn(&str) -> Option<Duration> + Send + Sync;
+
+impl GracePolicy {
+    /// A policy that asks `grace_of` for each channel's grace.
+    pub fn new(grace_of: impl Fn(&str) -> Option<Duration> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(grace_of))
+    }
+}
+
+impl std::fmt::Debug for GracePolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GracePolicy(..)")
+    }
 }
 
 /// A live connection.
@@ -149,7 +174,14 @@ impl Presence {
             timers: LeaveTimers::default(),
             events: VecDeque::new(),
             version: 0,
+            grace: None,
         }
+    }
+
+    /// Gives channels their own leave graces (the others keep the
+    /// configured one). Leaves already waiting keep their deadlines.
+    pub fn set_grace_policy(&mut self, policy: GracePolicy) {
+        self.grace = Some(policy);
     }
 
     /// The settings the table was built with.
@@ -334,149 +366,6 @@ impl Presence {
         self.events.pop_front()
     }
 
-    // --- getters ------------------------------------------------------------
-
-    /// Whether `user` is present in `channel`, including while their leave is
-    /// pending (not yet announced).
-    #[must_use]
-    pub fn is_online(&self, channel: &str, user: &str) -> bool {
-        self.channels
-            .get(channel)
-            .is_some_and(|c| c.members.contains_key(user))
-    }
-
-    /// Everyone present in `channel`, sorted by user, with the version a
-    /// client reconciles diffs against. Empty for an unknown channel.
-    #[must_use]
-    pub fn members(&self, channel: &str) -> Snapshot {
-        let Some(channel_state) = self.channels.get(channel) else {
-            return Snapshot {
-                version: self.version,
-                members: Vec::new(),
-            };
-        };
-        let members = channel_state
-            .members
-            .iter()
-            .map(|(user, member)| Member {
-                user: Arc::clone(user),
-                meta: member.meta.clone(),
-            })
-            .collect();
-        Snapshot {
-            version: channel_state.version,
-            members,
-        }
-    }
-
-    /// Up to `limit` members of `channel` whose user id sorts after
-    /// `after` (from the first with `None`), with the cursor of the next
-    /// page. See [`Page`].
-    #[must_use]
-    pub fn members_page(&self, channel: &str, after: Option<&str>, limit: usize) -> Page {
-        let Some(channel_state) = self.channels.get(channel) else {
-            return Page {
-                version: self.version,
-                members: Vec::new(),
-                next: None,
-            };
-        };
-        let range = match after {
-            Some(after) => channel_state
-                .members
-                .range::<str, _>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
-            None => channel_state.members.range::<str, _>(..),
-        };
-        let mut rest = range.peekable();
-        let mut members = Vec::with_capacity(limit.min(channel_state.members.len()));
-        while members.len() < limit {
-            let Some((user, member)) = rest.next() else {
-                break;
-            };
-            members.push(Member {
-                user: Arc::clone(user),
-                meta: member.meta.clone(),
-            });
-        }
-        let next = match (rest.peek(), members.last()) {
-            (Some(_), Some(last)) => Some(Arc::clone(&last.user)),
-            _ => None,
-        };
-        Page {
-            version: channel_state.version,
-            members,
-            next,
-        }
-    }
-
-    /// Users and live connections in `channel` (zeros if unknown).
-    #[must_use]
-    pub fn channel_stats(&self, channel: &str) -> ChannelStats {
-        let Some(channel_state) = self.channels.get(channel) else {
-            return ChannelStats {
-                version: self.version,
-                users: 0,
-                connections: 0,
-            };
-        };
-        let connections = channel_state
-            .members
-            .values()
-            .map(|member| match member.hold {
-                Hold::Joined(count) => count.get(),
-                Hold::Leaving(_) => 0,
-            })
-            .sum();
-        ChannelStats {
-            version: channel_state.version,
-            users: channel_state.members.len(),
-            connections,
-        }
-    }
-
-    /// How many users are present in `channel` (0 if unknown).
-    #[must_use]
-    pub fn member_count(&self, channel: &str) -> usize {
-        self.channels.get(channel).map_or(0, |c| c.members.len())
-    }
-
-    /// How many channels have at least one member.
-    #[must_use]
-    pub fn channel_count(&self) -> usize {
-        self.channels.len()
-    }
-
-    /// The channels with at least one member, in name order.
-    pub fn channels(&self) -> impl Iterator<Item = &str> {
-        self.channels.keys().map(|name| &**name)
-    }
-
-    /// How many connections are live.
-    #[must_use]
-    pub fn connection_count(&self) -> usize {
-        self.conns.len()
-    }
-
-    /// The channels `conn` joined, in name order; none if it is not live.
-    pub fn channels_of(&self, conn: ConnId) -> impl Iterator<Item = &str> {
-        self.conns
-            .get(&conn)
-            .into_iter()
-            .flat_map(|c| c.channels.iter().map(|name| &**name))
-    }
-
-    /// The user `conn` was connected under; `None` if it is not live.
-    #[must_use]
-    pub fn user_of(&self, conn: ConnId) -> Option<&str> {
-        self.conns.get(&conn).map(|c| &*c.user)
-    }
-
-    /// How many leaves wait out their grace.
-    #[must_use]
-    pub fn pending_leave_count(&self) -> usize {
-        self.timers.len()
-    }
-
     // --- internals ----------------------------------------------------------
 
     /// Clamps `now` to the latest instant seen and announces the leaves due
@@ -547,7 +436,11 @@ impl Presence {
             member.hold = Hold::Joined(rest);
             return;
         }
-        let grace = self.config.leave_grace();
+        let grace = self
+            .grace
+            .as_ref()
+            .and_then(|policy| (policy.0)(channel))
+            .unwrap_or_else(|| self.config.leave_grace());
         // Only an `Instant` near the end of its range overflows; leaving at
         // once then beats keeping a ghost online forever.
         let deadline = (release == Release::Grace && !grace.is_zero())

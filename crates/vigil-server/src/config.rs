@@ -19,6 +19,7 @@ mod error;
 mod key;
 mod layer;
 mod value;
+pub(crate) use value::parse_duration;
 
 #[cfg(test)]
 mod tests;

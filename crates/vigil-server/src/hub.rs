@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
-use vigil_core::presence::{ConnId, Departure, Event, Presence, PresenceConfig};
+use vigil_core::presence::{ConnId, Departure, Event, GracePolicy, Presence, PresenceConfig};
 use vigil_ws::Connection;
 
 /// How long a presence change may wait to be merged with the next ones.
@@ -95,9 +95,14 @@ impl Hub {
         namespaces: Arc<Namespaces>,
         cluster: Option<Outbound>,
     ) -> Self {
+        let mut presence = Presence::new(presence);
+        let of_namespace = Arc::clone(&namespaces);
+        presence.set_grace_policy(GracePolicy::new(move |channel| {
+            of_namespace.options(channel).leave_grace
+        }));
         Self {
             state: Mutex::new(State {
-                presence: Presence::new(presence),
+                presence,
                 conns: HashMap::new(),
                 metas: HashMap::new(),
                 members: HashMap::new(),

@@ -1,7 +1,8 @@
 //! Channel namespaces: a channel's options come from the first
 //! `[[namespace]]` of the config file whose `channels` pattern matches its
 //! name, or else from the default namespace (today's behaviour: members
-//! listed, clients may publish, no member limit, the global meta limit).
+//! listed, clients may publish, no member limit, the global meta limit and
+//! leave grace).
 //!
 //! ```toml
 //! [[namespace]]
@@ -9,6 +10,7 @@
 //! presence = "counts"      # or "members" (the default)
 //! client_publish = false   # only the HTTP API publishes here
 //! max_members = 100000     # users present at most
+//! leave_grace = "30s"      # a viewer who drops comes back unseen for 30 s
 //!
 //! [[namespace]]
 //! channels = "room:*"
@@ -17,6 +19,8 @@
 //! ```
 
 use std::fmt::Write as _;
+use std::time::Duration;
+use vigil_core::presence::PresenceConfig;
 
 /// What members of a channel see of each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +44,9 @@ pub(crate) struct ChannelOptions {
     pub(crate) max_members: Option<usize>,
     /// The largest join `meta`, as JSON.
     pub(crate) max_meta_bytes: usize,
+    /// How long a member whose last connection went stays present; `None`:
+    /// the global `leave_grace`.
+    pub(crate) leave_grace: Option<Duration>,
 }
 
 /// One `[[namespace]]`.
@@ -77,6 +84,7 @@ impl Namespaces {
                 client_publish: true,
                 max_members: None,
                 max_meta_bytes,
+                leave_grace: None,
             },
         }
     }
@@ -96,13 +104,14 @@ impl Namespaces {
 }
 
 /// The keys a `[[namespace]]` may have.
-const KEYS: [&str; 6] = [
+const KEYS: [&str; 7] = [
     "channels",
     "presence",
     "presence_cap",
     "client_publish",
     "max_members",
     "max_meta_bytes",
+    "leave_grace",
 ];
 
 /// Reads the `namespace` array of a config file. Every problem is one
@@ -207,6 +216,27 @@ pub(crate) fn parse(value: &toml::Value) -> Result<Vec<Namespace>, Vec<String>> 
                 true
             }),
         };
+        let leave_grace = table.get("leave_grace").and_then(|value| {
+            let parsed = value
+                .as_str()
+                .ok_or("is not a string")
+                .and_then(crate::config::parse_duration);
+            match parsed {
+                Ok(grace) if grace <= PresenceConfig::MAX_LEAVE_GRACE => Some(grace),
+                Ok(_) => {
+                    problem(format!("leave_grace = {} is over 1h", shown(value)));
+                    None
+                }
+                Err(why) => {
+                    problem(format!(
+                        "leave_grace = {} {why}; expected a whole number and a unit (ms, s, m or \
+                         h), such as \"2s\"",
+                        shown(value)
+                    ));
+                    None
+                }
+            }
+        });
         if presence == PresenceMode::Counts && presence_cap.is_some() {
             problem(
                 "presence_cap applies to presence = \"members\" (a counts channel never lists)"
@@ -225,6 +255,7 @@ pub(crate) fn parse(value: &toml::Value) -> Result<Vec<Namespace>, Vec<String>> 
                     client_publish,
                     max_members,
                     max_meta_bytes,
+                    leave_grace,
                 },
             });
         }

@@ -544,3 +544,28 @@ fn stats_count_users_once_and_every_live_connection() {
         ",
     );
 }
+
+#[test]
+fn a_grace_policy_gives_channels_their_own_leave_grace() {
+    let at = origin();
+    let mut presence = Presence::new(PresenceConfig::default());
+    presence.set_grace_policy(super::GracePolicy::new(|channel| {
+        channel
+            .starts_with("fast")
+            .then_some(Duration::from_secs(1))
+    }));
+    presence.connect(at, ConnId(1), arc("ann"));
+    presence.join(at, ConnId(1), arc("fast-room"), None);
+    presence.join(at, ConnId(1), arc("lobby"), None);
+    while presence.poll_event().is_some() {}
+    presence.disconnect(at, ConnId(1), Departure::Clean);
+    // The fast channel's leave is due after 1 s, the lobby's after the
+    // configured 5 s.
+    assert_eq!(presence.poll_timeout(), Some(at + Duration::from_secs(1)));
+    presence.handle_timeout(at + Duration::from_secs(1));
+    assert!(!presence.is_online("fast-room", "ann"));
+    assert!(presence.is_online("lobby", "ann"));
+    assert_eq!(presence.poll_timeout(), Some(at + Duration::from_secs(5)));
+    presence.handle_timeout(at + Duration::from_secs(5));
+    assert!(!presence.is_online("lobby", "ann"));
+}

@@ -123,6 +123,7 @@ mod tests {
             client_publish: true,
             max_members: None,
             max_meta_bytes: 2048,
+            leave_grace: None,
         }
     }
 

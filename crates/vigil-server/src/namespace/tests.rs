@@ -30,6 +30,7 @@ fn the_first_matching_namespace_gives_a_channel_its_options() {
         channels = "room/*"
         presence_cap = 500
         max_meta_bytes = 256
+        leave_grace = "30s"
         "#,
     )
     .expect("valid");
@@ -47,6 +48,8 @@ fn the_first_matching_namespace_gives_a_channel_its_options() {
     let room = namespaces.options("room/a/b");
     assert_eq!(room.presence_cap, Some(500));
     assert_eq!(room.max_meta_bytes, 256);
+    assert_eq!(room.leave_grace, Some(std::time::Duration::from_secs(30)));
+    assert_eq!(live.leave_grace, None, "the global grace when not set");
     let other = namespaces.options("lobby");
     assert_eq!(
         *other,
@@ -56,6 +59,7 @@ fn the_first_matching_namespace_gives_a_channel_its_options() {
             client_publish: true,
             max_members: None,
             max_meta_bytes: 2048,
+            leave_grace: None,
         }
     );
 }
@@ -94,6 +98,7 @@ fn every_mistake_is_reported_with_its_namespace() {
 
         [[namespace]]
         channels = 7
+        leave_grace = "2 hours"
         "#,
     )
     .expect_err("refused");
@@ -108,6 +113,7 @@ fn every_mistake_is_reported_with_its_namespace() {
         r#"namespace 4 (channels = "bad channel*"): channels = "bad channel*": ' ' never occurs in a channel name"#,
         r#"namespace 4 (channels = "bad channel*"): client_publish = "no" is not true or false"#,
         "namespace 5: channels = 7 is not a string",
+        r#"namespace 5: leave_grace = "2 hours" "#,
     ] {
         assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
     }
