@@ -27,6 +27,10 @@ use vigil_core::heartbeat::{Action, EndReason, Frame, Heartbeat, State, ping_pay
 /// ready socket is served within a few milliseconds.
 const READ_BUDGET: usize = 64 << 10;
 
+/// What a read that delivered nothing but left the socket readable costs
+/// of [`READ_BUDGET`]: at most 16 such reads a turn.
+const EMPTY_READ_COST: usize = READ_BUDGET / 16;
+
 /// While this much waits to be written to a connection, its input is not
 /// read: a peer that keeps asking without reading the answers pushes back
 /// on itself (its TCP window fills) instead of growing this process's
@@ -257,10 +261,17 @@ impl Conn {
                 }
                 Err(error) if error.kind() == ErrorKind::WouldBlock => {
                     scratch.read_buf = buf;
-                    if self.register_read(scratch) {
-                        continue;
+                    if !self.register_read(scratch) {
+                        return;
                     }
-                    return;
+                    // Still readable, though nothing was delivered: a TLS
+                    // peer sending records without data. Each such pass
+                    // costs a share of the turn, so it cannot keep one.
+                    budget = budget.saturating_sub(EMPTY_READ_COST);
+                    if budget == 0 {
+                        scratch.shared.push_ready(self.slot.key);
+                        return;
+                    }
                 }
                 Err(error) if error.kind() == ErrorKind::Interrupted => scratch.read_buf = buf,
                 Err(_) => {

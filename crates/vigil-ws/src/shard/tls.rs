@@ -9,6 +9,12 @@ use std::io::{self, ErrorKind};
 use std::task::Context;
 use tokio::net::TcpStream;
 
+/// The most a connection keeps of a record still arriving. After the
+/// handshake a client sends only application data and short handshake
+/// messages (a key update), so two records is generous; a peer that keeps
+/// a message growing in many tiny records is cut off here.
+const MAX_PARTIAL: usize = 2 * MAX_RECORD_BYTES;
+
 /// A TLS connection's transport.
 pub(crate) struct TlsTransport {
     socket: TcpStream,
@@ -81,6 +87,12 @@ impl TlsTransport {
         }
         self.peer_closed = received.peer_closed;
         let rest = &cipher[received.consumed..filled];
+        if rest.len() > MAX_PARTIAL {
+            return Err(io::Error::new(
+                ErrorKind::InvalidData,
+                "a TLS handshake message kept growing past two records",
+            ));
+        }
         if rest.is_empty() {
             self.partial = Vec::new(); // an idle connection keeps no buffer
         } else {
@@ -104,7 +116,9 @@ impl TlsTransport {
         if cipher.len() < MAX_RECORD_BYTES {
             cipher.resize(MAX_RECORD_BYTES, 0);
         }
-        let (taken, length) = self.session.encrypt(bytes, &mut self.pending, cipher)?;
+        let (taken, length) =
+            self.session
+                .encrypt(bytes, &mut self.partial, &mut self.pending, cipher)?;
         let record = &cipher[..length];
         if !self.pending.is_empty() {
             // TLS had messages of its own to send first.
@@ -163,7 +177,7 @@ impl Drop for TlsTransport {
     fn drop(&mut self) {
         if self.pending.is_empty() {
             let mut close = Vec::new();
-            self.session.close_notify(&mut close);
+            self.session.close_notify(&mut self.partial, &mut close);
             let _ = self.socket.try_write(&close);
         }
     }

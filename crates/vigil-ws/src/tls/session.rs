@@ -79,6 +79,7 @@ impl TlsSession {
     ) -> io::Result<Received> {
         let mut received = Received::default();
         loop {
+            let mut records_discard = 0;
             let status = self
                 .connection
                 .process_tls_records(&mut incoming[received.consumed..]);
@@ -86,7 +87,9 @@ impl TlsSession {
             let more = match status.state.map_err(invalid)? {
                 ConnectionState::ReadTraffic(mut traffic) => {
                     while let Some(record) = traffic.next_record() {
-                        plaintext(record.map_err(invalid)?.payload);
+                        let record = record.map_err(invalid)?;
+                        plaintext(record.payload);
+                        records_discard += record.discard;
                     }
                     true
                 }
@@ -116,7 +119,7 @@ impl TlsSession {
                 // Early data is never enabled; anything else is new to us.
                 _ => return Err(invalid("unexpected TLS connection state")),
             };
-            received.consumed += discard;
+            received.consumed += discard + records_discard;
             if !more {
                 return Ok(received);
             }
@@ -124,35 +127,45 @@ impl TlsSession {
     }
 
     /// Encrypts `plaintext` (at most [`MAX_RECORD_PLAINTEXT`] of it) into
-    /// one record at the start of `out`, which has room for
-    /// [`MAX_RECORD_BYTES`]; whatever TLS must send before it is appended to
-    /// `before`. Returns the plaintext taken and the record's length.
+    /// records at the start of `out`, which has room for
+    /// [`MAX_RECORD_BYTES`]; whatever TLS must send before them is appended
+    /// to `before`. `retained` is what [`receive`](Self::receive) left
+    /// unconsumed (the start of a record), presented again as rustls
+    /// requires. Returns the plaintext taken and the bytes written.
     pub(crate) fn encrypt(
         &mut self,
         plaintext: &[u8],
+        retained: &mut Vec<u8>,
         before: &mut Vec<u8>,
         out: &mut [u8],
     ) -> io::Result<(usize, usize)> {
-        let plaintext = &plaintext[..plaintext.len().min(MAX_RECORD_PLAINTEXT)];
+        let mut plaintext = &plaintext[..plaintext.len().min(MAX_RECORD_PLAINTEXT)];
         let mut written = 0;
-        self.with_write_traffic(before, |traffic, _| {
-            written = traffic
-                .encrypt(plaintext, out)
-                .map_err(|error| match error {
-                    EncryptError::InsufficientSize(InsufficientSizeError { required_size }) => {
-                        invalid(format!("a record needs {required_size} bytes of room"))
+        self.with_write_traffic(retained, before, |traffic, _| {
+            loop {
+                match traffic.encrypt(plaintext, out) {
+                    Ok(count) => {
+                        written = count;
+                        return Ok(());
                     }
-                    other => invalid(other),
-                })?;
-            Ok(())
+                    // Smaller fragments (`max_fragment_size`) cost more
+                    // headers: take less at once.
+                    Err(EncryptError::InsufficientSize(InsufficientSizeError { .. }))
+                        if plaintext.len() > 1 =>
+                    {
+                        plaintext = &plaintext[..plaintext.len() / 2];
+                    }
+                    Err(other) => return Err(invalid(other)),
+                }
+            }
         })?;
         Ok((plaintext.len(), written))
     }
 
     /// Appends our `close_notify` to `outgoing` (best effort: nothing is
     /// added once the session cannot send).
-    pub(crate) fn close_notify(&mut self, outgoing: &mut Vec<u8>) {
-        let _ = self.with_write_traffic(outgoing, |traffic, outgoing| {
+    pub(crate) fn close_notify(&mut self, retained: &mut Vec<u8>, outgoing: &mut Vec<u8>) {
+        let _ = self.with_write_traffic(retained, outgoing, |traffic, outgoing| {
             encode_into(outgoing, RECORD_OVERHEAD, |out| {
                 traffic.queue_close_notify(out).map_err(EncodeFailure::from)
             })
@@ -160,17 +173,25 @@ impl TlsSession {
     }
 
     /// Runs `write` once the session may send application data, first
-    /// appending to `outgoing` whatever TLS must send before it.
+    /// appending to `outgoing` whatever TLS must send before it. rustls
+    /// reads `retained` again (it may hold part of a handshake message it
+    /// keeps track of), never an empty stand-in.
     fn with_write_traffic(
         &mut self,
+        retained: &mut Vec<u8>,
         outgoing: &mut Vec<u8>,
         write: impl FnOnce(&mut WriteTraffic<'_, ServerConnectionData>, &mut Vec<u8>) -> io::Result<()>,
     ) -> io::Result<()> {
         loop {
-            let mut nothing_received = [];
-            let status = self.connection.process_tls_records(&mut nothing_received);
-            match status.state.map_err(invalid)? {
-                ConnectionState::WriteTraffic(mut traffic) => return write(&mut traffic, outgoing),
+            let status = self.connection.process_tls_records(&mut retained[..]);
+            let discard = status.discard;
+            let state = status.state.map_err(invalid);
+            match state? {
+                ConnectionState::WriteTraffic(mut traffic) => {
+                    let written = write(&mut traffic, outgoing);
+                    retained.drain(..discard);
+                    return written;
+                }
                 ConnectionState::EncodeTlsData(mut encode) => {
                     encode_into(outgoing, HANDSHAKE_ROOM, |out| {
                         encode.encode(out).map_err(EncodeFailure::from)

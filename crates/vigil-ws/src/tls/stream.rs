@@ -55,6 +55,10 @@ pub(crate) struct TlsParts {
     pub(crate) peer_closed: bool,
 }
 
+/// The most kept of records still arriving: rustls's largest handshake
+/// message (64 KiB) and a record more, with room to spare.
+const MAX_INCOMING: usize = 96 << 10;
+
 impl std::fmt::Debug for TlsStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsStream")
@@ -138,8 +142,15 @@ impl TlsStream {
         Ok(())
     }
 
-    /// Reads more from the socket onto `incoming`; 0 at its end.
+    /// Reads more from the socket onto `incoming`; 0 at its end. A peer
+    /// whose unfinished records outgrow [`MAX_INCOMING`] is refused.
     fn poll_fill(&mut self, context: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.incoming.len() > MAX_INCOMING {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a TLS handshake message kept growing past 96 KiB",
+            )));
+        }
         self.incoming.reserve(READ_ROOM);
         loop {
             ready!(self.socket.poll_read_ready(context))?;
@@ -213,9 +224,9 @@ impl AsyncWrite for TlsStream {
         ready!(this.poll_write_out(context))?;
         let mut record =
             vec![0; MAX_RECORD_BYTES.min(bytes.len() + MAX_RECORD_BYTES - MAX_RECORD_PLAINTEXT)];
-        let (count, length) = this
-            .session
-            .encrypt(bytes, &mut this.outgoing, &mut record)?;
+        let (count, length) =
+            this.session
+                .encrypt(bytes, &mut this.incoming, &mut this.outgoing, &mut record)?;
         this.outgoing.extend_from_slice(&record[..length]);
         if let Poll::Ready(Err(error)) = this.poll_write_out(context) {
             return Poll::Ready(Err(error));
@@ -233,7 +244,8 @@ impl AsyncWrite for TlsStream {
         let this = self.get_mut();
         if !this.sent_close_notify {
             this.sent_close_notify = true;
-            this.session.close_notify(&mut this.outgoing);
+            this.session
+                .close_notify(&mut this.incoming, &mut this.outgoing);
         }
         ready!(this.poll_write_out(context))?;
         Pin::new(&mut this.socket).poll_shutdown(context)

@@ -120,7 +120,12 @@ fn a_handshake_then_data_both_ways() {
     let (mut before, mut record) = (Vec::new(), vec![0; MAX_RECORD_BYTES]);
     let (taken, length) = pair
         .server
-        .encrypt(b"HTTP/1.1 101", &mut before, &mut record)
+        .encrypt(
+            b"HTTP/1.1 101",
+            &mut pair.to_server,
+            &mut before,
+            &mut record,
+        )
         .expect("encrypt");
     assert_eq!(taken, 12);
     assert!(before.is_empty(), "TLS had nothing of its own to send");
@@ -152,7 +157,7 @@ fn one_encrypt_takes_at_most_one_record() {
     let (mut before, mut record) = (Vec::new(), vec![0; MAX_RECORD_BYTES]);
     let (taken, length) = pair
         .server
-        .encrypt(&big, &mut before, &mut record)
+        .encrypt(&big, &mut pair.to_server, &mut before, &mut record)
         .expect("encrypt");
     assert_eq!(taken, MAX_RECORD_PLAINTEXT);
     assert!(length > MAX_RECORD_PLAINTEXT, "{length}");
@@ -168,7 +173,7 @@ fn the_peers_close_notify_is_reported_and_answered() {
     pair.client_to_server(usize::MAX);
     assert!(pair.peer_closed);
     let mut wire = Vec::new();
-    pair.server.close_notify(&mut wire);
+    pair.server.close_notify(&mut pair.to_server, &mut wire);
     assert!(!wire.is_empty(), "no close_notify of our own");
     pair.server_wrote(&wire);
     // The client sees a clean end: 0 bytes, not an error.
@@ -202,4 +207,105 @@ fn bytes_that_are_not_tls_fail_the_handshake() {
         .receive(&mut http, &mut outgoing, &mut |_| {})
         .expect_err("plain HTTP is refused");
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+}
+
+/// Seals records as the client would, with its traffic keys taken out of
+/// rustls: for records no well-behaved client sends.
+struct RogueClient {
+    key: ring::aead::LessSafeKey,
+    iv: [u8; 12],
+    sequence: u64,
+}
+
+impl RogueClient {
+    /// Takes over `pair`'s client after its handshake.
+    fn from(client: ClientConnection) -> Self {
+        let secrets = client.dangerous_extract_secrets().expect("secrets");
+        let (sequence, secrets) = secrets.tx;
+        let (algorithm, key, iv) = match secrets {
+            rustls::ConnectionTrafficSecrets::Aes128Gcm { key, iv } => {
+                (&ring::aead::AES_128_GCM, key, iv)
+            }
+            rustls::ConnectionTrafficSecrets::Aes256Gcm { key, iv } => {
+                (&ring::aead::AES_256_GCM, key, iv)
+            }
+            rustls::ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv } => {
+                (&ring::aead::CHACHA20_POLY1305, key, iv)
+            }
+            _ => panic!("an unexpected cipher suite"),
+        };
+        let key = ring::aead::UnboundKey::new(algorithm, key.as_ref()).expect("key");
+        let iv: [u8; 12] = iv.as_ref().try_into().expect("a 12-byte IV");
+        Self {
+            key: ring::aead::LessSafeKey::new(key),
+            iv,
+            sequence,
+        }
+    }
+
+    /// One TLS 1.3 record of inner `content_type` holding `payload`.
+    fn record(&mut self, payload: &[u8], content_type: u8) -> Vec<u8> {
+        let mut inner = payload.to_vec();
+        inner.push(content_type);
+        let mut nonce = self.iv;
+        for (byte, sequence) in nonce[4..].iter_mut().zip(self.sequence.to_be_bytes()) {
+            *byte ^= sequence;
+        }
+        self.sequence += 1;
+        let length = u16::try_from(inner.len() + 16).expect("a small record");
+        let [high, low] = length.to_be_bytes();
+        let header = [0x17, 0x03, 0x03, high, low];
+        self.key
+            .seal_in_place_append_tag(
+                ring::aead::Nonce::assume_unique_for_key(nonce),
+                ring::aead::Aad::from(header),
+                &mut inner,
+            )
+            .expect("sealed");
+        let mut record = header.to_vec();
+        record.extend(inner);
+        record
+    }
+}
+
+#[test]
+fn a_handshake_message_cut_between_records_does_not_break_writing() {
+    let (server, client) = configs();
+    let mut client = Arc::unwrap_or_clone(client);
+    client.enable_secret_extraction = true;
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let mut pair = Pair {
+        server: TlsSession::new(server).expect("session"),
+        client: ClientConnection::new(Arc::new(client), name).expect("client"),
+        to_server: Vec::new(),
+        received: Vec::new(),
+        peer_closed: false,
+    };
+    pair.handshake();
+    pair.client.writer().write_all(b"up").expect("write");
+    pair.client_to_server(usize::MAX);
+    assert_eq!(pair.received, b"up");
+    let Pair {
+        mut server, client, ..
+    } = pair;
+    let mut rogue = RogueClient::from(client);
+    // A KeyUpdate (type 24, 1 byte long) whose first two bytes come alone:
+    // rustls keeps them, in the caller's buffer, until the rest arrives.
+    let mut retained = rogue.record(&[0x18, 0x00], 0x16);
+    let mut outgoing = Vec::new();
+    let got = server
+        .receive(&mut retained, &mut outgoing, &mut |_| panic!("no data"))
+        .expect("a fragment is fine");
+    retained.drain(..got.consumed);
+    assert!(!retained.is_empty(), "the fragment is kept");
+    // Writing meanwhile must present those bytes again, not panic.
+    let mut record = vec![0; MAX_RECORD_BYTES];
+    let (taken, length) = server
+        .encrypt(b"ping", &mut retained, &mut outgoing, &mut record)
+        .expect("encrypt while a message is half read");
+    assert_eq!(taken, 4);
+    assert!(length > 4);
+    let mut close = Vec::new();
+    server.close_notify(&mut retained, &mut close);
+    assert!(!close.is_empty());
 }
