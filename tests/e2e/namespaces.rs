@@ -30,8 +30,10 @@ fn config_file(name: &str, text: &str) -> PathBuf {
     path
 }
 
-fn server() -> (ServerProcess, PathBuf) {
-    let path = config_file("serve", CONFIG);
+/// A server with [`CONFIG`], from a file of its own (`test` names it: tests
+/// run at once and remove their files).
+fn server(test: &str) -> (ServerProcess, PathBuf) {
+    let path = config_file(test, CONFIG);
     let config = path.to_str().expect("UTF-8").to_owned();
     let server = ServerProcess::start_heartbeating(
         "2s",
@@ -85,7 +87,7 @@ fn next_count(client: &mut WsClient) -> Value {
 
 #[test]
 fn a_counts_channel_shows_numbers_refuses_client_publishes_and_fills_up() {
-    let (server, path) = server();
+    let (server, path) = server("counts");
     let mut bystanders = bystanders(&server);
     let mut ann = connect(&server, "ann");
     let reply = join(&mut ann, "live:final");
@@ -114,6 +116,15 @@ fn a_counts_channel_shows_numbers_refuses_client_publishes_and_fills_up() {
     assert_eq!(full["code"], "channel_full", "{full}");
     let mut ann_tab = connect(&server, "ann");
     assert_eq!(join(&mut ann_tab, "live:final")["type"], "reply");
+    // A second tab changes no user, only the connections: still told.
+    let mut count = next_count(&mut ann);
+    while count["connections"] != 5 {
+        count = next_count(&mut ann);
+    }
+    assert_eq!(count["users"], 4, "{count}");
+    // A last will publishes: refused where clients may not publish.
+    let will = ann.ask(r#"{"op":"set_will","channel":"live:final","data":"bye","id":"w"}"#);
+    assert_eq!(will["code"], "publish_forbidden", "{will}");
     let stats = ann.ask(r#"{"op":"presence_stats","channel":"live:final","id":"s"}"#);
     assert_eq!(stats["stats"]["users"], 4, "{stats}");
     assert_eq!(stats["stats"]["connections"], 5, "{stats}");
@@ -150,7 +161,7 @@ fn a_counts_channel_shows_numbers_refuses_client_publishes_and_fills_up() {
 
 #[test]
 fn a_members_channel_past_its_cap_turns_to_counts_and_pages_its_list() {
-    let (server, path) = server();
+    let (server, path) = server("cap");
     let mut bystanders = bystanders(&server);
     let mut ann = connect(&server, "ann");
     let first = join(&mut ann, "room:big");
@@ -204,7 +215,7 @@ fn a_members_channel_past_its_cap_turns_to_counts_and_pages_its_list() {
 
 #[test]
 fn a_namespace_has_its_own_leave_grace() {
-    let (server, path) = server();
+    let (server, path) = server("grace");
     let mut room_watcher = connect(&server, "rita");
     join(&mut room_watcher, "room:quick");
     let mut lobby_watcher = connect(&server, "lars");

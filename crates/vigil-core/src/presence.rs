@@ -134,6 +134,9 @@ struct Conn {
 struct Channel {
     /// The version of this channel's latest diff.
     version: u64,
+    /// Live connections in the channel (the sum of its `Joined` holds),
+    /// kept so that counting them costs nothing.
+    connections: usize,
     members: BTreeMap<Arc<str>, MemberState>,
 }
 
@@ -238,11 +241,15 @@ impl Presence {
                 Arc::clone(vacant.key()),
                 vacant.insert(Channel {
                     version: 0,
+                    connections: 0,
                     members: BTreeMap::new(),
                 }),
             ),
         };
         let newly_joined = conn_state.channels.insert(Arc::clone(&name));
+        if newly_joined {
+            channel_state.connections += 1;
+        }
         let user = match channel_state.members.entry(Arc::clone(&conn_state.user)) {
             Entry::Vacant(vacant) => {
                 let user = Arc::clone(vacant.key());
@@ -424,6 +431,7 @@ impl Presence {
             debug_assert!(false, "a joined connection's channel exists");
             return;
         };
+        channel_state.connections = channel_state.connections.saturating_sub(1);
         let Some(member) = channel_state.members.get_mut(user) else {
             debug_assert!(false, "a joined connection's user is a member");
             return;

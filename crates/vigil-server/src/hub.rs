@@ -185,6 +185,7 @@ impl Hub {
             } = &mut *state;
             counted.is_counted(&channel, options, presence)
         };
+        state.count_changed(&channel);
         self.changed(&mut state);
         Ok(presence_json(&state, &channel, options, counted))
     }
@@ -197,6 +198,7 @@ impl Hub {
         }
         remove_member(&mut state, channel, id.0);
         state.metas.remove(&(id.0, Arc::from(channel)));
+        state.count_changed(channel);
         let will_here = state.presence.last_will(id).is_some_and(|payload| {
             serde_json::from_str::<Value>(payload)
                 .is_ok_and(|will| will["channel"].as_str() == Some(channel))
@@ -345,6 +347,15 @@ impl Hub {
         channel: &str,
         data: &Value,
     ) -> Result<(), Refusal> {
+        if !data.is_null() && !self.namespaces.options(channel).client_publish {
+            return Err((
+                ErrorCode::PublishForbidden,
+                format!(
+                    "a last will publishes, and clients may not publish to {channel:?} \
+                     (client_publish = false)"
+                ),
+            ));
+        }
         let mut state = self.state.lock();
         let id = ConnId(conn.id().0);
         if !data.is_null() && !state.presence.channels_of(id).any(|c| c == channel) {
@@ -380,6 +391,7 @@ impl Hub {
                 let change = state.local.left(&channel, user, true);
                 state.announce(&channel, user, change);
             }
+            state.count_changed(&channel);
             state.metas.remove(&(id, channel));
         }
         state.presence.disconnect(now(), ConnId(id), departure);
@@ -487,6 +499,16 @@ impl Hub {
 }
 
 impl State {
+    /// A connection came to or left a counted channel: its numbers go out
+    /// at the next flush (a second tab changes `connections` without a
+    /// presence diff).
+    fn count_changed(&mut self, channel: &str) {
+        if self.counted.contains(channel) {
+            self.counted.changed(&Arc::from(channel));
+            self.flush_at.get_or_insert_with(|| now() + DIFF_WINDOW);
+        }
+    }
+
     /// Hands a change of this node's members to the cluster, if any.
     fn announce(&self, channel: &Arc<str>, user: &Arc<str>, change: Option<Change>) {
         if let (Some(cluster), Some(change)) = (&self.cluster, change) {
@@ -531,8 +553,13 @@ fn drain(state: &mut State, namespaces: &Namespaces) {
                     &state.presence,
                 ) =>
             {
-                state.counted.changed(&channel);
-                state.flush_at.get_or_insert_with(|| now() + DIFF_WINDOW);
+                if state.presence.member_count(&channel) == 0 {
+                    // Empty: its next join decides its mode afresh.
+                    state.counted.forget(&channel);
+                } else {
+                    state.counted.changed(&channel);
+                    state.flush_at.get_or_insert_with(|| now() + DIFF_WINDOW);
+                }
             }
             Event::Diff {
                 channel,

@@ -78,7 +78,9 @@ impl Presence {
         }
     }
 
-    /// Users and live connections in `channel` (zeros if unknown).
+    /// Users and live connections in `channel` (zeros if unknown), in
+    /// constant time (debug builds check the running count against the
+    /// members).
     #[must_use]
     pub fn channel_stats(&self, channel: &str) -> ChannelStats {
         let Some(channel_state) = self.channels.get(channel) else {
@@ -88,18 +90,22 @@ impl Presence {
                 connections: 0,
             };
         };
-        let connections = channel_state
-            .members
-            .values()
-            .map(|member| match member.hold {
-                Hold::Joined(count) => count.get(),
-                Hold::Leaving(_) => 0,
-            })
-            .sum();
+        debug_assert_eq!(
+            channel_state.connections,
+            channel_state
+                .members
+                .values()
+                .map(|member| match member.hold {
+                    Hold::Joined(count) => count.get(),
+                    Hold::Leaving(_) => 0,
+                })
+                .sum::<usize>(),
+            "the running count of connections",
+        );
         ChannelStats {
             version: channel_state.version,
             users: channel_state.members.len(),
-            connections,
+            connections: channel_state.connections,
         }
     }
 

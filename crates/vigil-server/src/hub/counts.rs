@@ -14,8 +14,8 @@ use vigil_core::presence::{ChannelStats, Presence};
 /// One counted channel.
 #[derive(Debug)]
 struct CountedChannel {
-    /// The users and connections last sent to its members.
-    last_sent: Option<(usize, usize)>,
+    /// The version, users and connections last sent to its members.
+    last_sent: Option<(u64, usize, usize)>,
     /// Whether its list may still be read in pages (a capped `members`
     /// channel).
     pages: bool,
@@ -66,20 +66,26 @@ impl Counted {
         self.channels.contains_key(channel)
     }
 
+    /// `channel` emptied: it is counted no more (its next join decides).
+    pub(crate) fn forget(&mut self, channel: &str) {
+        self.channels.remove(channel);
+        self.changed.remove(channel);
+    }
+
     /// A change of a counted channel's members: its count goes out at the
     /// next flush.
     pub(crate) fn changed(&mut self, channel: &Arc<str>) {
         self.changed.insert(Arc::clone(channel));
     }
 
-    /// The `presence_count` event of every changed channel whose counts
-    /// differ from the last ones sent; a channel that emptied stops being
-    /// counted.
+    /// The `presence_count` event of every changed channel whose version
+    /// or numbers differ from the last sent (replies in between may have
+    /// shown others); a channel that emptied stops being counted.
     pub(crate) fn take(&mut self, presence: &Presence) -> Vec<(Arc<str>, String)> {
         let mut events = Vec::new();
         for channel in std::mem::take(&mut self.changed) {
             let stats = presence.channel_stats(&channel);
-            let counts = (stats.users, stats.connections);
+            let counts = (stats.version, stats.users, stats.connections);
             let Some(counted) = self.channels.get_mut(&channel) else {
                 continue;
             };

@@ -47,7 +47,8 @@ impl Hub {
                 let page = state.presence.members_page(channel, None, listed);
                 // This node's connections in the channel, by user.
                 let mut by_user: HashMap<&str, Vec<&Connection>> = HashMap::new();
-                for (id, conn) in state.members.get(channel).into_iter().flatten() {
+                let listed_conns = state.members.get(channel).filter(|_| !counted);
+                for (id, conn) in listed_conns.into_iter().flatten() {
                     if let Some((_, user)) = state.conns.get(id) {
                         by_user.entry(&**user).or_default().push(conn);
                     }

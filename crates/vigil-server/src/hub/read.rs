@@ -93,7 +93,7 @@ pub(super) fn presence_json(
     options: &ChannelOptions,
     counted: bool,
 ) -> Value {
-    if counted {
+    if counted || options.presence == PresenceMode::Counts {
         let pages = options.presence == PresenceMode::Members;
         counts_json(channel, &state.presence.channel_stats(channel), pages)
     } else {
