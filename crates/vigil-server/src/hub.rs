@@ -36,6 +36,11 @@ use vigil_ws::Connection;
 /// How long a presence change may wait to be merged with the next ones.
 const DIFF_WINDOW: Duration = Duration::from_millis(25);
 
+/// How long a counted channel's changes are merged: its count goes to
+/// every member (tens of thousands) at most once a second, which a core
+/// sends with room to spare, while "1,234 watching" stays current.
+const COUNT_WINDOW: Duration = Duration::from_secs(1);
+
 /// The shared state of one server process.
 pub(crate) struct Hub {
     state: Mutex<State>,
@@ -59,6 +64,8 @@ struct State {
     /// Channels whose members see counts instead of lists.
     counted: Counted,
     flush_at: Option<Instant>,
+    /// When the counted channels' changes go out.
+    count_flush_at: Option<Instant>,
     /// The deadline the timer task sleeps toward (`None`: until woken).
     timer_armed: Option<Instant>,
     /// In a cluster: this node's own members as the other nodes see them,
@@ -109,6 +116,7 @@ impl Hub {
                 pending: PendingDiffs::default(),
                 counted: Counted::default(),
                 flush_at: None,
+                count_flush_at: None,
                 timer_armed: None,
                 local: LocalMembers::default(),
                 remote: RemoteMembers::default(),
@@ -487,6 +495,9 @@ impl Hub {
                 for (channel, text) in state.pending.take() {
                     send_to_members(&state, &channel, &text);
                 }
+            }
+            if state.count_flush_at.is_some_and(|at| at <= now) {
+                state.count_flush_at = None;
                 let State {
                     counted, presence, ..
                 } = &mut *state;
@@ -505,7 +516,8 @@ impl State {
     fn count_changed(&mut self, channel: &str) {
         if self.counted.contains(channel) {
             self.counted.changed(&Arc::from(channel));
-            self.flush_at.get_or_insert_with(|| now() + DIFF_WINDOW);
+            self.count_flush_at
+                .get_or_insert_with(|| now() + COUNT_WINDOW);
         }
     }
 
@@ -524,12 +536,17 @@ impl State {
     }
 }
 
-/// The earliest of the next leave-grace deadline and the diff window's end.
+/// The earliest of the next leave-grace deadline and the merge windows'
+/// ends.
 fn next_deadline(state: &State) -> Option<Instant> {
-    match (state.presence.poll_timeout(), state.flush_at) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    [
+        state.presence.poll_timeout(),
+        state.flush_at,
+        state.count_flush_at,
+    ]
+    .into_iter()
+    .flatten()
+    .min()
 }
 
 fn remove_member(state: &mut State, channel: &str, id: u64) {
@@ -558,7 +575,9 @@ fn drain(state: &mut State, namespaces: &Namespaces) {
                     state.counted.forget(&channel);
                 } else {
                     state.counted.changed(&channel);
-                    state.flush_at.get_or_insert_with(|| now() + DIFF_WINDOW);
+                    state
+                        .count_flush_at
+                        .get_or_insert_with(|| now() + COUNT_WINDOW);
                 }
             }
             Event::Diff {
