@@ -9,6 +9,7 @@
 
 mod counts;
 mod diffs;
+mod events;
 mod local;
 mod overview;
 mod read;
@@ -17,12 +18,12 @@ mod remote;
 use crate::cluster::{Change, Outbound};
 use crate::namespace::Namespaces;
 use crate::protocol::ErrorCode;
-use bytes::Bytes;
 use counts::Counted;
 use diffs::PendingDiffs;
+use events::{drain, send_to_members};
 use local::{LocalMember, LocalMembers};
 use parking_lot::Mutex;
-use read::{member_json, presence_json};
+use read::presence_json;
 pub(crate) use remote::RemoteMember;
 use remote::RemoteMembers;
 use serde_json::{Value, json};
@@ -30,7 +31,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
-use vigil_core::presence::{ConnId, Departure, Event, GracePolicy, Presence, PresenceConfig};
+use vigil_core::presence::{ConnId, Departure, GracePolicy, Presence, PresenceConfig};
 use vigil_ws::Connection;
 
 /// How long a presence change may wait to be merged with the next ones.
@@ -556,70 +557,4 @@ fn remove_member(state: &mut State, channel: &str, id: u64) {
             state.members.remove(channel);
         }
     }
-}
-
-/// Takes every presence event: diffs wait in `pending` (the timer task
-/// sends them when their window ends), last wills go out at once.
-fn drain(state: &mut State, namespaces: &Namespaces) {
-    while let Some(event) = state.presence.poll_event() {
-        match event {
-            Event::Diff { channel, .. }
-                if state.counted.is_counted(
-                    &channel,
-                    namespaces.options(&channel),
-                    &state.presence,
-                ) =>
-            {
-                if state.presence.member_count(&channel) == 0 {
-                    // Empty: its next join decides its mode afresh.
-                    state.counted.forget(&channel);
-                } else {
-                    state.counted.changed(&channel);
-                    state
-                        .count_flush_at
-                        .get_or_insert_with(|| now() + COUNT_WINDOW);
-                }
-            }
-            Event::Diff {
-                channel,
-                version,
-                joins,
-                leaves,
-            } => {
-                let joins = joins
-                    .iter()
-                    .map(|member| (Arc::clone(&member.user), member_json(member)));
-                state
-                    .pending
-                    .merge(&channel, version, joins, leaves.iter().cloned());
-                state.flush_at.get_or_insert_with(|| now() + DIFF_WINDOW);
-            }
-            Event::LastWill { user, payload, .. } => {
-                let Ok(will) = serde_json::from_str::<Value>(&payload) else {
-                    continue;
-                };
-                let Some(channel) = will["channel"].as_str() else {
-                    continue;
-                };
-                let text = json!({"type": "message", "channel": channel, "from": &*user,
-                                  "data": will["data"], "will": true})
-                .to_string();
-                state.share_message(channel, Some(&user), &will["data"], true);
-                send_to_members(state, channel, &text);
-            }
-        }
-    }
-}
-
-/// Sends `text` to every connection that joined `channel`; returns how many.
-fn send_to_members(state: &State, channel: &str, text: &str) -> usize {
-    let Some(members) = state.members.get(channel) else {
-        return 0;
-    };
-    // One copy of the text, shared by every member's queue.
-    let text = Bytes::copy_from_slice(text.as_bytes());
-    for member in members.values() {
-        let _ = member.send_text(text.clone());
-    }
-    members.len()
 }
