@@ -19,7 +19,7 @@ mod error;
 mod key;
 mod layer;
 mod value;
-pub(crate) use value::parse_duration;
+pub(crate) use value::{parse_duration, render_toml};
 
 #[cfg(test)]
 mod tests;

@@ -18,7 +18,7 @@
 //! max_meta_bytes = 256
 //! ```
 
-use std::fmt::Write as _;
+use crate::config::render_toml;
 use std::time::Duration;
 use vigil_core::presence::PresenceConfig;
 
@@ -157,13 +157,13 @@ pub(crate) fn parse(value: &toml::Value) -> Result<Vec<Namespace>, Vec<String>> 
             Some(value) => match value.as_str().map(pattern_of) {
                 Some(Ok(pattern)) => Some(pattern),
                 Some(Err(why)) => {
-                    problem(format!("channels = {}: {why}", shown(value)));
+                    problem(format!("channels = {}: {why}", render_toml(value)));
                     None
                 }
                 None => {
                     problem(format!(
                         "channels = {} is not a string; expected a glob",
-                        shown(value)
+                        render_toml(value)
                     ));
                     None
                 }
@@ -184,7 +184,7 @@ pub(crate) fn parse(value: &toml::Value) -> Result<Vec<Namespace>, Vec<String>> 
                 _ => {
                     problem(format!(
                         "presence = {} is not a presence mode; expected \"members\" or \"counts\"",
-                        shown(value)
+                        render_toml(value)
                     ));
                     PresenceMode::Members
                 }
@@ -197,7 +197,7 @@ pub(crate) fn parse(value: &toml::Value) -> Result<Vec<Namespace>, Vec<String>> 
                 _ => {
                     problem(format!(
                         "{key} = {} is out of range; expected 1 to {max}",
-                        shown(value)
+                        render_toml(value)
                     ));
                     None
                 }
@@ -211,7 +211,7 @@ pub(crate) fn parse(value: &toml::Value) -> Result<Vec<Namespace>, Vec<String>> 
             Some(value) => value.as_bool().unwrap_or_else(|| {
                 problem(format!(
                     "client_publish = {} is not true or false",
-                    shown(value)
+                    render_toml(value)
                 ));
                 true
             }),
@@ -224,14 +224,14 @@ pub(crate) fn parse(value: &toml::Value) -> Result<Vec<Namespace>, Vec<String>> 
             match parsed {
                 Ok(grace) if grace <= PresenceConfig::MAX_LEAVE_GRACE => Some(grace),
                 Ok(_) => {
-                    problem(format!("leave_grace = {} is over 1h", shown(value)));
+                    problem(format!("leave_grace = {} is over 1h", render_toml(value)));
                     None
                 }
                 Err(why) => {
                     problem(format!(
                         "leave_grace = {} {why}; expected a whole number and a unit (ms, s, m or \
                          h), such as \"2s\"",
-                        shown(value)
+                        render_toml(value)
                     ));
                     None
                 }
@@ -267,19 +267,6 @@ pub(crate) fn parse(value: &toml::Value) -> Result<Vec<Namespace>, Vec<String>> 
     }
 }
 
-/// A value as the config file wrote it (strings quoted).
-fn shown(value: &toml::Value) -> String {
-    match value {
-        toml::Value::String(text) => format!("{text:?}"),
-        toml::Value::Integer(n) => n.to_string(),
-        toml::Value::Float(x) => x.to_string(),
-        toml::Value::Boolean(b) => b.to_string(),
-        toml::Value::Datetime(_) => "a date".to_owned(),
-        toml::Value::Array(_) => "an array".to_owned(),
-        toml::Value::Table(_) => "a table".to_owned(),
-    }
-}
-
 /// A `channels` glob: valid, and able to match some valid channel name.
 fn pattern_of(text: &str) -> Result<glob::Pattern, String> {
     let pattern = glob::Pattern::new(text).map_err(|e| format!("not a glob pattern: {e}"))?;
@@ -296,15 +283,12 @@ fn pattern_of(text: &str) -> Result<glob::Pattern, String> {
     }
     if let Some(bad) = literal
         .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | '/')))
+        .find(|&c| !crate::protocol::is_channel_char(c))
     {
-        let mut why = String::new();
-        let _ = write!(
-            why,
+        return Err(format!(
             "{bad:?} never occurs in a channel name (letters, digits and _ - . : / only), so \
              this pattern matches no channel"
-        );
-        return Err(why);
+        ));
     }
     Ok(pattern)
 }

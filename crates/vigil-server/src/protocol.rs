@@ -161,15 +161,17 @@ pub(crate) fn check_channel(name: &str) -> Result<(), String> {
             name.len()
         ));
     }
-    if let Some(bad) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | '/')))
-    {
+    if let Some(bad) = name.chars().find(|&c| !is_channel_char(c)) {
         return Err(format!(
             "channel names use letters, digits and _ - . : / only; {bad:?} is not allowed"
         ));
     }
     Ok(())
+}
+
+/// Whether `c` may occur in a channel name.
+pub(crate) fn is_channel_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | '/')
 }
 
 /// Parses a text frame into a request, or the error to answer with (and the

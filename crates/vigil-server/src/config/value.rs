@@ -16,6 +16,11 @@ pub(super) enum Raw<'a> {
     Toml(&'a toml::Value),
 }
 
+/// A TOML value for an error message, as [`Raw::render`] shows it.
+pub(crate) fn render_toml(value: &toml::Value) -> String {
+    Raw::Toml(value).render()
+}
+
 impl Raw<'_> {
     /// The value for an error message: quoted text, or the TOML value.
     pub(super) fn render(self) -> String {
