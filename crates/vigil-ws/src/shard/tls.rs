@@ -126,15 +126,7 @@ impl TlsTransport {
             self.write_pending()?;
             return Ok(taken);
         }
-        let mut written = 0;
-        while written < record.len() {
-            match self.socket.try_write(&record[written..]) {
-                Ok(count) => written += count,
-                Err(error) if error.kind() == ErrorKind::Interrupted => {}
-                Err(error) if error.kind() == ErrorKind::WouldBlock => break,
-                Err(error) => return Err(error),
-            }
-        }
+        let written = write_now(&self.socket, record)?;
         self.pending.extend_from_slice(&record[written..]);
         Ok(taken)
     }
@@ -152,15 +144,10 @@ impl TlsTransport {
 
     /// Writes `pending`; true once it is all out.
     fn write_pending(&mut self) -> io::Result<bool> {
-        while !self.pending.is_empty() {
-            match self.socket.try_write(&self.pending) {
-                Ok(count) => {
-                    self.pending.drain(..count);
-                }
-                Err(error) if error.kind() == ErrorKind::Interrupted => {}
-                Err(error) if error.kind() == ErrorKind::WouldBlock => return Ok(false),
-                Err(error) => return Err(error),
-            }
+        let written = write_now(&self.socket, &self.pending)?;
+        self.pending.drain(..written);
+        if !self.pending.is_empty() {
+            return Ok(false);
         }
         self.pending = Vec::new();
         Ok(true)
@@ -181,6 +168,21 @@ impl Drop for TlsTransport {
             let _ = self.socket.try_write(&close);
         }
     }
+}
+
+/// Writes as much of `bytes` as the socket takes now; the count written
+/// (short when the socket is full).
+fn write_now(socket: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
+    let mut written = 0;
+    while written < bytes.len() {
+        match socket.try_write(&bytes[written..]) {
+            Ok(count) => written += count,
+            Err(error) if error.kind() == ErrorKind::Interrupted => {}
+            Err(error) if error.kind() == ErrorKind::WouldBlock => break,
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(written)
 }
 
 /// A [`TlsParts`] without its socket (which the shard registers anew).
