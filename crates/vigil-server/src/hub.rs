@@ -206,8 +206,9 @@ impl Hub {
             return Err((ErrorCode::NotJoined, format!("not a member of {channel:?}")));
         }
         remove_member(&mut state, channel, id.0);
-        state.metas.remove(&(id.0, Arc::from(channel)));
-        state.count_changed(channel);
+        let name: Arc<str> = Arc::from(channel);
+        state.count_changed(&name);
+        state.metas.remove(&(id.0, Arc::clone(&name)));
         let will_here = state.presence.last_will(id).is_some_and(|payload| {
             serde_json::from_str::<Value>(payload)
                 .is_ok_and(|will| will["channel"].as_str() == Some(channel))
@@ -217,7 +218,7 @@ impl Hub {
         }
         if let Some(user) = state.conns.get(&id.0).map(|(_, user)| Arc::clone(user)) {
             let change = state.local.left(channel, &user, false);
-            state.announce(&Arc::from(channel), &user, change);
+            state.announce(&name, &user, change);
         }
         self.changed(&mut state);
         Ok(())
@@ -514,9 +515,9 @@ impl State {
     /// A connection came to or left a counted channel: its numbers go out
     /// at the next flush (a second tab changes `connections` without a
     /// presence diff).
-    fn count_changed(&mut self, channel: &str) {
+    pub(super) fn count_changed(&mut self, channel: &Arc<str>) {
         if self.counted.contains(channel) {
-            self.counted.changed(&Arc::from(channel));
+            self.counted.changed(channel);
             self.count_flush_at
                 .get_or_insert_with(|| now() + COUNT_WINDOW);
         }

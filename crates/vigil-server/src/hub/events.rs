@@ -4,7 +4,7 @@
 //! fan-out of a text to every member of a channel.
 
 use super::read::member_json;
-use super::{COUNT_WINDOW, DIFF_WINDOW, State, now};
+use super::{DIFF_WINDOW, State, now};
 use crate::namespace::Namespaces;
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -27,10 +27,7 @@ pub(super) fn drain(state: &mut State, namespaces: &Namespaces) {
                     // Empty: its next join decides its mode afresh.
                     state.counted.forget(&channel);
                 } else {
-                    state.counted.changed(&channel);
-                    state
-                        .count_flush_at
-                        .get_or_insert_with(|| now() + COUNT_WINDOW);
+                    state.count_changed(&channel);
                 }
             }
             Event::Diff {
