@@ -3,7 +3,7 @@
 //! request without Host is refused, and an https page is not the same
 //! origin as an http server on the same host.
 
-use super::session::{in_an_hour, token};
+use super::session::connect_as;
 use std::time::Duration;
 use vigil_e2e::{Bystanders, ServerProcess, WsClient, http_request};
 
@@ -11,14 +11,15 @@ fn secured() -> ServerProcess {
     ServerProcess::start_heartbeating("2s", &["--jwt-secret", "e2e-secret", "--api-key", "k3y"])
 }
 
-fn connect(server: &ServerProcess, sub: &str) -> WsClient {
-    let jwt = token(serde_json::json!({"sub": sub, "exp": in_an_hour()}));
-    WsClient::try_connect_with_token(server.addr(), &jwt).expect("a token")
-}
-
-/// The JSON body of an API answer, after checking its status line.
+/// The JSON body of an API answer (API key `k3y`), after checking its
+/// status line.
 #[track_caller]
-fn api(server: &ServerProcess, method: &str, path: &str, status: &str) -> serde_json::Value {
+pub(crate) fn api(
+    server: &ServerProcess,
+    method: &str,
+    path: &str,
+    status: &str,
+) -> serde_json::Value {
     let response = http_request(server.addr(), method, path, Some("k3y"), "");
     assert!(
         response.starts_with(&format!("HTTP/1.1 {status}")),
@@ -34,11 +35,11 @@ fn names_that_need_percent_encoding_are_reachable_through_the_api() {
     let mut next = 0;
     let mut bystanders = Bystanders::join_with(3, "lobby", || {
         next += 1;
-        connect(&server, &format!("bystander-{next}"))
+        connect_as(&server, &format!("bystander-{next}"))
     });
     let mut members = Vec::new();
     for user in ["org/alice", "José", "a b"] {
-        let mut client = connect(&server, user);
+        let mut client = connect_as(&server, user);
         client.next_of("welcome");
         client.send_json(r#"{"op":"join","channel":"team/eng","id":1}"#);
         client.next_of("reply");
@@ -86,7 +87,7 @@ fn names_that_need_percent_encoding_are_reachable_through_the_api() {
 fn a_request_without_host_gets_400() {
     use std::io::{Read, Write};
     let server = secured();
-    let mut bystanders = Bystanders::join_with(2, "lobby", || connect(&server, "by"));
+    let mut bystanders = Bystanders::join_with(2, "lobby", || connect_as(&server, "by"));
     let mut stream = std::net::TcpStream::connect(server.addr()).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))

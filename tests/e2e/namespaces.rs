@@ -4,11 +4,12 @@
 //! everyone while its list stays readable in pages; bystanders of another
 //! channel see none of it; `check-config` explains bad namespaces.
 
-use super::session::{in_an_hour, token};
+use super::http_details::api;
+use super::session::{bystanders_as_users, connect_as};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
-use vigil_e2e::{Bystanders, ServerProcess, WsClient, http_request, run, vigil_bin};
+use vigil_e2e::{ServerProcess, WsClient, http_request, run, vigil_bin};
 
 const CONFIG: &str = r#"
 [[namespace]]
@@ -49,20 +50,11 @@ fn server(test: &str) -> (ServerProcess, PathBuf) {
     (server, path)
 }
 
+/// A client of user `sub`, past its welcome.
 fn connect(server: &ServerProcess, sub: &str) -> WsClient {
-    let jwt = token(serde_json::json!({"sub": sub, "exp": in_an_hour()}));
-    let mut client = WsClient::try_connect_with_token(server.addr(), &jwt).expect("a token");
+    let mut client = connect_as(server, sub);
     client.next_of("welcome");
     client
-}
-
-fn bystanders(server: &ServerProcess) -> Bystanders {
-    let mut next = 0;
-    Bystanders::join_with(3, "lobby", || {
-        next += 1;
-        let jwt = token(serde_json::json!({"sub": format!("by{next}"), "exp": in_an_hour()}));
-        WsClient::try_connect_with_token(server.addr(), &jwt).expect("a token")
-    })
 }
 
 fn join(client: &mut WsClient, channel: &str) -> Value {
@@ -88,7 +80,7 @@ fn next_count(client: &mut WsClient) -> Value {
 #[test]
 fn a_counts_channel_shows_numbers_refuses_client_publishes_and_fills_up() {
     let (server, path) = server("counts");
-    let mut bystanders = bystanders(&server);
+    let mut bystanders = bystanders_as_users(&server, "lobby");
     let mut ann = connect(&server, "ann");
     let reply = join(&mut ann, "live:final");
     let presence = &reply["presence"];
@@ -134,18 +126,16 @@ fn a_counts_channel_shows_numbers_refuses_client_publishes_and_fills_up() {
     assert_eq!(paged["code"], "presence_hidden", "{paged}");
     let published = ann.ask(r#"{"op":"publish","channel":"live:final","data":1,"id":"m"}"#);
     assert_eq!(published["code"], "publish_forbidden", "{published}");
-    let api = http_request(
+    let from_api = http_request(
         server.addr(),
         "POST",
         "/api/channels/live:final/publish",
         Some("k3y"),
         r#"{"data":"goal"}"#,
     );
-    assert!(api.contains(r#""delivered":5"#), "{api}");
+    assert!(from_api.contains(r#""delivered":5"#), "{from_api}");
     // The dashboard's overview shows the numbers, not the list.
-    let overview = http_request(server.addr(), "GET", "/api/overview", Some("k3y"), "");
-    let body: Value = serde_json::from_str(overview.split("\r\n\r\n").nth(1).unwrap_or_default())
-        .unwrap_or_else(|_| panic!("not JSON: {overview}"));
+    let body = api(&server, "GET", "/api/overview", "200");
     let live = body["channels"]
         .as_array()
         .and_then(|all| all.iter().find(|c| c["channel"] == "live:final"))
@@ -162,7 +152,7 @@ fn a_counts_channel_shows_numbers_refuses_client_publishes_and_fills_up() {
 #[test]
 fn a_members_channel_past_its_cap_turns_to_counts_and_pages_its_list() {
     let (server, path) = server("cap");
-    let mut bystanders = bystanders(&server);
+    let mut bystanders = bystanders_as_users(&server, "lobby");
     let mut ann = connect(&server, "ann");
     let first = join(&mut ann, "room:big");
     assert_eq!(first["presence"]["members"][0]["user"], "ann", "{first}");

@@ -3,11 +3,12 @@
 //! counting users and connections, the same through the HTTP API, and
 //! bad pages refused, while bystanders in the channel stay healthy.
 
-use super::session::{in_an_hour, token};
+use super::http_details::api;
+use super::session::{bystanders_as_users, connect_as};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::Duration;
-use vigil_e2e::{Bystanders, ServerProcess, WsClient, http_request};
+use vigil_e2e::{ServerProcess, WsClient};
 
 fn server() -> ServerProcess {
     ServerProcess::start_heartbeating(
@@ -23,23 +24,9 @@ fn server() -> ServerProcess {
     )
 }
 
-fn connect(server: &ServerProcess, sub: &str) -> WsClient {
-    let jwt = token(serde_json::json!({"sub": sub, "exp": in_an_hour()}));
-    WsClient::try_connect_with_token(server.addr(), &jwt).expect("a token")
-}
-
-/// Three bystanders (users `by0` to `by2`) in `channel`.
-fn bystanders(server: &ServerProcess, channel: &str) -> Bystanders {
-    let mut next = 0;
-    Bystanders::join_with(3, channel, || {
-        next += 1;
-        connect(server, &format!("by{next}"))
-    })
-}
-
 /// A client of user `sub` that joined `channel`.
 fn member(server: &ServerProcess, sub: &str, channel: &str) -> WsClient {
-    let mut client = connect(server, sub);
+    let mut client = connect_as(server, sub);
     client.next_of("welcome");
     let reply = client.ask(&format!(
         r#"{{"op":"join","channel":"{channel}","id":"join-{sub}"}}"#
@@ -60,7 +47,7 @@ fn users_of(page: &Value) -> Vec<String> {
 #[test]
 fn pages_cover_every_steady_member_once_while_others_join_and_leave() {
     let server = server();
-    let mut bystanders = bystanders(&server, "hall");
+    let mut bystanders = bystanders_as_users(&server, "hall");
     let mut members: Vec<(String, WsClient)> = (0..30)
         .map(|n| {
             let sub = format!("u{n:02}");
@@ -139,7 +126,7 @@ fn pages_cover_every_steady_member_once_while_others_join_and_leave() {
 #[test]
 fn stats_count_users_and_connections_and_bad_pages_are_refused() {
     let server = server();
-    let mut bystanders = bystanders(&server, "hall");
+    let mut bystanders = bystanders_as_users(&server, "hall");
     let _ann_phone = member(&server, "ann", "hall");
     let _ann_laptop = member(&server, "ann", "hall");
     let mut bob = member(&server, "bob", "hall");
@@ -157,15 +144,7 @@ fn stats_count_users_and_connections_and_bad_pages_are_refused() {
         assert_eq!(error["code"], "invalid_page", "{bad}: {error}");
     }
     // The same through the HTTP API.
-    let api = |path: &str, status: &str| -> Value {
-        let response = http_request(server.addr(), "GET", path, Some("k3y"), "");
-        assert!(
-            response.starts_with(&format!("HTTP/1.1 {status}")),
-            "{path}: {response}"
-        );
-        let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
-        serde_json::from_str(body).unwrap_or_else(|_| panic!("{path}: not JSON: {body}"))
-    };
+    let api = |path: &str, status: &str| api(&server, "GET", path, status);
     let first = api("/api/channels/hall/presence?limit=2", "200");
     assert_eq!(users_of(&first).len(), 2, "{first}");
     let next = first["next"].as_str().expect("a next page");
@@ -202,9 +181,7 @@ fn the_overview_lists_a_big_channels_first_members_and_counts_the_rest() {
     let members: Vec<WsClient> = (0..105)
         .map(|n| member(&server, &format!("m{n:03}"), "crowd"))
         .collect();
-    let response = http_request(server.addr(), "GET", "/api/overview", Some("k3y"), "");
-    let body: Value = serde_json::from_str(response.split("\r\n\r\n").nth(1).unwrap_or_default())
-        .unwrap_or_else(|_| panic!("not JSON: {response}"));
+    let body = api(&server, "GET", "/api/overview", "200");
     let crowd = &body["channels"][0];
     assert_eq!(crowd["channel"], "crowd", "{body}");
     assert_eq!(crowd["mode"], "members");

@@ -2,7 +2,7 @@
 //! channel messages, specific errors, last wills and graceful shutdown.
 
 use std::time::Duration;
-use vigil_e2e::{ServerProcess, WsClient, http_get, http_request};
+use vigil_e2e::{Bystanders, ServerProcess, WsClient, http_get, http_request};
 
 fn start(extra: &[&str]) -> ServerProcess {
     let mut args = vec!["--listen", "127.0.0.1:0", "--leave-grace", "1s"];
@@ -133,6 +133,21 @@ pub(crate) fn token(claims: serde_json::Value) -> String {
         &jsonwebtoken::EncodingKey::from_secret(b"e2e-secret"),
     )
     .expect("encodes")
+}
+
+/// A client of user `sub`, with a token signed by the e2e secret.
+pub(crate) fn connect_as(server: &ServerProcess, sub: &str) -> WsClient {
+    let jwt = token(serde_json::json!({"sub": sub, "exp": in_an_hour()}));
+    WsClient::try_connect_with_token(server.addr(), &jwt).expect("a token")
+}
+
+/// Three bystanders, users `by1` to `by3` with tokens, in `channel`.
+pub(crate) fn bystanders_as_users(server: &ServerProcess, channel: &str) -> Bystanders {
+    let mut next = 0;
+    Bystanders::join_with(3, channel, || {
+        next += 1;
+        connect_as(server, &format!("by{next}"))
+    })
 }
 
 pub(crate) fn in_an_hour() -> u64 {
