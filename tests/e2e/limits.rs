@@ -1,6 +1,8 @@
 //! Limits that hold under a burst: handshakes arriving at once are counted
 //! against `--max-connections` and `--max-connections-per-ip` before any
-//! 101 is sent, so no burst gets past either. Bystanders stay connected.
+//! 101 is sent, so no burst gets past either; one address over its share
+//! of the handshake places is refused at once, a crowd over all of them
+//! waits for one. Bystanders stay connected.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -163,6 +165,52 @@ fn trickling_sockets_cannot_take_every_handshake_place() {
             "vigil_handshakes_rejected_total{reason=\"handshake_limit\"}"
         ),
         192.0
+    );
+    bystanders.listen(Duration::from_secs(2));
+    bystanders.assert_healthy(1, Duration::from_secs(1), &[]);
+}
+
+#[test]
+fn a_crowd_over_every_handshake_place_waits_for_one_instead_of_being_refused() {
+    // 16 places, 8 per address: two trickling addresses take them all.
+    let server = start(&["--max-handshakes", "16"]);
+    let addr = server.addr();
+    let from = |last: u8| std::net::IpAddr::from([127, 0, 0, last]);
+    let mut bystanders =
+        Bystanders::join_with(3, "lobby", || WsClient::connect_from(from(3), addr));
+    use std::io::Write;
+    let trickles: Vec<std::net::TcpStream> = (0..16u8)
+        .map(|n| {
+            let mut stream = vigil_e2e::connect_from(from(10 + n % 2), addr);
+            let _ = stream.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\n");
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // A newcomer from elsewhere is neither refused nor served while every
+    // place is taken: it waits in the listen backlog...
+    let newcomer = std::thread::spawn(move || {
+        let mut client = WsClient::connect_from(from(20), addr);
+        client.next_of_within("welcome", Duration::from_secs(5));
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        !newcomer.is_finished(),
+        "served or refused while every place was taken"
+    );
+    // ...and is served once a place is given back.
+    drop(trickles);
+    newcomer
+        .join()
+        .expect("the newcomer is upgraded and welcomed");
+    let scrape = vigil_e2e::http_get_from(from(4), addr, "/metrics");
+    assert_eq!(
+        vigil_e2e::series_value(
+            &scrape,
+            "vigil_handshakes_rejected_total{reason=\"handshake_limit\"}"
+        ),
+        0.0,
+        "nobody was refused"
     );
     bystanders.listen(Duration::from_secs(2));
     bystanders.assert_healthy(1, Duration::from_secs(1), &[]);

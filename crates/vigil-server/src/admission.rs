@@ -5,7 +5,8 @@
 //! the client's address, so a burst of handshakes can never exceed either
 //! (checking a count and later adding to it let 120 in under a limit of
 //! 100). What a connection holds is a [`Ticket`]; dropping it (the
-//! connection ended, or its upgrade never completed) gives the place back.
+//! connection ended, or its upgrade never completed) gives the place back,
+//! and wakes whoever waits for one ([`Admission::room`]).
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -18,6 +19,8 @@ pub(crate) struct Admission {
     max_connections: usize,
     max_per_ip: usize,
     held: Mutex<Held>,
+    /// Told each time a place is given back.
+    freed: tokio::sync::Notify,
 }
 
 #[derive(Debug, Default)]
@@ -48,7 +51,24 @@ impl Admission {
             max_connections,
             max_per_ip,
             held: Mutex::default(),
+            freed: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Resolves once the server-wide limit has a free place (at once if it
+    /// has one now). The accept loop waits here rather than refusing: a
+    /// crowd (every client of a restarted server) waits in the listen
+    /// backlog for a few milliseconds instead of being sent away to back
+    /// off for seconds; an address over its own share is still refused.
+    pub(crate) async fn room(&self) {
+        loop {
+            // Made before the check: a place freed in between still wakes it.
+            let freed = self.freed.notified();
+            if self.held.lock().total < self.max_connections {
+                return;
+            }
+            freed.await;
+        }
     }
 
     /// A place for a connection from `ip`, or which limit is full.
@@ -100,6 +120,8 @@ impl Drop for Ticket {
                 held.per_ip.remove(&ip);
             }
         }
+        drop(held);
+        self.admission.freed.notify_one();
     }
 }
 
@@ -123,6 +145,26 @@ mod tests {
         drop(a1);
         assert_eq!(admission.held(), 2);
         assert!(admission.admit(ip(3)).is_ok(), "a freed place is reused");
+    }
+
+    #[tokio::test]
+    async fn room_waits_for_a_place_to_be_given_back() {
+        let admission = Admission::new(2, 2);
+        admission.room().await; // free places: at once
+        let first = admission.admit(ip(1)).expect("room");
+        let _second = admission.admit(ip(2)).expect("room");
+        let waiting = tokio::spawn({
+            let admission = Arc::clone(&admission);
+            async move { admission.room().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "no place is free");
+        drop(first);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("woken when a place is given back")
+            .expect("the waiting task");
+        assert!(admission.admit(ip(3)).is_ok());
     }
 
     #[test]

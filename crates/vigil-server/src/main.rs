@@ -307,6 +307,12 @@ fn serve(
         let handshakes =
             admission::Admission::new(settings.max_handshakes, settings.handshakes_per_ip());
         loop {
+            // Every handshake place taken: accept nothing until one frees
+            // (new sockets wait in the listen backlog; see Admission::room).
+            tokio::select! {
+                () = handshakes.room() => {}
+                () = &mut shutdown => break,
+            }
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
                 () = &mut shutdown => break,

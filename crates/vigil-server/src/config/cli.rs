@@ -94,7 +94,7 @@ pub(super) struct Cli {
     #[arg(long, value_name = "N")]
     max_connections: Option<String>,
 
-    /// Sockets still in their HTTP phase (a handshake, an API request) at once; over it a new socket gets 503 at once. One address holds at most a sixteenth of them (at least 8), trusted proxies excepted
+    /// Sockets still in their HTTP phase (a handshake, an API request) at once; when all are taken, no socket is accepted until one is given back. One address holds at most a sixteenth of them (at least 8), trusted proxies excepted: over that its new socket gets 503 at once
     #[arg(long, value_name = "N")]
     max_handshakes: Option<String>,
 
