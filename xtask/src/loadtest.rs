@@ -12,6 +12,7 @@
 //! bound, no false positive, no failed handshake), never about speed.
 
 mod abuse;
+mod bigroom;
 mod cluster;
 mod plan;
 mod redis;
@@ -30,7 +31,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-pub(crate) use self::plan::{Plan, Scenario};
+pub(crate) use self::plan::{Plan, RoomMode, Scenario};
 pub(crate) use self::server::ServerProcess;
 use self::verdict::Verdict;
 use crate::{
@@ -39,7 +40,7 @@ use crate::{
 };
 
 const USAGE: &str = "usage: cargo xtask loadtest \
-     idle|detect|starve|flood|publish|storm|restart|cluster|abuse [--quick] [--shards N[,N...]] \
+     idle|detect|starve|flood|publish|storm|restart|cluster|abuse|bigroom [--quick] [--shards N[,N...]] \
      [--tls] | --plot";
 
 #[derive(Debug, PartialEq, Eq)]
@@ -132,11 +133,20 @@ pub(crate) fn run(options: &Options) -> Result<()> {
         )?),
         false => None,
     };
+    // `bigroom` runs once per presence mode.
+    let modes: Vec<Option<RoomMode>> = match options.scenario {
+        Scenario::Bigroom => RoomMode::ALL.map(Some).to_vec(),
+        _ => vec![None],
+    };
     let mut failures = Vec::new();
-    for shards in shard_counts {
+    for (shards, room) in shard_counts
+        .iter()
+        .flat_map(|&shards| modes.iter().map(move |&room| (shards, room)))
+    {
         let plan = Plan {
             shards,
             tls: tls.clone(),
+            room,
             ..Plan::of(options.scenario, options.quick)
         };
         if let Err(error) = run_plan(&plan) {
@@ -176,6 +186,7 @@ fn run_plan(plan: &Plan) -> Result<()> {
     let (verdict, report) = match plan.scenario {
         Scenario::Cluster => cluster::measure(plan)?,
         Scenario::Abuse => abuse::measure(plan)?,
+        Scenario::Bigroom => bigroom::measure(plan)?,
         _ => measure(plan)?,
     };
     let json_path = out_dir.join(format!("{}.json", plan.file_stem()));
@@ -316,7 +327,10 @@ fn restart(
         if gone_at.is_none() && old.as_mut().map_or(Ok(true), ServerProcess::has_exited)? {
             gone_at = Some(started.elapsed());
         }
-        let (connections, members) = server.connections_and_members()?;
+        // A scrape may fail while the crowd comes back (a server that
+        // refuses sockets over its handshake places refuses this one too):
+        // it counts as "not yet", within the patience below.
+        let (connections, members) = server.connections_and_members().unwrap_or((0, 0));
         if all_connected.is_none() && connections >= expected {
             all_connected = Some(restarted.elapsed());
         }

@@ -52,6 +52,11 @@ const SUITES: &[Suite] = &[
     ("loadtest abuse --quick", || {
         quick_loadtest(crate::loadtest::Scenario::Abuse, false)
     }),
+    // Every client in one channel, per presence mode: restarted under
+    // them, then churned; every view whole again, bytes per client.
+    ("loadtest bigroom --quick", || {
+        quick_loadtest(crate::loadtest::Scenario::Bigroom, false)
+    }),
     ("doc", crate::ci::doc),
 ];
 

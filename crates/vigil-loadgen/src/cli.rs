@@ -97,6 +97,19 @@ OPTIONS:
                                pings_total)
     --handshake-timeout-ms MS  connect + upgrade deadline (default 10000)
 
+BIG ROOMS (one --join channel, one process):
+    --view-phases-ms A,B,...   healthy clients track their view of the channel's
+                               presence (users counted, or listed) and count the
+                               bytes they receive; the report splits both into
+                               phases at these marks (report: room)
+    --page-every K             clients 0, K, 2K, ... read the member list in
+                               pages of 1,000 whenever the counts say the channel
+                               is whole and may be paged
+    --churn-at-ms T            from T, for --churn-ms, each second
+    --churn-ms L               --churn-percent of the healthy clients close
+    --churn-percent P          cleanly and reconnect at once (each once at most;
+                               needs --reconnect-max-ms)
+
 The report (one JSON document on stdout) is printed when the hold ends, on
 SIGINT or SIGTERM too (forwarded to the child processes). One process holds at
 most 20,000 open files here, hence the child processes; one source address
@@ -249,6 +262,8 @@ pub(crate) struct Options {
     /// connection `i` from the same instant.
     pub(crate) part: Option<Part>,
     pub(crate) epoch_unix_us: Option<u64>,
+    /// Big-room tracking, paging and churn.
+    pub(crate) room: RoomOptions,
 }
 
 /// `--part P/N`: this child process runs the clients whose index is P
@@ -310,6 +325,7 @@ impl Options {
         let mut processes = None;
         let mut part = None;
         let mut epoch_unix_us = None;
+        let mut room = RoomOptions::default();
         let mut args = args.into_iter();
         while let Some(word) = args.next() {
             if word == "--help" || word == "-h" {
@@ -428,6 +444,7 @@ impl Options {
                     }
                     handshake_timeout = Duration::from_millis(ms);
                 }
+                _ if room.take(&flag, &value)? => {}
                 _ => bail!("unknown option `{flag}` (see --help)"),
             }
         }
@@ -487,6 +504,12 @@ impl Options {
                 part.of
             );
         }
+        room.check(
+            join.as_deref(),
+            channels,
+            processes,
+            reconnect_cap.is_some(),
+        )?;
         Ok(Options {
             mix,
             ca_file,
@@ -514,6 +537,7 @@ impl Options {
             processes,
             part,
             epoch_unix_us,
+            room,
         })
     }
 
@@ -533,7 +557,9 @@ impl Options {
     }
 }
 
+mod room;
 mod target;
+pub(crate) use room::{MAX_PHASES, RoomOptions};
 pub(crate) use target::Target;
 
 #[cfg(test)]

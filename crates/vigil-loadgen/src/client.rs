@@ -14,16 +14,19 @@ use std::{net::Ipv4Addr, sync::Arc, time::Duration};
 use fastwebsockets::{Frame, OpCode, Payload, WebSocket};
 use tokio::{
     io::{AsyncRead, AsyncWrite},
-    time::{Instant, sleep, timeout},
+    time::{Instant, sleep, timeout, timeout_at},
 };
 
 use crate::{
     cli::Kind,
     handshake::{self, HandshakeError, Prefixed},
     report::{Reason, Slot},
+    room::View,
     run::Shared,
 };
 
+/// The largest text message a client puts together from fragments.
+const MAX_MESSAGE: usize = 16 << 20;
 /// How long a flapper waits for the server's answer to its close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
@@ -40,8 +43,15 @@ pub(crate) async fn run(shared: Arc<Shared>, local: usize, index: usize, source:
     slot.opened(begin.elapsed());
     let reason = match shared.kinds[local] {
         Kind::Healthy => match shared.options.reconnect_cap {
-            None => healthy(ws, slot, &shared).await,
-            Some(cap) => reconnecting(ws, slot, &shared, source, index, cap).await,
+            None => healthy(ws, slot, &shared, local, index).await,
+            Some(cap) => {
+                let client = Client {
+                    local,
+                    index,
+                    source,
+                };
+                reconnecting(ws, slot, &shared, client, cap).await
+            }
         },
         Kind::Publisher => publisher::publish(ws, slot, &shared, index).await,
         Kind::Silent => quiet::silent(ws, slot, &shared).await,
@@ -110,20 +120,64 @@ const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// Backoff after a failed attempt starts from this, doubling.
 const RETRY_BASE: Duration = Duration::from_millis(100);
 
+/// Which client a task is: its slot in this process, its index in the run,
+/// its source address.
+#[derive(Debug, Clone, Copy)]
+struct Client {
+    local: usize,
+    index: usize,
+    source: Ipv4Addr,
+}
+
 /// Healthy, and when the server ends the connection, back again: a random
 /// delay under [`FIRST_RETRY`], then exponential backoff with full jitter
-/// from [`RETRY_BASE`] capped at `cap`. Ends only with the run.
+/// from [`RETRY_BASE`] capped at `cap`. With `--churn-*` it also leaves
+/// once by itself, at its moment of the churn (a clean close), and comes
+/// back at once. Ends only with the run.
 async fn reconnecting(
     mut ws: WebSocket<Prefixed>,
     slot: &Slot,
     shared: &Shared,
-    source: Ipv4Addr,
-    index: usize,
+    client: Client,
     cap: Duration,
 ) -> Reason {
+    let Client {
+        local,
+        index,
+        source,
+    } = client;
     let mut rng = seed(index);
+    let mut churn_at = shared
+        .options
+        .room
+        .churn
+        .and_then(|churn| churn.moment(index))
+        .map(|moment| shared.start + moment);
     loop {
-        healthy(ws, slot, shared).await;
+        ws.set_auto_pong(false);
+        let mut view = view_of(shared, local, index);
+        let pinging = answer_pings(&mut ws, slot, shared, view.as_mut());
+        let churned = match churn_at {
+            Some(at) => timeout_at(at, pinging).await.is_err(),
+            None => {
+                pinging.await;
+                false
+            }
+        };
+        if let Some(view) = &mut view {
+            view.ended();
+        }
+        if churned {
+            churn_at = None;
+            close_cleanly(&mut ws).await;
+        }
+        // The old socket goes before a new one is opened: a client holds
+        // one file at a time, and 19,000 of them fit in one process.
+        drop(ws);
+        if churned {
+            ws = reconnect(slot, shared, source, index, || RETRY_BASE).await;
+            continue;
+        }
         sleep(random_below(&mut rng, FIRST_RETRY)).await;
         let mut ceiling = RETRY_BASE;
         ws = reconnect(slot, shared, source, index, || {
@@ -133,6 +187,28 @@ async fn reconnecting(
         })
         .await;
     }
+}
+
+/// The view of its channel client `local` keeps (`--view-phases-ms`).
+fn view_of(shared: &Shared, local: usize, index: usize) -> Option<View<'_>> {
+    let channel = shared.options.join.as_deref()?;
+    Some(shared.room.as_ref()?.view(local, index, channel))
+}
+
+/// Says goodbye (a close frame) and waits a little for the server's answer.
+async fn close_cleanly<S>(ws: &mut WebSocket<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let _ = ws.write_frame(Frame::close(1000, b"")).await;
+    let _ = timeout(CLOSE_WAIT, async {
+        while let Ok(frame) = ws.read_frame().await {
+            if frame.opcode == OpCode::Close {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// Connects again until it works, waiting `pause()` after each failed
@@ -170,26 +246,64 @@ pub(crate) fn ms_since(start: Instant) -> u32 {
 /// payload (by hand rather than auto-pong, to count the pings) and every
 /// application-level ping text with its pong, answers a close
 /// (fastwebsockets' auto-close) and ends.
-async fn healthy<S>(mut ws: WebSocket<S>, slot: &Slot, shared: &Shared) -> Reason
+async fn healthy<S>(
+    mut ws: WebSocket<S>,
+    slot: &Slot,
+    shared: &Shared,
+    local: usize,
+    index: usize,
+) -> Reason
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     ws.set_auto_pong(false);
-    answer_pings(&mut ws, slot, shared).await
+    let mut view = view_of(shared, local, index);
+    let reason = answer_pings(&mut ws, slot, shared, view.as_mut()).await;
+    if let Some(view) = &mut view {
+        view.ended();
+    }
+    reason
 }
 
 /// The healthy loop on a borrowed socket: ends only when the connection
-/// does. Not cancel-safe (fastwebsockets' `read_frame` is not): a caller
-/// that drops it mid-read must not read this socket again.
-async fn answer_pings<S>(ws: &mut WebSocket<S>, slot: &Slot, shared: &Shared) -> Reason
+/// does. With a `view`, every frame is counted and every presence message
+/// applied to it. Not cancel-safe (fastwebsockets' `read_frame` is not): a
+/// caller that drops it mid-read must not read this socket again.
+async fn answer_pings<S>(
+    ws: &mut WebSocket<S>,
+    slot: &Slot,
+    shared: &Shared,
+    mut view: Option<&mut View<'_>>,
+) -> Reason
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let start = shared.start;
+    // A text message the server sent in fragments (vigil splits big ones,
+    // a page of 1,000 members, at 16 KiB), until its last.
+    let mut fragments: Vec<u8> = Vec::new();
     loop {
         let frame = match ws.read_frame().await {
             Ok(frame) => frame,
             Err(error) => return Reason::of_read(&error),
+        };
+        if let Some(view) = view.as_deref_mut() {
+            view.received(frame.payload.len(), ms_since(start));
+        }
+        let frame = match frame.opcode {
+            OpCode::Text | OpCode::Continuation
+                if !frame.fin || frame.opcode == OpCode::Continuation =>
+            {
+                if fragments.len() + frame.payload.len() > MAX_MESSAGE {
+                    return Reason::ProtocolError;
+                }
+                fragments.extend_from_slice(&frame.payload);
+                if !frame.fin {
+                    continue;
+                }
+                Frame::text(Payload::Owned(std::mem::take(&mut fragments)))
+            }
+            _ => frame,
         };
         let pong = match frame.opcode {
             OpCode::Ping => {
@@ -211,6 +325,15 @@ where
                     Frame::text(Payload::Owned(text.into_bytes()))
                 }
                 None => {
+                    if let Some(view) = view.as_deref_mut()
+                        && let Some(request) = view.on_text(&frame.payload, ms_since(start))
+                    {
+                        let request = Frame::text(Payload::Owned(request.into_bytes()));
+                        if ws.write_frame(request).await.is_err() {
+                            return Reason::WriteError;
+                        }
+                        continue;
+                    }
                     if let Some(sent_us) = publisher::sent_us(&frame.payload) {
                         let now_us = start.elapsed().as_micros() as u64;
                         shared
@@ -273,18 +396,10 @@ async fn flapper(
             .flap
             .mul_f64(0.5 + (next_random(&mut rng) % 1000) as f64 / 1000.0);
         // Dropping the healthy loop mid-read is fine: the socket is closed next.
-        if let Ok(reason) = timeout(stay, answer_pings(&mut ws, slot, shared)).await {
+        if let Ok(reason) = timeout(stay, answer_pings(&mut ws, slot, shared, None)).await {
             return reason; // the server ended it first
         }
-        let _ = ws.write_frame(Frame::close(1000, b"")).await;
-        let _ = timeout(CLOSE_WAIT, async {
-            while let Ok(frame) = ws.read_frame().await {
-                if frame.opcode == OpCode::Close {
-                    break;
-                }
-            }
-        })
-        .await;
+        close_cleanly(&mut ws).await;
         ws = reconnect(slot, shared, source, index, || RETRY_BASE).await;
         ws.set_auto_pong(false);
     }

@@ -12,6 +12,7 @@ mod client;
 mod handshake;
 mod mix;
 mod report;
+mod room;
 mod run;
 mod spread;
 

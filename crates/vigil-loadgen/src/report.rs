@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::{
     cli::{Kind, Options},
     handshake::HandshakeError,
+    room::RoomReport,
 };
 
 const PENDING: u8 = 0;
@@ -433,6 +434,10 @@ pub(crate) struct Report {
     /// Channel messages subscribers received (with `--join` and a publisher).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) messages: Option<Messages>,
+    /// What the clients of one big channel saw and received, by phase
+    /// (`--view-phases-ms`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) room: Option<Box<RoomReport>>,
 }
 
 #[derive(Debug, Default, Serialize, PartialEq)]
@@ -469,6 +474,7 @@ pub(crate) struct Outcome<'a> {
     pub(crate) abuse: BTreeMap<String, AbuseCounts>,
     pub(crate) reconnect_failures: BTreeMap<&'static str, u32>,
     pub(crate) first_rejection: Option<String>,
+    pub(crate) room: Option<Box<RoomReport>>,
 }
 
 impl Report {
@@ -502,6 +508,7 @@ impl Report {
             rtt_during: outcome.rtt_during,
             abuse: outcome.abuse,
             reconnect_failures: outcome.reconnect_failures,
+            room: outcome.room,
         }
     }
 }

@@ -24,6 +24,7 @@ use crate::{
     report::{
         AbuseTally, MessageLatency, Outcome, PartReport, ReconnectFailures, Report, Slot, Tally,
     },
+    room::RoomTally,
 };
 
 /// What every connection task reads.
@@ -53,6 +54,9 @@ pub(crate) struct Shared {
     pub(crate) request: String,
     /// Why the first rejected handshake was rejected (`status 400`, ...).
     pub(crate) first_rejection: OnceLock<String>,
+    /// Each client's view of its channel and the bytes it received
+    /// (`--view-phases-ms`).
+    pub(crate) room: Option<RoomTally>,
 }
 
 impl Shared {
@@ -135,8 +139,12 @@ async fn control(options: Options) -> Result<Output> {
         start: start_instant(options.epoch_unix_us),
         request: handshake::request(&options.target),
         first_rejection: OnceLock::new(),
+        room: RoomTally::of(&options, own.len()),
         options: options.clone(),
     });
+    if shared.room.is_some() {
+        tokio::spawn(snapshot_at_marks(Arc::clone(&shared)));
+    }
     let attempted = Arc::new(AtomicUsize::new(0));
     if let Some(path) = &options.status_file {
         write_status(path, &shared, &attempted)?;
@@ -245,8 +253,24 @@ async fn control(options: Options) -> Result<Output> {
             abuse: shared.abuse.summary(),
             reconnect_failures: shared.reconnect_failures.summary(),
             first_rejection,
+            room: shared
+                .room
+                .as_ref()
+                .map(|room| Box::new(room.report(client::ms_since(start)))),
         },
     )))
+}
+
+/// Records the clients' views at each `--view-phases-ms` mark; ends with
+/// the runtime.
+async fn snapshot_at_marks(shared: Arc<Shared>) {
+    let Some(room) = &shared.room else {
+        return;
+    };
+    for &mark in room.marks() {
+        sleep_until(shared.start + Duration::from_millis(mark.into())).await;
+        room.take_snapshot();
+    }
 }
 
 /// The instant the run started: now, or in a child process the parent's

@@ -239,6 +239,8 @@ fn merge(options: &Options, parts: &[PartReport]) -> Result<Report> {
             abuse: abuse::merge(parts.iter().map(|part| &part.abuse)),
             reconnect_failures,
             first_rejection: parts.iter().find_map(|part| part.first_rejection.clone()),
+            // Tracked in one process only (`--view-phases-ms` requires it).
+            room: None,
         },
     ))
 }

@@ -34,6 +34,11 @@ pub(crate) enum Scenario {
     /// (issue #12): no healthy client closed, their round trip before and
     /// during the abuse, what the server answered the flooders.
     Abuse,
+    /// Every client in ONE channel (issue #15), once per presence mode: the
+    /// ramp, a kill -9 and restart, then a share of the clients leaving and
+    /// coming back every second; how soon every client's view of the
+    /// channel is whole again and how many bytes that cost each.
+    Bigroom,
 }
 
 impl Scenario {
@@ -48,6 +53,7 @@ impl Scenario {
             "restart" => Some(Scenario::Restart),
             "cluster" => Some(Scenario::Cluster),
             "abuse" => Some(Scenario::Abuse),
+            "bigroom" => Some(Scenario::Bigroom),
             _ => None,
         }
     }
@@ -63,6 +69,7 @@ impl Scenario {
             Scenario::Restart => "restart",
             Scenario::Cluster => "cluster",
             Scenario::Abuse => "abuse",
+            Scenario::Bigroom => "bigroom",
         }
     }
 }
@@ -124,6 +131,10 @@ pub(crate) const FLOODS: [&str; 8] = [
 /// on them alone, and the harness's `/metrics` scrapes (127.0.0.1) pass.
 const FLOODER_FIRST_SOURCE: u8 = 10;
 const FLOODER_SOURCES: u8 = 2;
+/// The channel every client of `bigroom` joins.
+const ROOM_CHANNEL: &str = "bigroom";
+/// `bigroom`'s steady moment between the ramp (and 2 s) and the restart.
+const ROOM_STEADY: Duration = Duration::from_secs(3);
 /// How often the publisher of `publish` sends.
 const PUBLISH_EVERY: Duration = Duration::from_millis(20);
 /// Connections one loadgen process holds in these plans (20,000 files a
@@ -166,6 +177,10 @@ pub(crate) struct Plan {
     /// When (from the loadgens' start) the flooders start, and for how
     /// long they flood (`abuse`).
     pub(crate) abuse: Option<(Duration, Duration)>,
+    /// `bigroom`: the channel's presence mode, and the config file (written
+    /// by the harness) that gives it.
+    pub(crate) room: Option<RoomMode>,
+    pub(crate) config: Option<std::path::PathBuf>,
 }
 
 impl Plan {
@@ -203,6 +218,8 @@ impl Plan {
             tls: None,
             flooders: 0,
             abuse: None,
+            room: None,
+            config: None,
         };
         let mut plan = match (scenario, quick) {
             (Scenario::Idle, true) => Plan {
@@ -265,6 +282,16 @@ impl Plan {
                 flooders: if quick { 1 } else { 10 },
                 ..base
             },
+            (Scenario::Bigroom, quick) => Plan {
+                // 700: a page of them all is over 16 KiB, which vigil sends
+                // in fragments, and the pagers must put together.
+                healthy: if quick { 700 } else { 19_000 },
+                // 2,000 a second, each joining the one channel, overran
+                // the 512 handshakes in flight now and then.
+                rate: 1_000,
+                room: Some(RoomMode::Counts),
+                ..base
+            },
         };
         if scenario == Scenario::Cluster && !quick {
             // 45,000 clients take 22.5 s to arrive: a steady window of its
@@ -304,6 +331,11 @@ impl Plan {
             Scenario::Starve => plan.silent_after + plan.stall() + plan.bound() * 2,
             // The loadgen's hold starts after its ramp: past the abuse's end.
             Scenario::Abuse => plan.abuse_end().saturating_sub(ramp) + Duration::from_secs(3),
+            // Through the churn, and the leave grace after it.
+            Scenario::Bigroom => {
+                let timeline = plan.room_timeline();
+                timeline.churn_at + timeline.churn + timeline.settle - ramp
+            }
         };
         if plan.restarts() {
             // Killed (SIGKILL, or SIGTERM for `restart`) and started again on the same port once the
@@ -323,9 +355,12 @@ impl Plan {
     }
 
     /// Whether the server is restarted under its clients (`storm`,
-    /// `restart`).
+    /// `restart`, `bigroom`).
     pub(crate) fn restarts(&self) -> bool {
-        matches!(self.scenario, Scenario::Storm | Scenario::Restart)
+        matches!(
+            self.scenario,
+            Scenario::Storm | Scenario::Restart | Scenario::Bigroom
+        )
     }
 
     pub(crate) fn connections(&self) -> u32 {
@@ -371,6 +406,10 @@ impl Plan {
                 let start = self.ramp() + Duration::from_secs(2);
                 return start..start + STORM_STEADY;
             }
+            Scenario::Bigroom => {
+                let start = self.ramp() + Duration::from_secs(2);
+                return start..start + ROOM_STEADY;
+            }
             // The window before the abuse, as long as the abuse.
             Scenario::Abuse => {
                 if let Some((at, length)) = self.abuse {
@@ -392,9 +431,12 @@ impl Plan {
     /// count when one was chosen (`flood-2-shards`).
     pub(crate) fn file_stem(&self) -> String {
         let tls = if self.tls.is_some() { "-tls" } else { "" };
+        let mode = self
+            .room
+            .map_or_else(String::new, |mode| format!("-{}", mode.name()));
         match self.shards {
-            Some(shards) => format!("{}{tls}-{shards}-shards", self.name()),
-            None => format!("{}{tls}", self.name()),
+            Some(shards) => format!("{}{mode}{tls}-{shards}-shards", self.name()),
+            None => format!("{}{mode}{tls}", self.name()),
         }
     }
 
@@ -488,6 +530,8 @@ impl Plan {
 }
 
 mod args;
+mod room;
+pub(crate) use room::RoomMode;
 
 #[cfg(test)]
 mod tests;

@@ -175,9 +175,14 @@ impl ServerProcess {
         Ok(())
     }
 
+    /// `/metrics`, the whole scrape.
+    pub(crate) fn metrics(&self) -> Result<String> {
+        scrape(self.addr, self.tls_ca.as_deref())
+    }
+
     /// `/metrics` as `(connections, presence members)`.
     pub(crate) fn connections_and_members(&self) -> Result<(u64, u64)> {
-        let metrics = scrape(self.addr, self.tls_ca.as_deref())?;
+        let metrics = self.metrics()?;
         Ok((
             series(&metrics, "vigil_connections")?,
             series(&metrics, "vigil_presence_members")?,
@@ -199,6 +204,18 @@ impl ServerProcess {
             .and_then(|kib| kib.parse().ok())
             .context("no VmRSS in /proc/PID/status")?;
         Ok((ticks as f64 / self.ticks_per_second as f64, rss_kib))
+    }
+
+    /// Its peak RSS so far (KiB), `VmHWM` in `/proc`.
+    pub(crate) fn peak_rss_kib(&self) -> Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .context("cannot read the server's /proc/PID/status")?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse().ok())
+            .context("no VmHWM in /proc/PID/status")
     }
 
     /// CPU seconds of each vigil-ws shard thread (`/proc/PID/task/*`; the

@@ -223,3 +223,90 @@ fn more_than_a_process_holds_is_spread_over_processes() {
     .unwrap();
     assert_eq!(child.own_indices().collect::<Vec<_>>(), [1, 4, 7]);
 }
+
+#[test]
+fn big_room_options_and_their_refusals() {
+    let url = ["--url", "ws://127.0.0.1:9/ws"];
+    let with = |extra: &[&str]| parse(&[&url[..], extra].concat());
+    let options = with(&[
+        "--join",
+        "big",
+        "--reconnect-max-ms",
+        "5000",
+        "--view-phases-ms",
+        "1000,2000",
+        "--page-every",
+        "100",
+        "--churn-at-ms",
+        "2000",
+        "--churn-ms",
+        "3000",
+        "--churn-percent",
+        "10",
+    ])
+    .expect("valid");
+    assert_eq!(options.room.phase_marks, Some(vec![1_000, 2_000]));
+    assert_eq!(options.room.page_every, Some(100));
+    // 10 % a second: a cycle of 10 clients. Client 12 leaves in second 2
+    // of the churn, the second client of that second (389 ms in); client 3
+    // would in second 3, past a churn of 3 s.
+    let churn = options.room.churn.expect("churn");
+    assert_eq!(
+        churn.moment(12),
+        Some(Duration::from_millis(2_000 + 2_000 + 389))
+    );
+    assert_eq!(churn.moment(3), None);
+    for (extra, expected) in [
+        (
+            &["--join", "big", "--view-phases-ms", "2000,1000"][..],
+            "ascending",
+        ),
+        (&["--view-phases-ms", "1000"], "watch one channel"),
+        (
+            &[
+                "--join",
+                "big",
+                "--channels",
+                "4",
+                "--view-phases-ms",
+                "1000",
+            ],
+            "watch one channel",
+        ),
+        (
+            &["--join", "big", "--page-every", "10"],
+            "needs `--view-phases-ms`",
+        ),
+        (&["--join", "big", "--page-every", "0"], "1 or more"),
+        (
+            &["--churn-at-ms", "1000", "--churn-ms", "1000"],
+            "needs all of",
+        ),
+        (
+            &[
+                "--churn-at-ms",
+                "1000",
+                "--churn-ms",
+                "1000",
+                "--churn-percent",
+                "1",
+            ],
+            "add `--reconnect-max-ms",
+        ),
+        (&["--churn-percent", "101"], "1..=100"),
+        (
+            &[
+                "--join",
+                "big",
+                "--connections",
+                "30000",
+                "--view-phases-ms",
+                "1000",
+            ],
+            "run in one process",
+        ),
+    ] {
+        let error = format!("{:#}", with(extra).expect_err("refused"));
+        assert!(error.contains(expected), "{extra:?}: {error}");
+    }
+}

@@ -56,7 +56,7 @@ pub(super) async fn flood(
     let end = begin + shared.options.abuse_for;
     // Dropping the healthy loop mid-read is fine: the socket is read raw
     // (or dropped) from here on.
-    if let Ok(reason) = timeout_at(begin, answer_pings(&mut ws, slot, shared)).await {
+    if let Ok(reason) = timeout_at(begin, answer_pings(&mut ws, slot, shared, None)).await {
         return reason;
     }
     if flood == Flood::Slowloris {

@@ -31,7 +31,7 @@ pub(super) async fn publish(
     let begin = shared.start + shared.options.publish_after;
     // Dropping the healthy loop mid-read is fine: from here on the socket
     // is read raw and dropped.
-    if let Ok(reason) = timeout_at(begin, super::answer_pings(&mut ws, slot, shared)).await {
+    if let Ok(reason) = timeout_at(begin, super::answer_pings(&mut ws, slot, shared, None)).await {
         return reason;
     }
     let channel = shared.channel_of(index).unwrap_or_default();

@@ -76,7 +76,7 @@ pub(super) async fn half_open(ws: WebSocket<Prefixed>, slot: &Slot, shared: &Sha
     let (client_end, mut proxy_end) = tokio::io::duplex(64 << 10);
     let mut client = WebSocket::after_handshake(client_end, Role::Client);
     client.set_auto_pong(false);
-    let client_side = answer_pings(&mut client, slot, shared);
+    let client_side = answer_pings(&mut client, slot, shared, None);
     tokio::pin!(client_side);
     let blackhole_at = Instant::now() + shared.options.silent_after;
     tokio::select! {
@@ -104,7 +104,7 @@ where
     ws.set_auto_pong(false);
     let quiet_at = Instant::now() + shared.options.silent_after;
     // Dropping the loop mid-read is fine: this socket is not read again.
-    timeout_at(quiet_at, answer_pings(ws, slot, shared))
+    timeout_at(quiet_at, answer_pings(ws, slot, shared, None))
         .await
         .ok()
 }

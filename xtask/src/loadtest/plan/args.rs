@@ -40,7 +40,23 @@ impl Plan {
         if let Some(shards) = self.shards {
             args.extend(["--shards".to_owned(), shards.to_string()]);
         }
+        if let Some(config) = &self.config {
+            args.extend(["--config".to_owned(), config.display().to_string()]);
+        }
         args
+    }
+
+    /// Source addresses of the loadgen's clients. vigil lets one address
+    /// hold a sixteenth of `--max-handshakes` in their HTTP phase (32 of
+    /// 512) and refuses the rest at once: `bigroom`'s crowd, all coming
+    /// back at once after the restart, comes from 4 times as many
+    /// addresses as take every place, as a real crowd would (from many
+    /// more); 4 otherwise.
+    fn sources(&self) -> usize {
+        match self.room {
+            Some(_) => 4 * HANDSHAKE_RESERVE.div_ceil(HANDSHAKE_RESERVE / 16),
+            None => 4,
+        }
     }
 
     /// The loadgen's command line against `addr`.
@@ -69,7 +85,7 @@ impl Plan {
             "--rate".to_owned(),
             self.rate.to_string(),
             "--sources".to_owned(),
-            "4".to_owned(),
+            self.sources().to_string(),
             "--hold".to_owned(),
             self.hold.as_secs().max(1).to_string(),
             "--silent-after-ms".to_owned(),
@@ -88,7 +104,27 @@ impl Plan {
                 self.connections().div_ceil(CLUSTER_ROOM).to_string(),
             ]);
         }
-        if self.restarts() {
+        if let Some(mode) = self.room {
+            let timeline = self.room_timeline();
+            let ms = |at: Duration| at.as_millis().to_string();
+            args.extend([
+                "--join".to_owned(),
+                ROOM_CHANNEL.to_owned(),
+                "--reconnect-max-ms".to_owned(),
+                ms(STORM_BACKOFF_CAP),
+                "--view-phases-ms".to_owned(),
+                format!("{},{}", ms(timeline.storm_at), ms(timeline.churn_at)),
+                "--churn-at-ms".to_owned(),
+                ms(timeline.churn_at),
+                "--churn-ms".to_owned(),
+                ms(timeline.churn),
+                "--churn-percent".to_owned(),
+                timeline.churn_percent.to_string(),
+            ]);
+            if let Some(every) = mode.page_every(self.quick) {
+                args.extend(["--page-every".to_owned(), every.to_string()]);
+            }
+        } else if self.restarts() {
             args.extend([
                 "--join".to_owned(),
                 STORM_CHANNEL.to_owned(),

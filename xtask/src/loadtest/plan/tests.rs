@@ -14,6 +14,7 @@ fn every_plan_fits_its_loadgens_and_detects_within_its_hold() {
         Scenario::Restart,
         Scenario::Cluster,
         Scenario::Abuse,
+        Scenario::Bigroom,
     ] {
         for quick in [true, false] {
             let plan = Plan::of(scenario, quick);
@@ -92,4 +93,47 @@ fn the_starve_stop_outlasts_the_whole_heartbeat() {
     let plan = Plan::of(Scenario::Starve, true);
     let (_, length) = plan.stop.expect("starve stops the server");
     assert!(length > plan.interval + plan.timeout);
+}
+
+#[test]
+fn bigroom_restarts_then_churns_within_the_hold() {
+    for quick in [true, false] {
+        let plan = Plan::of(Scenario::Bigroom, quick);
+        let timeline = plan.room_timeline();
+        assert_eq!(plan.restart_after, Some(timeline.storm_at), "{plan:?}");
+        assert!(plan.ramp() < timeline.storm_at && timeline.storm_at < timeline.churn_at);
+        // The loadgen holds (after its ramp) through the churn and the settle.
+        assert_eq!(
+            plan.ramp() + plan.hold,
+            timeline.churn_at + timeline.churn + timeline.settle
+        );
+        let args = plan.loadgen_args("127.0.0.1:9000".parse().expect("address"));
+        let marks = format!(
+            "{},{}",
+            timeline.storm_at.as_millis(),
+            timeline.churn_at.as_millis()
+        );
+        assert!(
+            args.windows(2)
+                .any(|pair| pair == ["--view-phases-ms", marks.as_str()])
+        );
+        assert!(
+            !args.contains(&"--page-every".to_owned()),
+            "counts: nobody pages"
+        );
+        let members = Plan {
+            room: Some(RoomMode::CappedMembers),
+            ..plan
+        };
+        assert!(
+            members
+                .loadgen_args("127.0.0.1:9000".parse().expect("address"))
+                .contains(&"--page-every".to_owned())
+        );
+        assert_eq!(members.file_stem(), "bigroom-members");
+    }
+    assert_eq!(
+        RoomMode::CappedMembers.config(false),
+        "[[namespace]]\nchannels = \"bigroom\"\npresence = \"members\"\npresence_cap = 1000\n"
+    );
 }
