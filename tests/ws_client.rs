@@ -209,6 +209,14 @@ impl WsClient {
         self.pings_answered
     }
 
+    /// Ends the connection abruptly, as a crashed client or a dropped
+    /// network does: a TCP reset, no close frame.
+    pub fn reset(self) {
+        socket2::SockRef::from(self.stream.socket())
+            .set_linger(Some(Duration::ZERO))
+            .expect("SO_LINGER");
+    }
+
     pub fn send_close(&mut self, code: u16) {
         self.send_frame(0x88, &code.to_be_bytes());
     }

@@ -7,6 +7,7 @@ mod cli;
 mod dashboard;
 mod fairness;
 mod files;
+mod history;
 mod http_details;
 mod limits;
 mod namespaces;

@@ -1,6 +1,7 @@
 //! Sans-IO building blocks of vigil: the per-connection heartbeat machine, its
-//! RTT estimator, the presence table, the reconnect backoff policy and the
-//! per-connection request rate limits.
+//! RTT estimator, the presence table, a channel's message history (offsets
+//! for recovery), the reconnect backoff policy and the per-connection
+//! request rate limits.
 //!
 //! Nothing here reads a clock, does IO, spawns or draws entropy. Every method
 //! that needs time takes `now: Instant` as its first argument after `self`;
@@ -11,6 +12,7 @@
 
 pub mod backoff;
 pub mod heartbeat;
+pub mod history;
 pub mod presence;
 pub mod rate;
 pub mod rng;

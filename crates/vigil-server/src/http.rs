@@ -132,6 +132,8 @@ fn metrics_page(app: &App) -> Response<Full<Bytes>> {
         channels: hub.channels,
         presence_members: hub.presence_members,
         users: hub.users,
+        history_messages: hub.history_messages,
+        history_bytes: hub.history_bytes,
         ready: app.ready.load(Ordering::Acquire),
         rejections: app.rejections.snapshot(),
         heap_live_bytes: crate::heap::live_bytes(),

@@ -10,6 +10,7 @@
 mod counts;
 mod diffs;
 mod events;
+mod history;
 mod local;
 mod overview;
 mod read;
@@ -17,10 +18,11 @@ mod remote;
 
 use crate::cluster::{Change, Outbound};
 use crate::namespace::Namespaces;
-use crate::protocol::ErrorCode;
+use crate::protocol::{ErrorCode, Since};
 use counts::Counted;
 use diffs::PendingDiffs;
 use events::{drain, send_to_members};
+use history::Histories;
 use local::{LocalMember, LocalMembers};
 use parking_lot::Mutex;
 use read::presence_json;
@@ -74,6 +76,8 @@ struct State {
     local: LocalMembers,
     remote: RemoteMembers,
     cluster: Option<Outbound>,
+    /// Channels' kept messages, for recovery.
+    histories: Histories,
 }
 
 /// How much the hub holds, for `/metrics`.
@@ -85,10 +89,16 @@ pub(crate) struct HubCounts {
     pub(crate) presence_members: u64,
     /// Distinct users with at least one open connection.
     pub(crate) users: u64,
+    /// Messages kept for recovery, and their bytes.
+    pub(crate) history_messages: u64,
+    pub(crate) history_bytes: u64,
 }
 
 /// A request refused by the hub.
 pub(crate) type Refusal = (ErrorCode, String);
+
+/// Fields of a reply the hub fills in.
+pub(crate) type ReplyFields = serde_json::Map<String, Value>;
 
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
@@ -115,6 +125,7 @@ impl Hub {
                 metas: HashMap::new(),
                 members: HashMap::new(),
                 pending: PendingDiffs::default(),
+                histories: Histories::new(),
                 counted: Counted::default(),
                 flush_at: None,
                 count_flush_at: None,
@@ -139,12 +150,17 @@ impl Hub {
     }
 
     /// Joins `channel`; returns the members as the joiner should see them.
+    /// Joins `channel` and queues the reply, made by `reply` from its
+    /// fields (`presence`, and the history's: see [`history`]), then with
+    /// `since` what the connection missed, before anything newer.
     pub(crate) fn join(
         &self,
         conn: &Connection,
         channel: &str,
         meta: Option<&Value>,
-    ) -> Result<Value, Refusal> {
+        since: Option<&Since>,
+        reply: impl FnOnce(ReplyFields) -> String,
+    ) -> Result<(), Refusal> {
         let mut state = self.state.lock();
         let id = ConnId(conn.id().0);
         let joined = state.presence.channels_of(id).count();
@@ -196,7 +212,16 @@ impl Hub {
         };
         state.count_changed(&channel);
         self.changed(&mut state);
-        Ok(presence_json(&state, &channel, options, counted))
+        let (mut fields, missed) = state.resume(&self.namespaces, &channel, since);
+        fields.insert(
+            "presence".into(),
+            presence_json(&state, &channel, options, counted),
+        );
+        let _ = conn.send_text(reply(fields));
+        for text in missed {
+            let _ = conn.send_text(text);
+        }
+        Ok(())
     }
 
     pub(crate) fn leave(&self, conn: &Connection, channel: &str) -> Result<(), Refusal> {
@@ -273,7 +298,7 @@ impl Hub {
                 ),
             ));
         }
-        let state = self.state.lock();
+        let mut state = self.state.lock();
         let joined = state
             .members
             .get(channel)
@@ -288,21 +313,15 @@ impl Hub {
             .conns
             .get(&conn.id().0)
             .map(|(_, user)| Arc::clone(user));
-        let event =
-            json!({"type": "message", "channel": channel, "from": from.as_deref(), "data": data})
-                .to_string();
-        state.share_message(channel, from.as_deref(), data, false);
-        Ok(send_to_members(&state, channel, &event))
+        Ok(state.deliver(&self.namespaces, channel, from.as_deref(), data, false))
     }
 
     /// Sends `data` to every member of `channel` from the server itself (the
     /// HTTP API); returns how many connections it went to.
     pub(crate) fn publish_as_server(&self, channel: &str, data: &Value) -> usize {
-        let state = self.state.lock();
-        let event =
-            json!({"type": "message", "channel": channel, "from": null, "data": data}).to_string();
-        state.share_message(channel, None, data, false);
-        send_to_members(&state, channel, &event)
+        self.state
+            .lock()
+            .deliver(&self.namespaces, channel, None, data, false)
     }
 
     /// The channels connection `conn` has joined.
@@ -491,6 +510,10 @@ impl Hub {
             let mut state = self.state.lock();
             let now = now();
             state.presence.handle_timeout(now);
+            let State {
+                histories, members, ..
+            } = &mut *state;
+            histories.sweep(now, |channel| members.contains_key(channel));
             drain(&mut state, &self.namespaces);
             if state.flush_at.is_some_and(|at| at <= now) {
                 state.flush_at = None;
@@ -545,6 +568,7 @@ fn next_deadline(state: &State) -> Option<Instant> {
         state.presence.poll_timeout(),
         state.flush_at,
         state.count_flush_at,
+        state.histories.poll_timeout(),
     ]
     .into_iter()
     .flatten()

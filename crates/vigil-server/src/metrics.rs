@@ -34,6 +34,9 @@ pub(crate) struct ServerStats {
     pub presence_members: u64,
     /// Distinct users with at least one open connection.
     pub users: u64,
+    /// Messages kept for recovery over every channel, and their bytes.
+    pub history_messages: u64,
+    pub history_bytes: u64,
     /// Refused handshakes: each reason's label and count.
     pub rejections: [(&'static str, u64); Rejection::ALL.len()],
     /// Live heap bytes, when the binary counts them (`count-alloc`).
@@ -64,6 +67,8 @@ impl Default for ServerStats {
             channels: 0,
             presence_members: 0,
             users: 0,
+            history_messages: 0,
+            history_bytes: 0,
             rejections: Rejection::ALL.map(|rejection| (rejection.label(), 0)),
             heap_live_bytes: None,
             ready: false,
@@ -100,6 +105,16 @@ pub(crate) fn render(ws: &vigil_ws::Metrics, stats: &ServerStats) -> String {
             "users",
             "Distinct users with at least one open connection",
             stats.users,
+        ),
+        (
+            "history_messages",
+            "Messages kept for recovery, over every channel with history",
+            stats.history_messages,
+        ),
+        (
+            "history_bytes",
+            "Bytes of the messages kept for recovery",
+            stats.history_bytes,
         ),
         (
             "ready",

@@ -11,6 +11,8 @@
 //! client_publish = false   # only the HTTP API publishes here
 //! max_members = 100000     # users present at most
 //! leave_grace = "30s"      # a viewer who drops comes back unseen for 30 s
+//! history_size = 100       # the last 100 messages are kept, for recovery
+//! history_ttl = "2m"       # each for 2 minutes at most
 //!
 //! [[namespace]]
 //! channels = "room:*"
@@ -20,7 +22,7 @@
 
 use crate::config::render_toml;
 use std::time::Duration;
-use vigil_core::presence::PresenceConfig;
+use vigil_core::{history::Limits as HistoryLimits, presence::PresenceConfig};
 
 /// What members of a channel see of each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +49,19 @@ pub(crate) struct ChannelOptions {
     /// How long a member whose last connection went stays present; `None`:
     /// the global `leave_grace`.
     pub(crate) leave_grace: Option<Duration>,
+    /// The messages kept for recovery (`history_size`, `history_ttl`,
+    /// `history_bytes`); `None`: none.
+    pub(crate) history: Option<HistoryLimits>,
 }
+
+/// How long a message is kept when `history_ttl` is not given, and for how
+/// long at most.
+const HISTORY_TTL: Duration = Duration::from_secs(5 * 60);
+const MAX_HISTORY_TTL: Duration = Duration::from_secs(24 * 3600);
+/// The bytes of messages one channel keeps when `history_bytes` is not
+/// given, and at most.
+const HISTORY_BYTES: usize = 1 << 20;
+const MAX_HISTORY_BYTES: u64 = 64 << 20;
 
 /// One `[[namespace]]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,6 +99,7 @@ impl Namespaces {
                 max_members: None,
                 max_meta_bytes,
                 leave_grace: None,
+                history: None,
             },
         }
     }
@@ -104,7 +119,7 @@ impl Namespaces {
 }
 
 /// The keys a `[[namespace]]` may have.
-const KEYS: [&str; 7] = [
+const KEYS: [&str; 10] = [
     "channels",
     "presence",
     "presence_cap",
@@ -112,6 +127,9 @@ const KEYS: [&str; 7] = [
     "max_members",
     "max_meta_bytes",
     "leave_grace",
+    "history_size",
+    "history_ttl",
+    "history_bytes",
 ];
 
 /// Reads the `namespace` array of a config file. Every problem is one
@@ -206,6 +224,8 @@ pub(crate) fn parse(value: &toml::Value) -> Result<Vec<Namespace>, Vec<String>> 
         let presence_cap = count("presence_cap", 1_000_000_000);
         let max_members = count("max_members", 1_000_000_000);
         let max_meta_bytes = count("max_meta_bytes", 1 << 20).unwrap_or(0);
+        let history_size = count("history_size", 100_000);
+        let history_bytes = count("history_bytes", MAX_HISTORY_BYTES);
         let client_publish = match table.get("client_publish") {
             None => true,
             Some(value) => value.as_bool().unwrap_or_else(|| {
@@ -216,27 +236,51 @@ pub(crate) fn parse(value: &toml::Value) -> Result<Vec<Namespace>, Vec<String>> 
                 true
             }),
         };
-        let leave_grace = table.get("leave_grace").and_then(|value| {
+        let mut duration = |key: &str, max: Duration, max_text: &str| -> Option<Duration> {
+            let value = table.get(key)?;
             let parsed = value
                 .as_str()
                 .ok_or("is not a string")
                 .and_then(crate::config::parse_duration);
             match parsed {
-                Ok(grace) if grace <= PresenceConfig::MAX_LEAVE_GRACE => Some(grace),
+                Ok(duration) if duration <= max && !duration.is_zero() => Some(duration),
                 Ok(_) => {
-                    problem(format!("leave_grace = {} is over 1h", render_toml(value)));
+                    problem(format!(
+                        "{key} = {} is out of range; expected above 0 and at most {max_text}",
+                        render_toml(value)
+                    ));
                     None
                 }
                 Err(why) => {
                     problem(format!(
-                        "leave_grace = {} {why}; expected a whole number and a unit (ms, s, m or \
-                         h), such as \"2s\"",
+                        "{key} = {} {why}; expected a whole number and a unit (ms, s, m or h), \
+                         such as \"2s\"",
                         render_toml(value)
                     ));
                     None
                 }
             }
-        });
+        };
+        let leave_grace = duration("leave_grace", PresenceConfig::MAX_LEAVE_GRACE, "1h");
+        let history_ttl = duration("history_ttl", MAX_HISTORY_TTL, "24h");
+        let history = match history_size {
+            Some(max_messages) => Some(HistoryLimits {
+                max_messages,
+                max_bytes: history_bytes.unwrap_or(HISTORY_BYTES),
+                max_age: history_ttl.unwrap_or(HISTORY_TTL),
+            }),
+            None => {
+                for key in ["history_ttl", "history_bytes"] {
+                    if table.get(key).is_some() {
+                        problem(format!(
+                            "{key} bounds the history, which history_size turns on: add \
+                             history_size (the messages kept)"
+                        ));
+                    }
+                }
+                None
+            }
+        };
         if presence == PresenceMode::Counts && presence_cap.is_some() {
             problem(
                 "presence_cap applies to presence = \"members\" (a counts channel never lists)"
@@ -256,6 +300,7 @@ pub(crate) fn parse(value: &toml::Value) -> Result<Vec<Namespace>, Vec<String>> 
                     max_members,
                     max_meta_bytes,
                     leave_grace,
+                    history,
                 },
             });
         }

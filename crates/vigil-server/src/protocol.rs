@@ -26,6 +26,9 @@ pub(crate) enum Request {
         id: Option<Value>,
         channel: String,
         meta: Option<Value>,
+        /// Where the client was when it dropped: the server sends what it
+        /// missed since, if it still can (a channel with history).
+        since: Option<Since>,
     },
     /// Leave a channel.
     Leave { id: Option<Value>, channel: String },
@@ -46,6 +49,14 @@ pub(crate) enum Request {
     },
     /// How many users and connections are in a channel, without the list.
     PresenceStats { id: Option<Value>, channel: String },
+    /// The kept messages of a channel with history, oldest first: at most
+    /// `limit`, with offsets after `after`.
+    History {
+        id: Option<Value>,
+        channel: String,
+        after: Option<u64>,
+        limit: Option<u64>,
+    },
     /// Publish `data` to `channel` if this connection ends abnormally
     /// (timeout, broken transport), never on a clean close. `data: null`
     /// clears it.
@@ -72,12 +83,26 @@ impl Request {
             | Self::Publish { id, .. }
             | Self::Presence { id, .. }
             | Self::PresenceStats { id, .. }
+            | Self::History { id, .. }
             | Self::SetWill { id, .. }
             | Self::Ping { id }
             | Self::Refresh { id, .. } => id.as_ref(),
         }
     }
 }
+
+/// A client's place in a channel's history: the offset of the last
+/// message it received, in which epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Since {
+    pub(crate) offset: u64,
+    pub(crate) epoch: String,
+}
+
+/// The most messages one `history` page holds (a message may be as large
+/// as `--max-message-bytes`).
+pub(crate) const MAX_HISTORY_PAGE: u64 = 100;
 
 /// Stable error codes, for programs; the message is for people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -116,6 +141,9 @@ pub(crate) enum ErrorCode {
     PublishForbidden,
     /// A page of the members of a `counts` channel, which never lists them.
     PresenceHidden,
+    /// A `history` request for a channel that keeps none (its namespace
+    /// has no `history_size`, or the server runs in a cluster).
+    HistoryOff,
 }
 
 /// One page of a channel's members: after `after`, at most `limit`.
@@ -205,6 +233,7 @@ pub(crate) fn parse(text: &str) -> Result<Request, (ErrorCode, String, Option<Va
         | Request::Publish { channel, .. }
         | Request::Presence { channel, .. }
         | Request::PresenceStats { channel, .. }
+        | Request::History { channel, .. }
         | Request::SetWill { channel, .. } => {
             check_channel(channel)
                 .map_err(|message| (ErrorCode::InvalidChannel, message, id.clone()))?;
@@ -214,6 +243,17 @@ pub(crate) fn parse(text: &str) -> Result<Request, (ErrorCode, String, Option<Va
     if let Request::Presence { cursor, limit, .. } = &request {
         page_request(cursor.as_deref(), *limit)
             .map_err(|message| (ErrorCode::InvalidPage, message, id.clone()))?;
+    }
+    if let Request::History {
+        limit: Some(limit), ..
+    } = &request
+        && !(1..=MAX_HISTORY_PAGE).contains(limit)
+    {
+        return Err((
+            ErrorCode::InvalidPage,
+            format!("limit is 1 to {MAX_HISTORY_PAGE} messages; got {limit}"),
+            id,
+        ));
     }
     Ok(request)
 }

@@ -198,11 +198,21 @@ impl Sessions {
         Ok(())
     }
 
-    /// Carries out `request`; the answer to send, or the error.
-    fn handle(&self, conn: &Connection, request: &Request) -> Result<String, (ErrorCode, String)> {
+    /// Carries out `request`; the answer to send (`None`: already queued),
+    /// or the error.
+    fn handle(
+        &self,
+        conn: &Connection,
+        request: &Request,
+    ) -> Result<Option<String>, (ErrorCode, String)> {
         let mut fields = Map::new();
         match request {
-            Request::Join { channel, meta, .. } => {
+            Request::Join {
+                channel,
+                meta,
+                since,
+                ..
+            } => {
                 self.allowed(conn, channel)?;
                 if let Some(meta) = meta {
                     let size = meta.to_string().len();
@@ -215,10 +225,12 @@ impl Sessions {
                         ));
                     }
                 }
-                fields.insert(
-                    "presence".into(),
-                    self.hub.join(conn, channel, meta.as_ref())?,
-                );
+                // The hub queues the reply itself, then what was missed.
+                self.hub
+                    .join(conn, channel, meta.as_ref(), since.as_ref(), |fields| {
+                        protocol::reply(request.id(), fields)
+                    })?;
+                return Ok(None);
             }
             Request::Leave { channel, .. } => self.hub.leave(conn, channel)?,
             Request::Publish { channel, data, .. } => {
@@ -245,18 +257,31 @@ impl Sessions {
                 self.allowed(conn, channel)?;
                 fields.insert("stats".into(), self.hub.presence_stats(channel));
             }
+            Request::History {
+                channel,
+                after,
+                limit,
+                ..
+            } => {
+                self.allowed(conn, channel)?;
+                let limit = limit.unwrap_or(protocol::MAX_HISTORY_PAGE);
+                fields.insert(
+                    "history".into(),
+                    self.hub.history_page(channel, *after, limit as usize)?,
+                );
+            }
             Request::SetWill { channel, data, .. } => {
                 self.allowed(conn, channel)?;
                 self.hub.set_will(conn, channel, data)?;
             }
-            Request::Ping { id } => return Ok(protocol::pong(id.as_ref())),
+            Request::Ping { id } => return Ok(Some(protocol::pong(id.as_ref()))),
             Request::Refresh { token, .. } => {
                 let (valid_until, left) = self.refresh(conn, token)?;
                 fields.insert("valid_until".into(), valid_until.into());
                 fields.insert("left".into(), left.into());
             }
         }
-        Ok(protocol::reply(request.id(), fields))
+        Ok(Some(protocol::reply(request.id(), fields)))
     }
 }
 
@@ -437,7 +462,9 @@ impl Handler for Sessions {
                 }
                 Ok(Ok(answer)) => {
                     self.errors.lock().remove(&conn.id().0);
-                    let _ = conn.send_text(answer);
+                    if let Some(answer) = answer {
+                        let _ = conn.send_text(answer);
+                    }
                 }
                 Ok(Err((code, message))) => self.refuse(conn, request.id(), code, &message),
             },

@@ -132,6 +132,7 @@ mod tests {
             max_members: None,
             max_meta_bytes: 2048,
             leave_grace: None,
+            history: None,
         }
     }
 

@@ -7,7 +7,7 @@ use super::read::member_json;
 use super::{DIFF_WINDOW, State, now};
 use crate::namespace::Namespaces;
 use bytes::Bytes;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::Arc;
 use vigil_core::presence::Event;
 
@@ -51,11 +51,7 @@ pub(super) fn drain(state: &mut State, namespaces: &Namespaces) {
                 let Some(channel) = will["channel"].as_str() else {
                     continue;
                 };
-                let text = json!({"type": "message", "channel": channel, "from": &*user,
-                                  "data": will["data"], "will": true})
-                .to_string();
-                state.share_message(channel, Some(&user), &will["data"], true);
-                send_to_members(state, channel, &text);
+                state.deliver(namespaces, channel, Some(&user), &will["data"], true);
             }
         }
     }
@@ -63,11 +59,15 @@ pub(super) fn drain(state: &mut State, namespaces: &Namespaces) {
 
 /// Sends `text` to every connection that joined `channel`; returns how many.
 pub(super) fn send_to_members(state: &State, channel: &str, text: &str) -> usize {
+    send_bytes_to_members(state, channel, Bytes::copy_from_slice(text.as_bytes()))
+}
+
+/// [`send_to_members`] with the text already in one buffer, shared by every
+/// member's queue.
+pub(super) fn send_bytes_to_members(state: &State, channel: &str, text: Bytes) -> usize {
     let Some(members) = state.members.get(channel) else {
         return 0;
     };
-    // One copy of the text, shared by every member's queue.
-    let text = Bytes::copy_from_slice(text.as_bytes());
     for member in members.values() {
         let _ = member.send_text(text.clone());
     }

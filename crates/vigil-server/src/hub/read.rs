@@ -20,10 +20,13 @@ impl Hub {
             .sum();
         let users: std::collections::HashSet<&str> =
             state.conns.values().map(|(_, user)| &**user).collect();
+        let (_, history_messages, history_bytes) = state.histories.totals();
         HubCounts {
             channels: state.presence.channel_count() as u64,
             presence_members: members as u64,
             users: users.len() as u64,
+            history_messages: history_messages as u64,
+            history_bytes: history_bytes as u64,
         }
     }
 
@@ -72,6 +75,36 @@ impl Hub {
         let stats = self.state.lock().presence.channel_stats(channel);
         json!({"channel": channel, "version": stats.version, "users": stats.users,
                "connections": stats.connections})
+    }
+
+    /// One page of `channel`'s kept messages (`history`), refused when it
+    /// keeps none.
+    pub(crate) fn history_page(
+        &self,
+        channel: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Value, Refusal> {
+        let mut state = self.state.lock();
+        let limits = state.history_limits(&self.namespaces, channel);
+        let channel: std::sync::Arc<str> = std::sync::Arc::from(channel);
+        state
+            .histories
+            .page(super::now(), &channel, limits, after, limit)
+            .ok_or_else(|| {
+                (
+                    ErrorCode::HistoryOff,
+                    match state.cluster {
+                        Some(_) => format!(
+                            "{channel:?} keeps no history here: histories are not kept in a \
+                             cluster yet"
+                        ),
+                        None => format!(
+                            "{channel:?} keeps no history: its namespace has no history_size"
+                        ),
+                    },
+                )
+            })
     }
 }
 

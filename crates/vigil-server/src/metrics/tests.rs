@@ -12,11 +12,13 @@ use super::*;
 
 /// Every family `render` writes, with its OpenMetrics type. Counter
 /// families are named without `_total`; their samples carry it.
-const FAMILIES: [(&str, &str); 19] = [
+const FAMILIES: [(&str, &str); 21] = [
     ("vigil_connections", "gauge"),
     ("vigil_channels", "gauge"),
     ("vigil_presence_members", "gauge"),
     ("vigil_users", "gauge"),
+    ("vigil_history_messages", "gauge"),
+    ("vigil_history_bytes", "gauge"),
     ("vigil_ready", "gauge"),
     ("vigil_received_bytes", "counter"),
     ("vigil_sent_bytes", "counter"),
@@ -205,6 +207,8 @@ fn values_match_the_inputs() {
         channels: 5,
         presence_members: 7,
         users: 6,
+        history_messages: 21,
+        history_bytes: 22,
         ready: true,
         ..ServerStats::default()
     };
@@ -219,6 +223,8 @@ fn values_match_the_inputs() {
             ("vigil_channels", 5),
             ("vigil_presence_members", 7),
             ("vigil_users", 6),
+            ("vigil_history_messages", 21),
+            ("vigil_history_bytes", 22),
             ("vigil_ready", 1),
             ("vigil_heartbeat_pings_sent_total", 11),
             ("vigil_heartbeat_pongs_received_total", 12),
@@ -262,6 +268,8 @@ fn a_fresh_server_reports_every_series_at_zero() {
         ("vigil_channels".to_owned(), 0),
         ("vigil_presence_members".to_owned(), 0),
         ("vigil_users".to_owned(), 0),
+        ("vigil_history_messages".to_owned(), 0),
+        ("vigil_history_bytes".to_owned(), 0),
         ("vigil_ready".to_owned(), 0),
         ("vigil_heartbeat_pings_sent_total".to_owned(), 0),
         ("vigil_heartbeat_pongs_received_total".to_owned(), 0),

@@ -31,10 +31,39 @@ fn the_first_matching_namespace_gives_a_channel_its_options() {
         presence_cap = 500
         max_meta_bytes = 256
         leave_grace = "30s"
+        history_size = 50
+
+        [[namespace]]
+        channels = "feed/*"
+        history_size = 1000
+        history_ttl = "10m"
+        history_bytes = 4194304
         "#,
     )
     .expect("valid");
-    assert_eq!(namespaces.declared(), 3);
+    assert_eq!(namespaces.declared(), 4);
+    assert_eq!(
+        namespaces.options("room/a").history,
+        Some(HistoryLimits {
+            max_messages: 50,
+            max_bytes: HISTORY_BYTES,
+            max_age: HISTORY_TTL,
+        }),
+        "the defaults of the other bounds"
+    );
+    assert_eq!(
+        namespaces.options("feed/x").history,
+        Some(HistoryLimits {
+            max_messages: 1000,
+            max_bytes: 4 << 20,
+            max_age: std::time::Duration::from_secs(600),
+        })
+    );
+    assert_eq!(
+        namespaces.options("live:final").history,
+        None,
+        "off by default"
+    );
     let live = namespaces.options("live:final");
     assert_eq!(live.presence, PresenceMode::Counts);
     assert!(!live.client_publish);
@@ -60,6 +89,7 @@ fn the_first_matching_namespace_gives_a_channel_its_options() {
             max_members: None,
             max_meta_bytes: 2048,
             leave_grace: None,
+            history: None,
         }
     );
 }
@@ -99,6 +129,15 @@ fn every_mistake_is_reported_with_its_namespace() {
         [[namespace]]
         channels = 7
         leave_grace = "2 hours"
+
+        [[namespace]]
+        channels = "feed/*"
+        history_ttl = "48h"
+        history_bytes = 10
+
+        [[namespace]]
+        channels = "log/*"
+        history_size = 0
         "#,
     )
     .expect_err("refused");
@@ -114,6 +153,9 @@ fn every_mistake_is_reported_with_its_namespace() {
         r#"namespace 4 (channels = "bad channel*"): client_publish = "no" is not true or false"#,
         "namespace 5: channels = 7 is not a string",
         r#"namespace 5: leave_grace = "2 hours" "#,
+        r#"namespace 6 (channels = "feed/*"): history_ttl = "48h" is out of range; expected above 0 and at most 24h"#,
+        r#"namespace 6 (channels = "feed/*"): history_bytes bounds the history, which history_size turns on"#,
+        r#"namespace 7 (channels = "log/*"): history_size = 0 is out of range; expected 1 to 100000"#,
     ] {
         assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
     }

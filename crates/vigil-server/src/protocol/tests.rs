@@ -20,6 +20,7 @@ fn requests_parse_with_their_ids() {
             id: Some(7.into()),
             channel: "room-1".into(),
             meta: Some(serde_json::json!({"name": "Ann"})),
+            since: None,
         }
     );
     assert_eq!(join.id(), Some(&Value::from(7)));
@@ -135,5 +136,50 @@ fn presence_pages_and_stats_parse_and_bad_pages_are_refused() {
         r#"{"op":"presence_stats","channel":"a b","id":3}"#,
         ErrorCode::InvalidChannel,
         Some(3.into()),
+    );
+}
+
+#[test]
+fn a_join_may_say_where_it_was_and_history_is_read_in_pages() {
+    assert_eq!(
+        parse(r#"{"op":"join","channel":"chat","since":{"offset":41,"epoch":"9f3a"}}"#)
+            .expect("valid"),
+        Request::Join {
+            id: None,
+            channel: "chat".into(),
+            meta: None,
+            since: Some(Since {
+                offset: 41,
+                epoch: "9f3a".into()
+            }),
+        }
+    );
+    assert_eq!(
+        parse(r#"{"op":"history","channel":"chat","after":3,"limit":100,"id":2}"#).expect("valid"),
+        Request::History {
+            id: Some(2.into()),
+            channel: "chat".into(),
+            after: Some(3),
+            limit: Some(100),
+        }
+    );
+    let id = Some(Value::from(5));
+    for text in [
+        r#"{"op":"join","channel":"chat","since":{"offset":-1,"epoch":"a"},"id":5}"#,
+        r#"{"op":"join","channel":"chat","since":{"offset":1},"id":5}"#,
+        r#"{"op":"join","channel":"chat","since":{"offset":1,"epoch":"a","x":1},"id":5}"#,
+    ] {
+        refused(text, ErrorCode::UnknownOp, id.clone());
+    }
+    for text in [
+        r#"{"op":"history","channel":"chat","limit":0,"id":5}"#,
+        r#"{"op":"history","channel":"chat","limit":101,"id":5}"#,
+    ] {
+        refused(text, ErrorCode::InvalidPage, id.clone());
+    }
+    refused(
+        r#"{"op":"history","channel":"no spaces","id":5}"#,
+        ErrorCode::InvalidChannel,
+        id,
     );
 }

@@ -1,0 +1,191 @@
+//! Message history and recovery (issue #16), one node: a client killed by
+//! a TCP reset while 1,000 messages are published over 10 s comes back
+//! within its leave grace with `since` and receives every one it missed,
+//! exactly once and in order, before anything newer; the other members
+//! never see it leave. After a restart its epoch is gone: `recovered:
+//! false`. Channels without history say so.
+
+use super::session::{bystanders_as_users, connect_as};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use vigil_e2e::{ServerProcess, WsClient};
+
+const CONFIG: &str = r#"
+[[namespace]]
+channels = "chat*"
+history_size = 5000
+history_ttl = "5m"
+leave_grace = "30s"
+"#;
+
+const MESSAGES: u64 = 1_000;
+
+/// A server keeping `chat*` history, from a config file of its own.
+fn server(test: &str) -> (ServerProcess, PathBuf) {
+    let path =
+        std::env::temp_dir().join(format!("vigil-history-{test}-{}.toml", std::process::id()));
+    std::fs::write(&path, CONFIG).expect("a temporary file");
+    let config = path.to_str().expect("UTF-8").to_owned();
+    let server = ServerProcess::start_heartbeating(
+        "2s",
+        &[
+            "--jwt-secret",
+            "e2e-secret",
+            "--config",
+            &config,
+            // 100 publishes a second from one client.
+            "--max-publishes-per-second",
+            "200",
+            "--max-requests-per-second",
+            "400",
+        ],
+    );
+    (server, path)
+}
+
+/// User `sub`, past its welcome, joined to `channel` (with `since`): the
+/// join's reply.
+fn join(
+    server: &ServerProcess,
+    sub: &str,
+    channel: &str,
+    since: Option<&Value>,
+) -> (WsClient, Value) {
+    let mut client = connect_as(server, sub);
+    client.next_of("welcome");
+    let since = since.map_or(String::new(), |since| format!(r#","since":{since}"#));
+    client.send_json(&format!(
+        r#"{{"op":"join","channel":"{channel}","id":"j"{since}}}"#
+    ));
+    let reply = client.next_of("reply");
+    (client, reply)
+}
+
+/// The next `count` channel messages `client` receives (answering pings).
+fn messages(client: &mut WsClient, count: usize, within: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + within;
+    let mut got = Vec::new();
+    while got.len() < count {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(event) = client.try_next_json_within(left) else {
+            panic!("{} of {count} messages within {within:?}", got.len());
+        };
+        if event["type"] == "message" {
+            got.push(event);
+        }
+    }
+    got
+}
+
+#[test]
+fn a_client_reset_mid_stream_recovers_every_message_once_in_order_and_nobody_sees_it_leave() {
+    let (server, path) = server("reset");
+    let mut bystanders = bystanders_as_users(&server, "chat");
+    let (mut watcher, _) = join(&server, "watcher", "chat", None);
+    let (mut publisher, _) = join(&server, "publisher", "chat", None);
+    let (mut dropper, reply) = join(&server, "dropper", "chat", None);
+    assert_eq!(reply["history"]["offset"], 0, "{reply}");
+    publisher.send_json(r#"{"op":"publish","channel":"chat","data":"before"}"#);
+    let before = &messages(&mut dropper, 1, Duration::from_secs(5))[0];
+    let position = serde_json::json!({"offset": before["offset"], "epoch": before["epoch"]});
+
+    dropper.reset();
+    // 1,000 messages over 10 s while it is gone; everyone else reads (and
+    // answers pings) meanwhile, and the watcher looks for a leave.
+    let mut watched = Vec::new();
+    let started = Instant::now();
+    for n in 0..MESSAGES {
+        let due = started + Duration::from_millis(n * 10_000 / MESSAGES);
+        while Instant::now() < due {
+            bystanders.listen(Duration::from_millis(1));
+            while let Some(event) = watcher.try_next_json_within(Duration::from_millis(1)) {
+                watched.push(event);
+            }
+            while publisher
+                .try_next_json_within(Duration::from_millis(1))
+                .is_some()
+            {}
+        }
+        publisher.send_json(&format!(
+            r#"{{"op":"publish","channel":"chat","data":{n}}}"#
+        ));
+    }
+    let (mut back, reply) = join(&server, "dropper", "chat", Some(&position));
+    assert_eq!(reply["recovered"], true, "{reply}");
+    // One more, published after the recovery.
+    publisher.send_json(r#"{"op":"publish","channel":"chat","data":"after"}"#);
+    let got = messages(&mut back, MESSAGES as usize + 1, Duration::from_secs(10));
+    let data: Vec<Value> = got.iter().map(|m| m["data"].clone()).collect();
+    let expected: Vec<Value> = (0..MESSAGES)
+        .map(Value::from)
+        .chain([Value::from("after")])
+        .collect();
+    assert_eq!(
+        data, expected,
+        "every missed message once, in order, then the new one"
+    );
+    let offsets: Vec<u64> = got.iter().filter_map(|m| m["offset"].as_u64()).collect();
+    let first = before["offset"].as_u64().expect("an offset") + 1;
+    assert_eq!(offsets, (first..first + MESSAGES + 1).collect::<Vec<_>>());
+    assert!(got.iter().all(|m| m["epoch"] == before["epoch"]));
+
+    // Nobody saw it leave: the watcher's presence events never name it
+    // among the leaves.
+    while let Some(event) = watcher.try_next_json_within(Duration::from_millis(200)) {
+        watched.push(event);
+    }
+    assert!(
+        watched.iter().any(|event| event["type"] == "message"),
+        "the watcher was reading"
+    );
+    for event in watched.iter().filter(|event| event["type"] == "presence") {
+        let leaves = event["leaves"].as_array().cloned().unwrap_or_default();
+        assert!(!leaves.contains(&Value::from("dropper")), "{event}");
+    }
+    bystanders.listen(Duration::from_secs(1));
+    bystanders.assert_healthy(
+        1,
+        Duration::from_secs(1),
+        &["watcher", "publisher", "dropper"],
+    );
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn after_a_restart_or_without_history_recovery_is_refused_honestly() {
+    let (mut server, path) = server("restart");
+    let (mut publisher, _) = join(&server, "publisher", "chat", None);
+    publisher.send_json(r#"{"op":"publish","channel":"chat","data":1}"#);
+    let message = &messages(&mut publisher, 1, Duration::from_secs(5))[0];
+    let position = serde_json::json!({"offset": message["offset"], "epoch": message["epoch"]});
+    // History pages: what is kept, oldest first.
+    let page = publisher.ask(r#"{"op":"history","channel":"chat","limit":10,"id":"h"}"#);
+    assert_eq!(page["history"]["messages"][0]["data"], 1, "{page}");
+    assert_eq!(page["history"]["next"], Value::Null);
+    // A channel without history: no offsets, and `since` cannot recover.
+    let (mut other, reply) = join(&server, "other", "lobby", Some(&position));
+    assert_eq!(reply["recovered"], false, "{reply}");
+    assert_eq!(reply["recovery"], "history_off");
+    let refused = other.ask(r#"{"op":"history","channel":"lobby","id":"h"}"#);
+    assert_eq!(refused["code"], "history_off", "{refused}");
+
+    server.terminate();
+    server.wait(Duration::from_secs(15));
+    let (server, _) = server_again(&path);
+    let (_, reply) = join(&server, "publisher", "chat", Some(&position));
+    assert_eq!(reply["recovered"], false, "{reply}");
+    assert_eq!(reply["recovery"], "epoch_changed");
+    assert_ne!(reply["history"]["epoch"], message["epoch"]);
+    let _ = std::fs::remove_file(path);
+}
+
+/// A new server on the same config file.
+fn server_again(path: &std::path::Path) -> (ServerProcess, PathBuf) {
+    let config = path.to_str().expect("UTF-8").to_owned();
+    let server = ServerProcess::start_heartbeating(
+        "2s",
+        &["--jwt-secret", "e2e-secret", "--config", &config],
+    );
+    (server, path.to_owned())
+}
