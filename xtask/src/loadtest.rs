@@ -327,10 +327,7 @@ fn restart(
         if gone_at.is_none() && old.as_mut().map_or(Ok(true), ServerProcess::has_exited)? {
             gone_at = Some(started.elapsed());
         }
-        // A scrape may fail while the crowd comes back (a server that
-        // refuses sockets over its handshake places refuses this one too):
-        // it counts as "not yet", within the patience below.
-        let (connections, members) = server.connections_and_members().unwrap_or((0, 0));
+        let (connections, members) = server.connections_and_members()?;
         if all_connected.is_none() && connections >= expected {
             all_connected = Some(restarted.elapsed());
         }
@@ -341,7 +338,7 @@ fn restart(
         let patience = if gone_at.is_none() {
             DRAIN_PATIENCE
         } else {
-            plan::STORM_PATIENCE
+            plan.storm_patience()
         };
         if done || restarted.elapsed() >= patience {
             break;

@@ -102,12 +102,14 @@ BIG ROOMS (one --join channel, one process):
                                presence (users counted, or listed) and count the
                                bytes they receive; the report splits both into
                                phases at these marks (report: room)
-    --page-every K             clients 0, K, 2K, ... read the member list in
-                               pages of 1,000 whenever the counts say the channel
-                               is whole and may be paged
+    --page-every K             one client in each block of K reads the member
+                               list in pages of 1,000 once the counts say the
+                               channel is whole and may be paged (again after a
+                               reading that came up short)
     --churn-at-ms T            from T, for --churn-ms, each second
     --churn-ms L               --churn-percent of the healthy clients close
-    --churn-percent P          cleanly and reconnect at once (each once at most;
+    --churn-percent P          cleanly and reconnect at once (each once at most,
+                               so P divides 100 and L is at most 100/P s;
                                needs --reconnect-max-ms)
 
 The report (one JSON document on stdout) is printed when the hold ends, on

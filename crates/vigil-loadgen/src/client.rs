@@ -169,6 +169,9 @@ async fn reconnecting(
         }
         if churned {
             churn_at = None;
+            // The read just cancelled may have left part of a frame behind;
+            // this socket is only read for the server's close, and any
+            // error there ends the wait.
             close_cleanly(&mut ws).await;
         }
         // The old socket goes before a new one is opened: a client holds
@@ -282,6 +285,7 @@ where
     // A text message the server sent in fragments (vigil splits big ones,
     // a page of 1,000 members, at 16 KiB), until its last.
     let mut fragments: Vec<u8> = Vec::new();
+    let mut in_text = false;
     loop {
         let frame = match ws.read_frame().await {
             Ok(frame) => frame,
@@ -291,9 +295,13 @@ where
             view.received(frame.payload.len(), ms_since(start));
         }
         let frame = match frame.opcode {
-            OpCode::Text | OpCode::Continuation
-                if !frame.fin || frame.opcode == OpCode::Continuation =>
-            {
+            OpCode::Text if !frame.fin => {
+                in_text = true;
+                fragments.clear();
+                fragments.extend_from_slice(&frame.payload);
+                continue;
+            }
+            OpCode::Continuation if in_text => {
                 if fragments.len() + frame.payload.len() > MAX_MESSAGE {
                     return Reason::ProtocolError;
                 }
@@ -301,6 +309,7 @@ where
                 if !frame.fin {
                     continue;
                 }
+                in_text = false;
                 Frame::text(Payload::Owned(std::mem::take(&mut fragments)))
             }
             _ => frame,

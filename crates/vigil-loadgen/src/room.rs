@@ -99,9 +99,7 @@ impl RoomTally {
         View {
             tally: self,
             local,
-            pager: self
-                .page_every
-                .is_some_and(|k| index.is_multiple_of(k as usize)),
+            pager: self.page_every.is_some_and(|k| is_pager(index, k as usize)),
             channel,
             version: None,
             users: None,
@@ -109,6 +107,7 @@ impl RoomTally {
             pages: false,
             paging: None,
             paged_whole: false,
+            count_while_reading: false,
             next_id: 1,
             whole: false,
         }
@@ -216,6 +215,14 @@ pub(crate) struct PhaseReport {
     pub(crate) whole_by_ms: Option<u32>,
 }
 
+/// Whether client `index` reads the list (`--page-every k`): one in every
+/// block of `k` clients, at a different place in each block (block `j`'s
+/// `j % k`-th), so that the readers do not all share one residue (and one
+/// moment of the churn).
+fn is_pager(index: usize, k: usize) -> bool {
+    index % k == (index / k) % k
+}
+
 /// One connection's belief about its channel.
 #[derive(Debug)]
 pub(crate) struct View<'a> {
@@ -232,6 +239,9 @@ pub(crate) struct View<'a> {
     paging: Option<Paging>,
     /// Whether its last reading of the list found every client.
     paged_whole: bool,
+    /// Whether counts arrived while a reading was under way (a short
+    /// reading is then read again at once).
+    count_while_reading: bool,
     next_id: u64,
     whole: bool,
 }
@@ -344,6 +354,10 @@ impl View<'_> {
             false => &self.tally.readings_short,
         };
         readings.fetch_add(1, Relaxed);
+        // Counts that came meanwhile were not acted on: act on them now.
+        if std::mem::take(&mut self.count_while_reading) {
+            return self.start_reading();
+        }
         None
     }
 
@@ -381,6 +395,7 @@ impl View<'_> {
         self.members = None;
         self.users = count["users"].as_u64();
         self.pages = count["pages"].as_bool().unwrap_or(false);
+        self.count_while_reading = self.paging.is_some();
     }
 
     /// A pager starts reading the list when the counts say it is whole

@@ -62,7 +62,8 @@ impl Admission {
     /// off for seconds; an address over its own share is still refused.
     pub(crate) async fn room(&self) {
         loop {
-            // Made before the check: a place freed in between still wakes it.
+            // `notify_one` leaves a permit when nobody waits yet, so a place
+            // given back between the check and the await still wakes this.
             let freed = self.freed.notified();
             if self.held.lock().total < self.max_connections {
                 return;

@@ -24,8 +24,9 @@ pub(crate) enum Rejection {
     /// 400: `--proxy-protocol` is on and the connection did not start with
     /// a valid PROXY protocol header.
     BadProxyHeader,
-    /// 503 at once: `max_handshakes` sockets (or an address's share of
-    /// them) are in their HTTP phase already.
+    /// 503 at once: the client's address holds its share of the
+    /// `max_handshakes` places with sockets in their HTTP phase already
+    /// (when every place is taken, the server stops accepting instead).
     HandshakeLimit,
     /// 400 in plain HTTP: a plain-HTTP request on the TLS port.
     PlainHttpOnTls,

@@ -195,27 +195,25 @@ impl ServerProcess {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .context("cannot read the server's /proc/PID/stat")?;
         let ticks = stat_cpu_ticks(&stat)?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .context("cannot read the server's /proc/PID/status")?;
-        let rss_kib = status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|kib| kib.parse().ok())
-            .context("no VmRSS in /proc/PID/status")?;
+        let rss_kib = self.status_kib("VmRSS")?;
         Ok((ticks as f64 / self.ticks_per_second as f64, rss_kib))
     }
 
     /// Its peak RSS so far (KiB), `VmHWM` in `/proc`.
     pub(crate) fn peak_rss_kib(&self) -> Result<u64> {
+        self.status_kib("VmHWM")
+    }
+
+    /// A field of `/proc/PID/status` in KiB (`VmRSS`, `VmHWM`).
+    fn status_kib(&self, field: &str) -> Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .context("cannot read the server's /proc/PID/status")?;
         status
             .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|kib| kib.parse().ok())
-            .context("no VmHWM in /proc/PID/status")
+            .with_context(|| format!("no {field} in /proc/PID/status"))
     }
 
     /// CPU seconds of each vigil-ws shard thread (`/proc/PID/task/*`; the
@@ -303,7 +301,7 @@ fn listening_address(line: &str) -> Option<&str> {
 }
 
 /// The value of an unlabelled series in a scrape.
-fn series(metrics: &str, name: &str) -> Result<u64> {
+pub(super) fn series(metrics: &str, name: &str) -> Result<u64> {
     let prefix = format!("{name} ");
     metrics
         .lines()

@@ -17,9 +17,9 @@ pub(crate) struct RoomOptions {
     /// their channel's presence and count the bytes they receive, split
     /// into phases at these marks (ms from the run's start, ascending).
     pub(crate) phase_marks: Option<Vec<u32>>,
-    /// `--page-every K`: clients whose index is a multiple of K read the
-    /// member list page by page whenever the channel's counts say it is
-    /// whole and its list may be paged.
+    /// `--page-every K`: one client in each block of K reads the member
+    /// list page by page once the channel's counts say it is whole and its
+    /// list may be paged (again after a reading that came up short).
     pub(crate) page_every: Option<u32>,
     pub(crate) churn: Option<Churn>,
 }
@@ -39,6 +39,7 @@ impl Churn {
     /// second `index % (100 / percent)` of the churn, if that second is
     /// within it.
     pub(crate) fn moment(&self, index: usize) -> Option<Duration> {
+        // `check` keeps `percent` a divisor of 100.
         let cycle = (100 / self.percent).max(1) as usize;
         let second = Duration::from_secs((index % cycle) as u64);
         // Spread over the second too (389 is prime to 1,000: the k-th
@@ -134,6 +135,24 @@ impl RoomOptions {
             }
             if !reconnects {
                 bail!("churning clients reconnect: add `--reconnect-max-ms MS`");
+            }
+            // Each client leaves once at most: P % a second lasts 100 / P
+            // seconds, and P must divide 100 for every second to be P %.
+            if !100u32.is_multiple_of(churn.percent) {
+                bail!(
+                    "`--churn-percent {}` must divide 100 (1, 2, 4, 5, 10, 20, 25, 50 or 100)",
+                    churn.percent
+                );
+            }
+            let most = Duration::from_secs(u64::from(100 / churn.percent));
+            if churn.length > most {
+                bail!(
+                    "`--churn-ms {}` at {} % a second runs out of clients after {} s (each \
+                     leaves once)",
+                    churn.length.as_millis(),
+                    churn.percent,
+                    most.as_secs()
+                );
             }
         }
         Ok(())

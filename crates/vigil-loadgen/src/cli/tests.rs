@@ -296,6 +296,32 @@ fn big_room_options_and_their_refusals() {
         (&["--churn-percent", "101"], "1..=100"),
         (
             &[
+                "--reconnect-max-ms",
+                "9",
+                "--churn-at-ms",
+                "1",
+                "--churn-ms",
+                "1000",
+                "--churn-percent",
+                "30",
+            ],
+            "must divide 100",
+        ),
+        (
+            &[
+                "--reconnect-max-ms",
+                "9",
+                "--churn-at-ms",
+                "1",
+                "--churn-ms",
+                "11000",
+                "--churn-percent",
+                "10",
+            ],
+            "runs out of clients after 10 s",
+        ),
+        (
+            &[
                 "--join",
                 "big",
                 "--connections",

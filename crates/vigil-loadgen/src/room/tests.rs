@@ -116,13 +116,16 @@ fn a_listed_view_applies_newer_diffs_only() {
 #[test]
 fn a_pager_reads_the_list_when_the_counts_are_whole_and_counts_it() {
     let tally = tally(3, &["--page-every", "2"]);
+    // One in each block of two, at a different place in each: 0, 3, 4, ...
+    let pagers: Vec<usize> = (0..6).filter(|&i| tally.view(i, i, "big").pager).collect();
+    assert_eq!(pagers, [0, 3, 4]);
     let mut pager = tally.view(0, 0, "big");
-    assert!(
-        !tally.view(1, 1, "big").pager,
-        "only every second client pages"
-    );
-    let count = r#"{"type":"presence_count","channel":"big","version":5,"users":3,"connections":3,"pages":true}"#;
-    let first = feed(&mut pager, count, 10).expect("starts reading");
+    let count = |version: u64| {
+        format!(
+            r#"{{"type":"presence_count","channel":"big","version":{version},"users":3,"connections":3,"pages":true}}"#
+        )
+    };
+    let first = feed(&mut pager, &count(5), 10).expect("starts reading");
     assert_eq!(
         serde_json::from_str::<Value>(&first).expect("JSON"),
         json!({"op": "presence", "channel": "big", "limit": 1000, "id": 1})
@@ -132,8 +135,12 @@ fn a_pager_reads_the_list_when_the_counts_are_whole_and_counts_it() {
         0,
         "whole only once the list is read"
     );
-    assert_eq!(feed(&mut pager, count, 11), None, "one reading at a time");
-    let second = feed(&mut pager, r#"{"type":"reply","id":1,"presence":{"channel":"big","version":5,"members":[{"user":"a","meta":null},{"user":"b","meta":null}],"next":"b"}}"#, 12).expect("next page");
+    assert_eq!(
+        feed(&mut pager, &count(6), 11),
+        None,
+        "one reading at a time"
+    );
+    let second = feed(&mut pager, r#"{"type":"reply","id":1,"presence":{"channel":"big","version":6,"members":[{"user":"a","meta":null},{"user":"b","meta":null}],"next":"b"}}"#, 12).expect("next page");
     assert_eq!(
         serde_json::from_str::<Value>(&second).expect("JSON"),
         json!({"op": "presence", "channel": "big", "limit": 1000, "id": 2, "cursor": "b"})
@@ -141,10 +148,11 @@ fn a_pager_reads_the_list_when_the_counts_are_whole_and_counts_it() {
     assert_eq!(
         feed(
             &mut pager,
-            r#"{"type":"reply","id":2,"presence":{"channel":"big","version":5,"members":[{"user":"c","meta":null}],"next":null}}"#,
+            r#"{"type":"reply","id":2,"presence":{"channel":"big","version":6,"members":[{"user":"c","meta":null}],"next":null}}"#,
             13
         ),
-        None
+        None,
+        "complete: no other reading, though counts came meanwhile"
     );
     assert_eq!(tally.snapshot().whole_by_ms, Some(13));
     let report = tally.report(3_000);
@@ -156,19 +164,30 @@ fn a_pager_reads_the_list_when_the_counts_are_whole_and_counts_it() {
         ),
         (2, 1, 0)
     );
-    // A short reading is read again on the next whole count.
-    let mut short = tally.view(2, 2, "big");
-    feed(&mut short, count, 20).expect("starts reading");
+
+    // A short reading during which counts came is read again at once; one
+    // during which none came waits for the next.
+    let mut short = tally.view(3, 3, "big");
+    feed(&mut short, &count(6), 20).expect("starts reading");
+    feed(&mut short, &count(7), 21);
+    let page = r#"{"type":"reply","id":ID,"presence":{"channel":"big","version":7,"members":[{"user":"a","meta":null}],"next":null}}"#;
+    let again = feed(&mut short, &page.replace("ID", "1"), 22).expect("reads again at once");
+    assert!(again.contains(r#""id":2"#), "{again}");
     assert_eq!(
-        feed(
-            &mut short,
-            r#"{"type":"reply","id":1,"presence":{"channel":"big","version":5,"members":[{"user":"a","meta":null}],"next":null}}"#,
-            21
-        ),
-        None
+        feed(&mut short, &page.replace("ID", "2"), 23),
+        None,
+        "waits"
     );
-    assert_eq!(tally.report(3_000).list_readings_short, 1);
-    assert!(feed(&mut short, count, 22).is_some(), "reads again");
+    assert_eq!(tally.report(3_000).list_readings_short, 2);
+    assert!(
+        feed(&mut short, &count(8), 24).is_some(),
+        "reads on the next counts"
+    );
+    // A refused page ends the reading; the next counts start another.
+    let error = r#"{"type":"error","id":3,"code":"rate_limited","message":"slow down"}"#;
+    assert_eq!(feed(&mut short, error, 25), None);
+    assert_eq!(tally.report(3_000).page_errors, 1);
+    assert!(feed(&mut short, &count(9), 26).is_some());
 }
 
 #[test]

@@ -113,7 +113,7 @@ impl Plan {
                 "--reconnect-max-ms".to_owned(),
                 ms(STORM_BACKOFF_CAP),
                 "--view-phases-ms".to_owned(),
-                format!("{},{}", ms(timeline.storm_at), ms(timeline.churn_at)),
+                self.room_marks().map(ms).join(","),
                 "--churn-at-ms".to_owned(),
                 ms(timeline.churn_at),
                 "--churn-ms".to_owned(),

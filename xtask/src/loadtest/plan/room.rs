@@ -12,6 +12,10 @@ const ROOM_CAP: u32 = 1_000;
 const ROOM_CAP_QUICK: u32 = 100;
 const ROOM_PAGER_EVERY: u32 = 500;
 const ROOM_PAGER_EVERY_QUICK: u32 = 50;
+/// How long before each disturbance (the kill, the churn) a phase ends:
+/// its snapshot is taken while nothing moves, whatever the few
+/// milliseconds between the harness's clock and the loadgen's.
+const MARK_AHEAD: Duration = Duration::from_millis(500);
 
 /// When `bigroom`'s phases begin, from the loadgen's start, and the churn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +94,28 @@ impl Plan {
             churn,
             churn_percent,
             settle: ROOM_SETTLE,
+        }
+    }
+
+    /// The loadgen's phase marks (`--view-phases-ms`): just before the
+    /// kill, and just before the churn.
+    pub(crate) fn room_marks(&self) -> [Duration; 2] {
+        let timeline = self.room_timeline();
+        [
+            timeline.storm_at - MARK_AHEAD,
+            timeline.churn_at - MARK_AHEAD,
+        ]
+    }
+
+    /// How long a restart waits for every client to be back: `bigroom`'s
+    /// storm phase (less a second), else [`STORM_PATIENCE`].
+    pub(crate) fn storm_patience(&self) -> Duration {
+        match self.room {
+            Some(_) => {
+                let timeline = self.room_timeline();
+                timeline.churn_at - timeline.storm_at - MARK_AHEAD * 2
+            }
+            None => STORM_PATIENCE,
         }
     }
 }

@@ -108,11 +108,12 @@ fn bigroom_restarts_then_churns_within_the_hold() {
             timeline.churn_at + timeline.churn + timeline.settle
         );
         let args = plan.loadgen_args("127.0.0.1:9000".parse().expect("address"));
-        let marks = format!(
-            "{},{}",
-            timeline.storm_at.as_millis(),
-            timeline.churn_at.as_millis()
-        );
+        // Each phase ends just before its disturbance.
+        let [ramp_end, storm_end] = plan.room_marks();
+        assert!(ramp_end < timeline.storm_at && timeline.storm_at < storm_end);
+        assert!(storm_end < timeline.churn_at);
+        assert!(timeline.storm_at + plan.storm_patience() < storm_end);
+        let marks = format!("{},{}", ramp_end.as_millis(), storm_end.as_millis());
         assert!(
             args.windows(2)
                 .any(|pair| pair == ["--view-phases-ms", marks.as_str()])
