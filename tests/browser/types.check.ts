@@ -26,7 +26,11 @@ client.addEventListener("presence", (e) => {
   for (const [user, meta] of detail.members) console.log(user.toUpperCase(), meta);
 });
 client.addEventListener("count", (e) => console.log(e.detail.users, e.detail.connections, e.detail.pages));
-client.addEventListener("message", (e) => console.log(e.detail.from ?? "api", e.detail.will));
+client.addEventListener("message", (e) => console.log(e.detail.from ?? "api", e.detail.will, e.detail.offset ?? 0, e.detail.epoch ?? ""));
+client.addEventListener("recovery", (e) => {
+  const lost: boolean = !e.detail.recovered;
+  console.log(e.detail.channel, lost, e.detail.missed ?? 0, e.detail.reason ?? "");
+});
 client.connect();
 
 const refreshing = new VigilClient({

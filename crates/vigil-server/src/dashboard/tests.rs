@@ -350,6 +350,14 @@ fn client_survives_hidden_tabs_and_reports_its_lifecycle() {
     run_scenario("lifecycle", include_str!("tests/lifecycle.mjs"));
 }
 
+/// Offsets, a re-join naming the last message received, the missed ones
+/// once and in order, and a lost history said plainly
+/// (`tests/history.mjs`).
+#[test]
+fn client_recovers_missed_messages_on_every_reconnect() {
+    run_scenario("history", include_str!("tests/history.mjs"));
+}
+
 #[test]
 fn client_declarations_name_every_export_and_public_method() {
     let exports: Vec<&str> = CLIENT_JS

@@ -110,6 +110,19 @@ export interface MessageDetail {
   data: Json;
   /** A last will, published because its connection ended abnormally. */
   will: boolean;
+  /** In a channel with history: the message's offset (each once, in order) and the channel's epoch. */
+  offset?: number;
+  epoch?: string;
+}
+
+export interface RecoveryDetail {
+  channel: string;
+  /** Whether every message missed while disconnected was delivered. */
+  recovered: boolean;
+  /** How many were, when recovered. */
+  missed: number | null;
+  /** Why not, when not recovered: "epoch_changed", "too_old", "ahead", "history_off", "cluster". */
+  reason: string | null;
 }
 
 export interface CloseDetail {
@@ -137,6 +150,8 @@ export interface VigilEventMap {
   /** A counted channel's numbers (a "counts" namespace, or past its presence_cap). */
   count: CustomEvent<CountDetail>;
   message: CustomEvent<MessageDetail>;
+  /** A re-join after a reconnect asked for the messages missed meanwhile. */
+  recovery: CustomEvent<RecoveryDetail>;
   error: CustomEvent<{ code: string; message: string; id: Json }>;
   state: CustomEvent<StateDetail>;
   /** A token refreshed in-band: until when it is valid (seconds since the epoch), and the channels it no longer allows (left). */

@@ -40,7 +40,11 @@
 // while it drains; after 1008 (policy) `policyDelayMs` is added. Close codes
 // 1000, 1002, 1007, 1009 and 4001 mean "do not reconnect" (PROTOCOL.md,
 // close codes): the client stays closed. After every reconnect it re-joins
-// its channels with their meta and re-sets its last will (resume).
+// its channels with their meta and re-sets its last will (resume). In a
+// channel with history (PROTOCOL.md, Message history and recovery) it
+// re-joins with the offset and epoch of the last message it received, so
+// the server sends exactly what it missed; a `recovery` event says whether
+// that was all of it.
 //
 // Tokens. A token expires; the server closes a connection whose token did
 // (4003 "token expired"). With the `getToken` option (an async function
@@ -61,7 +65,12 @@
 //                counted channel's numbers (a "counts" namespace, or one past
 //                its presence_cap), from a join reply or a presence_count
 //                event; such a channel's `members` stay empty
-//   message      {channel, from, data, will}
+//   message      {channel, from, data, will}, and in a channel with
+//                history {offset, epoch} (each offset once, in order)
+//   recovery     {channel, recovered: bool, missed, reason}: a re-join with
+//                the last offset; `recovered: false` (reason: epoch_changed,
+//                too_old, ...) means messages were lost: reload the
+//                channel's state
 //   error        {code, message, id}: server errors no pending request claimed
 //   state        {state: "connecting"|"open"|"closed", code, reason,
 //                 reconnectInMs}: every change of `state`
@@ -301,7 +310,17 @@ export class VigilClient extends EventTarget {
   join(channel, meta = null) {
     let entry = this.#channels.get(channel);
     if (!entry) {
-      entry = { meta, version: -1, members: new Map(), synced: false, buffer: [], waiters: [] };
+      entry = {
+        meta,
+        version: -1,
+        members: new Map(),
+        synced: false,
+        buffer: [],
+        waiters: [],
+        // {offset, epoch} of the last message received (channels with
+        // history): a re-join asks for what followed it.
+        position: null,
+      };
       this.#channels.set(channel, entry);
     }
     entry.meta = meta;
@@ -756,12 +775,7 @@ export class VigilClient extends EventTarget {
       case "presence_count":
         return this.#onCount(msg);
       case "message":
-        return this.#emit("message", {
-          channel: msg.channel,
-          from: msg.from ?? null,
-          data: msg.data ?? null,
-          will: msg.will === true,
-        });
+        return this.#onChannelMessage(msg);
       case "reply":
         return this.#settle(msg.id, (p) => p.resolve(msg));
       case "error": {
@@ -813,9 +827,12 @@ export class VigilClient extends EventTarget {
   #sendJoin(channel, entry) {
     const body = { op: "join", channel };
     if (entry.meta != null) body.meta = entry.meta;
+    const since = entry.position;
+    if (since !== null) body.since = since;
     this.#request(body).then(
       (reply) => {
         if (this.#channels.get(channel) !== entry) return; // left meanwhile
+        this.#onJoinHistory(channel, entry, since, reply);
         this.#applySnapshot(channel, entry, reply.presence, true);
         const members = new Map(entry.members);
         for (const waiter of entry.waiters.splice(0)) waiter.resolve(members);
@@ -830,6 +847,45 @@ export class VigilClient extends EventTarget {
         if (waiters.length === 0) this.#emitError(error);
       },
     );
+  }
+
+  // --- history ------------------------------------------------------------
+
+  // A join's reply: without `since` (or when the missed messages are lost)
+  // the channel's position now is where this client starts; with a
+  // complete recovery the missed messages follow and move it on.
+  #onJoinHistory(channel, entry, since, reply) {
+    const history = reply.history ?? null;
+    if (since !== null) {
+      const recovered = reply.recovered === true;
+      this.#emit("recovery", {
+        channel,
+        recovered,
+        missed: recovered ? (reply.missed ?? 0) : null,
+        reason: recovered ? null : (reply.recovery ?? "unknown"),
+      });
+      if (recovered) return;
+    }
+    entry.position = history === null ? null : { offset: history.offset, epoch: history.epoch };
+  }
+
+  #onChannelMessage(msg) {
+    const detail = {
+      channel: msg.channel,
+      from: msg.from ?? null,
+      data: msg.data ?? null,
+      will: msg.will === true,
+    };
+    const entry = this.#channels.get(msg.channel);
+    if (typeof msg.offset === "number" && typeof msg.epoch === "string") {
+      const at = entry?.position;
+      // Never twice: an offset at or before the last one of its epoch.
+      if (at && at.epoch === msg.epoch && msg.offset <= at.offset) return;
+      if (entry) entry.position = { offset: msg.offset, epoch: msg.epoch };
+      detail.offset = msg.offset;
+      detail.epoch = msg.epoch;
+    }
+    this.#emit("message", detail);
   }
 
   #emitError(error) {
