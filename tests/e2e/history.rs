@@ -3,7 +3,8 @@
 //! within its leave grace with `since` and receives every one it missed,
 //! exactly once and in order, before anything newer; the other members
 //! never see it leave. After a restart its epoch is gone: `recovered:
-//! false`. Channels without history say so.
+//! false`. Channels without history say so. The Rust client (vigil-ws's
+//! `Connector` with `Channels`) recovers by itself after a disconnect.
 
 use super::session::{bystanders_as_users, connect_as};
 use serde_json::Value;
@@ -188,4 +189,157 @@ fn server_again(path: &std::path::Path) -> (ServerProcess, PathBuf) {
         &["--jwt-secret", "e2e-secret", "--config", &config],
     );
     (server, path.to_owned())
+}
+
+/// A Rust client: vigil-ws's `Connector`, re-joining with `Channels` from
+/// its resume hook; it records what it receives.
+#[derive(Default)]
+struct RustClient {
+    channels: std::sync::Arc<vigil_ws::Channels>,
+    joined: std::sync::atomic::AtomicBool,
+    user: parking_lot::Mutex<Option<String>>,
+    messages: parking_lot::Mutex<Vec<Value>>,
+    recoveries: parking_lot::Mutex<Vec<vigil_ws::Recovery>>,
+}
+
+impl vigil_ws::Handler for RustClient {
+    fn on_open(&self, conn: &vigil_ws::Connection) {
+        // Later connections re-join from the resume hook.
+        if !self.joined.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            let _ = conn.send_text(self.channels.join("chat", None));
+        }
+    }
+
+    fn on_message(&self, _conn: &vigil_ws::Connection, message: vigil_ws::Message) {
+        let vigil_ws::Message::Text(text) = message else {
+            return;
+        };
+        if let Some(recovery) = self.channels.observe(&text) {
+            self.recoveries.lock().push(recovery);
+        }
+        let Ok(event) = serde_json::from_slice::<Value>(&text) else {
+            return;
+        };
+        match event["type"].as_str() {
+            Some("welcome") => *self.user.lock() = event["user"].as_str().map(str::to_owned),
+            Some("message") => self.messages.lock().push(event),
+            _ => {}
+        }
+    }
+
+    fn on_close(&self, _conn: &vigil_ws::Connection, _reason: vigil_ws::CloseReason) {}
+}
+
+/// Polls `done` every 20 ms for up to `within`.
+async fn eventually(within: Duration, done: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    done()
+}
+
+#[test]
+fn the_rust_connector_rejoins_with_its_last_offset_and_misses_nothing() {
+    let path = std::env::temp_dir().join(format!("vigil-history-rust-{}.toml", std::process::id()));
+    std::fs::write(&path, CONFIG).expect("a temporary file");
+    let config = path.to_str().expect("UTF-8").to_owned();
+    let server =
+        ServerProcess::start_heartbeating("2s", &["--api-key", "k3y", "--config", &config]);
+    let addr = server.addr();
+    let publish = |n: u64| {
+        let answer = vigil_e2e::http_request(
+            addr,
+            "POST",
+            "/api/channels/chat/publish",
+            Some("k3y"),
+            &format!(r#"{{"data":{n}}}"#),
+        );
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let client = std::sync::Arc::new(RustClient::default());
+        let rejoin = std::sync::Arc::clone(&client.channels);
+        // The first retry comes within 2 s of the drop (seeded, so the
+        // same every run): some of the 100 messages go out meanwhile
+        // (`missed` is asserted below).
+        let backoff = vigil_core::backoff::BackoffConfig::builder()
+            .initial_max(Duration::from_secs(2))
+            .build()
+            .expect("valid");
+        let _handle = vigil_ws::Connector::new(
+            format!("ws://{addr}/ws"),
+            vigil_ws::WsConfig::default(),
+            backoff,
+        )
+        .seed(7)
+        .on_resume(std::sync::Arc::new(move |conn| rejoin.rejoin(conn)))
+        .spawn(client.clone())
+        .expect("spawn");
+        assert!(
+            eventually(Duration::from_secs(5), || client
+                .channels
+                .position("chat")
+                .is_some())
+            .await,
+            "joined, with the channel's position"
+        );
+        for n in 0..10 {
+            publish(n);
+        }
+        assert!(
+            eventually(Duration::from_secs(5), || client.messages.lock().len()
+                == 10)
+            .await
+        );
+        // An operator disconnects it (4001); the connector comes back by
+        // itself while 100 more messages go out.
+        let user = client.user.lock().clone().expect("a welcome");
+        let answer = vigil_e2e::http_request(
+            addr,
+            "POST",
+            &format!("/api/users/{user}/disconnect"),
+            Some("k3y"),
+            "",
+        );
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        for n in 10..110 {
+            publish(n);
+        }
+        assert!(
+            eventually(Duration::from_secs(10), || client.messages.lock().len()
+                >= 110)
+            .await,
+            "{} messages",
+            client.messages.lock().len()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let data: Vec<Value> = client
+            .messages
+            .lock()
+            .iter()
+            .map(|m| m["data"].clone())
+            .collect();
+        assert_eq!(
+            data,
+            (0..110).map(Value::from).collect::<Vec<_>>(),
+            "each once, in order"
+        );
+        let recoveries = client.recoveries.lock().clone();
+        assert_eq!(recoveries.len(), 1, "{recoveries:?}");
+        assert!(recoveries[0].recovered, "{recoveries:?}");
+        assert!(
+            recoveries[0].missed.is_some_and(|missed| missed >= 1),
+            "{recoveries:?}"
+        );
+    });
+    let _ = std::fs::remove_file(path);
 }

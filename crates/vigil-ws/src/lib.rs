@@ -7,12 +7,15 @@
 //!   `interval + timeout`, protected against slow consumers and bad frames,
 //!   and reported to your [`Handler`] with a [`CloseReason`].
 //! - [`Connector`] is the client side: it heartbeats its server, reconnects
-//!   with jittered exponential backoff and calls a resume hook.
+//!   with jittered exponential backoff and calls a resume hook; with
+//!   [`Channels`] a client of the vigil server re-joins its channels there
+//!   and gets every message it missed.
 //!
 //! An idle connection costs its socket, its heartbeat machine and a timer
 //! wheel entry: no task, no timer, no channel and no buffer of its own.
 
 mod apptext;
+mod channels;
 mod client;
 pub mod codec;
 mod config;
@@ -25,6 +28,7 @@ mod shard;
 pub mod tls;
 pub mod upgrade;
 
+pub use channels::{Channels, Position, Recovery};
 pub use client::{Connector, ConnectorHandle, ResumeHook};
 pub use config::{HeartbeatMode, WsConfig};
 pub use error::Error;
