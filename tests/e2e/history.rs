@@ -21,6 +21,8 @@ leave_grace = "30s"
 "#;
 
 const MESSAGES: u64 = 1_000;
+/// Published while the client's re-join is on its way.
+const RACING: u64 = 20;
 
 /// A server keeping `chat*` history, from a config file of its own.
 fn server(test: &str) -> (ServerProcess, PathBuf) {
@@ -61,6 +63,20 @@ fn join(
     ));
     let reply = client.next_of("reply");
     (client, reply)
+}
+
+/// The channel messages `client` receives within `window`.
+fn messages_within(client: &mut WsClient, window: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + window;
+    let mut got = Vec::new();
+    while let Some(event) =
+        client.try_next_json_within(deadline.saturating_duration_since(Instant::now()))
+    {
+        if event["type"] == "message" {
+            got.push(event);
+        }
+    }
+    got
 }
 
 /// The next `count` channel messages `client` receives (answering pings).
@@ -112,24 +128,41 @@ fn a_client_reset_mid_stream_recovers_every_message_once_in_order_and_nobody_see
             r#"{{"op":"publish","channel":"chat","data":{n}}}"#
         ));
     }
-    let (mut back, reply) = join(&server, "dropper", "chat", Some(&position));
+    // Back, with 20 more published while its join is on its way: each
+    // lands either in what it missed or after it, never twice, never lost.
+    let mut back = connect_as(&server, "dropper");
+    back.next_of("welcome");
+    back.send_json(&format!(
+        r#"{{"op":"join","channel":"chat","id":"j","since":{position}}}"#
+    ));
+    for n in 0..RACING {
+        publisher.send_json(&format!(
+            r#"{{"op":"publish","channel":"chat","data":"racing-{n}"}}"#
+        ));
+    }
+    let reply = back.next_json();
+    assert_eq!(reply["type"], "reply", "the reply comes first: {reply}");
     assert_eq!(reply["recovered"], true, "{reply}");
-    // One more, published after the recovery.
-    publisher.send_json(r#"{"op":"publish","channel":"chat","data":"after"}"#);
-    let got = messages(&mut back, MESSAGES as usize + 1, Duration::from_secs(10));
+    let total = MESSAGES + RACING;
+    let got = messages(&mut back, total as usize, Duration::from_secs(10));
+    // And nothing more after them: no duplicate came late.
+    let extra = messages_within(&mut back, Duration::from_millis(500));
+    assert!(extra.is_empty(), "{extra:?}");
     let data: Vec<Value> = got.iter().map(|m| m["data"].clone()).collect();
     let expected: Vec<Value> = (0..MESSAGES)
         .map(Value::from)
-        .chain([Value::from("after")])
+        .chain((0..RACING).map(|n| Value::from(format!("racing-{n}"))))
         .collect();
     assert_eq!(
         data, expected,
-        "every missed message once, in order, then the new one"
+        "every missed message once, in order, then the newer ones"
     );
     let offsets: Vec<u64> = got.iter().filter_map(|m| m["offset"].as_u64()).collect();
     let first = before["offset"].as_u64().expect("an offset") + 1;
-    assert_eq!(offsets, (first..first + MESSAGES + 1).collect::<Vec<_>>());
+    assert_eq!(offsets, (first..first + total).collect::<Vec<_>>());
     assert!(got.iter().all(|m| m["epoch"] == before["epoch"]));
+    let missed = reply["missed"].as_u64().expect("missed");
+    assert!((MESSAGES..=total).contains(&missed), "{reply}");
 
     // Nobody saw it leave: the watcher's presence events never name it
     // among the leaves.
@@ -214,8 +247,10 @@ impl vigil_ws::Handler for RustClient {
         let vigil_ws::Message::Text(text) = message else {
             return;
         };
-        if let Some(recovery) = self.channels.observe(&text) {
-            self.recoveries.lock().push(recovery);
+        match self.channels.observe(&text) {
+            vigil_ws::Observed::Recovery(recovery) => self.recoveries.lock().push(recovery),
+            vigil_ws::Observed::Duplicate => return,
+            vigil_ws::Observed::Other => {}
         }
         let Ok(event) = serde_json::from_slice::<Value>(&text) else {
             return;

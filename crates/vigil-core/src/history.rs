@@ -30,7 +30,7 @@
 //!         Recovery::Impossible(why) => panic!("{why:?}"),
 //!     }
 //! }
-//! //! ```
+//! ```
 
 use std::{
     collections::VecDeque,
@@ -79,6 +79,7 @@ pub enum Recovery<'a, M> {
 
 /// Why a recovery is impossible.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Impossible {
     /// The position names another epoch: the history it was in is gone.
     EpochChanged,
@@ -139,6 +140,7 @@ impl<M> History<M> {
 
     /// When the oldest kept message expires, if one is kept: the caller's
     /// next [`History::expire`].
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.entries
             .front()
@@ -148,7 +150,9 @@ impl<M> History<M> {
     /// Appends `message` (of `size` bytes, as the caller counts them) and
     /// returns its offset; drops the oldest messages past the limits. A
     /// message larger than `max_bytes` still gets its offset but is not
-    /// kept (a client that missed it cannot recover).
+    /// kept, and the older ones go too (what is kept stays a contiguous
+    /// run of offsets, ending at the newest): a client that missed it
+    /// cannot recover.
     pub fn append(&mut self, now: Instant, message: M, size: usize) -> u64 {
         let offset = self.next_offset;
         self.next_offset += 1;
@@ -216,7 +220,7 @@ impl<M> History<M> {
         self.expire(now);
         let after = after.unwrap_or(0);
         let start = self.entries.partition_point(|entry| entry.offset <= after);
-        let more = self.entries.len() > start + limit;
+        let more = self.entries.len() > start.saturating_add(limit);
         (self.entries.range(start..).take(limit), more)
     }
 }

@@ -149,7 +149,6 @@ impl Hub {
         state.conns.insert(conn.id().0, (conn.clone(), user));
     }
 
-    /// Joins `channel`; returns the members as the joiner should see them.
     /// Joins `channel` and queues the reply, made by `reply` from its
     /// fields (`presence`, and the history's: see [`history`]), then with
     /// `since` what the connection missed, before anything newer.
@@ -211,8 +210,12 @@ impl Hub {
             counted.is_counted(&channel, options, presence)
         };
         state.count_changed(&channel);
-        self.changed(&mut state);
+        // A connection already in the channel (a join that changes its
+        // meta) missed nothing: its `since` is not replayed.
+        let since = since.filter(|_| !already);
         let (mut fields, missed) = state.resume(&self.namespaces, &channel, since);
+        // (Also arms the timer for a history just created.)
+        self.changed(&mut state);
         fields.insert(
             "presence".into(),
             presence_json(&state, &channel, options, counted),
@@ -313,15 +316,19 @@ impl Hub {
             .conns
             .get(&conn.id().0)
             .map(|(_, user)| Arc::clone(user));
-        Ok(state.deliver(&self.namespaces, channel, from.as_deref(), data, false))
+        let delivered = state.deliver(&self.namespaces, channel, from.as_deref(), data, false);
+        // A history may have been created: its sweep needs the timer.
+        self.changed(&mut state);
+        Ok(delivered)
     }
 
     /// Sends `data` to every member of `channel` from the server itself (the
     /// HTTP API); returns how many connections it went to.
     pub(crate) fn publish_as_server(&self, channel: &str, data: &Value) -> usize {
-        self.state
-            .lock()
-            .deliver(&self.namespaces, channel, None, data, false)
+        let mut state = self.state.lock();
+        let delivered = state.deliver(&self.namespaces, channel, None, data, false);
+        self.changed(&mut state);
+        delivered
     }
 
     /// The channels connection `conn` has joined.
@@ -511,9 +518,12 @@ impl Hub {
             let now = now();
             state.presence.handle_timeout(now);
             let State {
-                histories, members, ..
+                histories,
+                presence,
+                ..
             } = &mut *state;
-            histories.sweep(now, |channel| members.contains_key(channel));
+            // Users in their leave grace count as members.
+            histories.sweep(now, |channel| presence.member_count(channel) > 0);
             drain(&mut state, &self.namespaces);
             if state.flush_at.is_some_and(|at| at <= now) {
                 state.flush_at = None;

@@ -236,33 +236,37 @@ pub(crate) fn parse(value: &toml::Value) -> Result<Vec<Namespace>, Vec<String>> 
                 true
             }),
         };
-        let mut duration = |key: &str, max: Duration, max_text: &str| -> Option<Duration> {
-            let value = table.get(key)?;
-            let parsed = value
-                .as_str()
-                .ok_or("is not a string")
-                .and_then(crate::config::parse_duration);
-            match parsed {
-                Ok(duration) if duration <= max && !duration.is_zero() => Some(duration),
-                Ok(_) => {
-                    problem(format!(
-                        "{key} = {} is out of range; expected above 0 and at most {max_text}",
-                        render_toml(value)
-                    ));
-                    None
-                }
-                Err(why) => {
-                    problem(format!(
-                        "{key} = {} {why}; expected a whole number and a unit (ms, s, m or h), \
+        let mut duration =
+            |key: &str, zero: bool, max: Duration, max_text: &str| -> Option<Duration> {
+                let value = table.get(key)?;
+                let parsed = value
+                    .as_str()
+                    .ok_or("is not a string")
+                    .and_then(crate::config::parse_duration);
+                match parsed {
+                    Ok(duration) if duration <= max && (zero || !duration.is_zero()) => {
+                        Some(duration)
+                    }
+                    Ok(_) => {
+                        let least = if zero { "0" } else { "above 0" };
+                        problem(format!(
+                            "{key} = {} is out of range; expected {least} to {max_text}",
+                            render_toml(value)
+                        ));
+                        None
+                    }
+                    Err(why) => {
+                        problem(format!(
+                            "{key} = {} {why}; expected a whole number and a unit (ms, s, m or h), \
                          such as \"2s\"",
-                        render_toml(value)
-                    ));
-                    None
+                            render_toml(value)
+                        ));
+                        None
+                    }
                 }
-            }
-        };
-        let leave_grace = duration("leave_grace", PresenceConfig::MAX_LEAVE_GRACE, "1h");
-        let history_ttl = duration("history_ttl", MAX_HISTORY_TTL, "24h");
+            };
+        let leave_grace = duration("leave_grace", true, PresenceConfig::MAX_LEAVE_GRACE, "1h");
+        let history_ttl = duration("history_ttl", false, MAX_HISTORY_TTL, "24h");
         let history = match history_size {
             Some(max_messages) => Some(HistoryLimits {
                 max_messages,

@@ -5,12 +5,14 @@
 //! received; after a reconnect, [`Channels::rejoin`] (from the resume hook)
 //! joins each again with `since`, and [`Channels::observe`] (fed every
 //! text message) tells the application whether the server could send
-//! everything it missed. The protocol is the server's `docs/PROTOCOL.md`
-//! (Message history and recovery).
+//! everything it missed, and which message it has seen already. The
+//! protocol is the server's `docs/PROTOCOL.md` (Message history and
+//! recovery). This is the one place vigil-ws speaks the vigil server's
+//! protocol (a client-side helper; the server never uses it).
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use vigil_ws::{Channels, CloseReason, Connection, Connector, Handler, Message, WsConfig};
+//! use vigil_ws::{Channels, CloseReason, Connection, Connector, Handler, Message, Observed, WsConfig};
 //! use vigil_core::backoff::BackoffConfig;
 //!
 //! struct App { channels: Arc<Channels> }
@@ -21,11 +23,14 @@
 //!     }
 //!     fn on_message(&self, _conn: &Connection, message: Message) {
 //!         if let Message::Text(text) = &message {
-//!             if let Some(recovery) = self.channels.observe(text) {
-//!                 if !recovery.recovered {
+//!             match self.channels.observe(text) {
+//!                 Observed::Recovery(recovery) if !recovery.recovered => {
 //!                     // Messages were lost: reload the channel's state.
 //!                 }
+//!                 Observed::Duplicate => return, // seen already
+//!                 _ => {}
 //!             }
+//!             // ... handle the message
 //!         }
 //!     }
 //!     fn on_close(&self, _conn: &Connection, _reason: CloseReason) {}
@@ -64,6 +69,21 @@ struct Joined {
     asked_since: bool,
 }
 
+/// The id of this helper's join requests, which their replies echo.
+const JOIN_ID: &str = "vigil-ws:join:";
+
+/// What [`Channels::observe`] made of a text message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observed {
+    /// A re-join's reply: whether every missed message follows.
+    Recovery(Recovery),
+    /// A message at or before the last one received in its channel's
+    /// epoch: seen already, drop it.
+    Duplicate,
+    /// Anything else (a new message included): handle it as usual.
+    Other,
+}
+
 /// The last message a client received in a channel with history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Position {
@@ -90,13 +110,14 @@ impl Channels {
     }
 
     /// Remembers `channel` (with presence `meta`) and returns the join
-    /// request to send: with `since` when the client has been in it
-    /// before.
+    /// request to send on the open connection (it asks for nothing: the
+    /// connection missed nothing; [`Channels::rejoin`] does after a
+    /// reconnect).
     pub fn join(&self, channel: &str, meta: Option<Value>) -> String {
         let mut joined = self.joined.lock();
         let entry = joined.entry(channel.to_owned()).or_default();
         entry.meta = meta;
-        join_request(channel, entry)
+        join_request(channel, entry, false)
     }
 
     /// Forgets `channel` (it is not joined again); returns the leave
@@ -113,7 +134,7 @@ impl Channels {
             .joined
             .lock()
             .iter_mut()
-            .map(|(channel, entry)| join_request(channel, entry))
+            .map(|(channel, entry)| join_request(channel, entry, true))
             .collect();
         for request in requests {
             let _ = conn.send_text(request);
@@ -126,29 +147,42 @@ impl Channels {
     }
 
     /// Reads a text message from the server: a message moves its channel's
-    /// position; a join's reply sets it, and after a re-join with a
-    /// position, says whether the client recovered.
-    pub fn observe(&self, text: &[u8]) -> Option<Recovery> {
-        let message: Value = serde_json::from_slice(text).ok()?;
-        match message["type"].as_str()? {
-            "message" => {
-                let channel = message["channel"].as_str()?;
-                let position = Position {
-                    offset: message["offset"].as_u64()?,
-                    epoch: message["epoch"].as_str()?.to_owned(),
-                };
-                if let Some(entry) = self.joined.lock().get_mut(channel) {
-                    entry.position = Some(position);
-                }
-                None
-            }
-            "reply" => self.on_join_reply(&message),
+    /// position (or is a duplicate); the reply to one of this helper's
+    /// joins sets it, and after a re-join with a position, says whether the
+    /// client recovered.
+    pub fn observe(&self, text: &[u8]) -> Observed {
+        let Ok(message) = serde_json::from_slice::<Value>(text) else {
+            return Observed::Other;
+        };
+        let observed = match message["type"].as_str() {
+            Some("message") => self.on_message(&message),
+            Some("reply") => self.on_join_reply(&message).map(Observed::Recovery),
             _ => None,
+        };
+        observed.unwrap_or(Observed::Other)
+    }
+
+    fn on_message(&self, message: &Value) -> Option<Observed> {
+        let channel = message["channel"].as_str()?;
+        let offset = message["offset"].as_u64()?;
+        let epoch = message["epoch"].as_str()?;
+        let mut joined = self.joined.lock();
+        let entry = joined.get_mut(channel)?;
+        if let Some(at) = &entry.position
+            && at.epoch == epoch
+            && offset <= at.offset
+        {
+            return Some(Observed::Duplicate);
         }
+        entry.position = Some(Position {
+            offset,
+            epoch: epoch.to_owned(),
+        });
+        None
     }
 
     fn on_join_reply(&self, reply: &Value) -> Option<Recovery> {
-        let channel = reply["presence"]["channel"].as_str()?;
+        let channel = reply["id"].as_str()?.strip_prefix(JOIN_ID)?;
         let mut joined = self.joined.lock();
         let entry = joined.get_mut(channel)?;
         let history = &reply["history"];
@@ -162,8 +196,13 @@ impl Channels {
         let asked = std::mem::take(&mut entry.asked_since);
         let recovered = reply["recovered"].as_bool();
         // A complete recovery: the missed messages follow and move the
-        // position on; otherwise the channel's position now is the start.
-        if recovered != Some(true) {
+        // position on; otherwise the channel's position now is the start
+        // (never backwards within an epoch).
+        let behind = match (&entry.position, &now) {
+            (Some(at), Some(now)) => at.epoch == now.epoch && at.offset >= now.offset,
+            _ => false,
+        };
+        if recovered != Some(true) && !behind && now.is_some() {
             entry.position = now;
         }
         if !asked {
@@ -183,13 +222,16 @@ impl Channels {
     }
 }
 
-fn join_request(channel: &str, entry: &mut Joined) -> String {
-    let mut request = json!({"op": "join", "channel": channel});
+/// A join of `channel`; with `resume`, naming the last message received.
+fn join_request(channel: &str, entry: &mut Joined, resume: bool) -> String {
+    let mut request =
+        json!({"op": "join", "channel": channel, "id": format!("{JOIN_ID}{channel}")});
     if let Some(meta) = &entry.meta {
         request["meta"] = meta.clone();
     }
-    entry.asked_since = entry.position.is_some();
-    if let Some(position) = &entry.position {
+    let since = entry.position.as_ref().filter(|_| resume);
+    entry.asked_since = since.is_some();
+    if let Some(position) = since {
         request["since"] = json!({"offset": position.offset, "epoch": position.epoch});
     }
     request.to_string()

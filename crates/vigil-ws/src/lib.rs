@@ -28,7 +28,7 @@ mod shard;
 pub mod tls;
 pub mod upgrade;
 
-pub use channels::{Channels, Position, Recovery};
+pub use channels::{Channels, Observed, Position, Recovery};
 pub use client::{Connector, ConnectorHandle, ResumeHook};
 pub use config::{HeartbeatMode, WsConfig};
 pub use error::Error;

@@ -325,7 +325,7 @@ export class VigilClient extends EventTarget {
     }
     entry.meta = meta;
     const joined = new Promise((resolve, reject) => entry.waiters.push({ resolve, reject }));
-    if (this.#isOpen()) this.#sendJoin(channel, entry);
+    if (this.#isOpen()) this.#sendJoin(channel, entry, false);
     return joined;
   }
 
@@ -816,7 +816,7 @@ export class VigilClient extends EventTarget {
     this.#scheduleRefresh();
     // Resume: the server forgot this client's channels and will with the
     // old connection.
-    for (const [channel, entry] of this.#channels) this.#sendJoin(channel, entry);
+    for (const [channel, entry] of this.#channels) this.#sendJoin(channel, entry, true);
     if (this.#will !== null) {
       this.#request({ op: "set_will", ...this.#will }).catch((error) => {
         if (error.code !== "disconnected") this.#emitError(error);
@@ -824,10 +824,12 @@ export class VigilClient extends EventTarget {
     }
   }
 
-  #sendJoin(channel, entry) {
+  // `resume`: a re-join after a reconnect, which names the last message
+  // received (a join on an open connection missed nothing).
+  #sendJoin(channel, entry, resume) {
     const body = { op: "join", channel };
     if (entry.meta != null) body.meta = entry.meta;
-    const since = entry.position;
+    const since = resume ? entry.position : null;
     if (since !== null) body.since = since;
     this.#request(body).then(
       (reply) => {
@@ -866,7 +868,12 @@ export class VigilClient extends EventTarget {
       });
       if (recovered) return;
     }
-    entry.position = history === null ? null : { offset: history.offset, epoch: history.epoch };
+    if (history === null) return;
+    // Never backwards: messages of this epoch may have been handled
+    // before this reply's callback ran.
+    const at = entry.position;
+    if (at && at.epoch === history.epoch && at.offset >= history.offset) return;
+    entry.position = { offset: history.offset, epoch: history.epoch };
   }
 
   #onChannelMessage(msg) {

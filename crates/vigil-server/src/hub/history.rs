@@ -26,11 +26,17 @@ use crate::{namespace::Namespaces, protocol::Since};
 
 /// How often messages past their age are dropped from every history.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
-/// How long the history of a channel nobody is in is kept once its last
-/// message expired (its epoch and offsets with it): as long as a leave
+/// How long the history of a channel is kept once it holds no message and
+/// nobody is in it (its epoch and offsets with it): as long as a leave
 /// grace may be, so that a member coming back that missed nothing still
 /// recovers.
 const FORGET_AFTER: Duration = Duration::from_secs(3600);
+/// The missed messages one recovery sends at most (a quarter of a
+/// connection's default outbound queue, 4 MiB); past it the join answers
+/// `recovered: false` (`too_many`) and the client reloads.
+const MAX_RECOVERY_BYTES: usize = 1 << 20;
+/// The messages one `history` page holds at most, in bytes.
+const MAX_PAGE_BYTES: usize = 1 << 20;
 
 /// Every channel's history on this node.
 #[derive(Debug)]
@@ -49,7 +55,8 @@ struct Ring {
     history: History<Bytes>,
     /// The epoch as clients see it (hex).
     epoch: Arc<str>,
-    last_append: Instant,
+    /// The last time it was written to, or seen with members.
+    last_used: Instant,
 }
 
 /// What a join learns of the channel's history: fields for its reply.
@@ -75,7 +82,7 @@ impl Histories {
                 Ring {
                     history: History::new(epoch, limits),
                     epoch: Arc::from(format!("{epoch:016x}")),
-                    last_append: now,
+                    last_used: now,
                 },
             );
             self.sweep_at.get_or_insert(now + SWEEP_EVERY);
@@ -103,14 +110,14 @@ impl Histories {
         event["epoch"] = (&*ring.epoch).into();
         let text = Bytes::from(event.to_string());
         ring.history.append(now, text.clone(), text.len());
-        ring.last_append = now;
+        ring.last_used = now;
         text
     }
 
     /// For a join of `channel`: the reply's `history` (the position after
     /// it) when the channel keeps history, and with `since`, whether it
-    /// recovered (`recovered`, and why not in `recovery`); the missed
-    /// messages, oldest first.
+    /// recovered (`recovered`, with `missed`; or why not, in `recovery`);
+    /// the missed messages, oldest first.
     fn resume(
         &mut self,
         now: Instant,
@@ -120,44 +127,34 @@ impl Histories {
         in_cluster: bool,
     ) -> (ResumeFields, Vec<Bytes>) {
         let mut fields = Map::new();
-        let Some(limits) = limits.filter(|_| !in_cluster) else {
+        let refuse = |fields: &mut ResumeFields, why: &str| {
+            fields.insert("recovered".into(), false.into());
+            fields.insert("recovery".into(), why.into());
+        };
+        let Some(limits) = limits else {
             if since.is_some() {
-                fields.insert("recovered".into(), false.into());
-                let why = if in_cluster { "cluster" } else { "history_off" };
-                fields.insert("recovery".into(), why.into());
+                refuse(&mut fields, "history_off");
             }
             return (fields, Vec::new());
         };
+        if in_cluster {
+            if since.is_some() {
+                refuse(&mut fields, "cluster");
+            }
+            return (fields, Vec::new());
+        }
         let ring = self.ring(now, channel, limits);
         let mut missed = Vec::new();
         if let Some(since) = since {
-            let outcome = match u64::from_str_radix(&since.epoch, 16) {
-                Ok(epoch) => {
-                    let position = Position {
-                        offset: since.offset,
-                        epoch,
-                    };
-                    match ring.history.since(now, position) {
-                        Recovery::Complete(entries) => {
-                            missed.extend(entries.map(|entry| entry.message.clone()));
-                            Ok(())
-                        }
-                        Recovery::Impossible(why) => Err(why),
-                    }
+            match recover(ring, now, since, &mut missed) {
+                Ok(()) => {
+                    fields.insert("recovered".into(), true.into());
+                    fields.insert("missed".into(), missed.len().into());
                 }
-                Err(_) => Err(Impossible::EpochChanged),
-            };
-            fields.insert("recovered".into(), outcome.is_ok().into());
-            if let Err(why) = outcome {
-                let why = match why {
-                    Impossible::EpochChanged => "epoch_changed",
-                    Impossible::TooOld => "too_old",
-                    Impossible::Ahead => "ahead",
-                };
-                fields.insert("recovery".into(), why.into());
-            }
-            if !missed.is_empty() {
-                fields.insert("missed".into(), missed.len().into());
+                Err(why) => {
+                    missed.clear();
+                    refuse(&mut fields, why);
+                }
             }
         }
         fields.insert("history".into(), position_json(ring));
@@ -165,7 +162,8 @@ impl Histories {
     }
 
     /// One page of a channel's kept messages (`history`), or `None` when it
-    /// keeps none.
+    /// keeps none. A channel with no history yet answers an empty page; a
+    /// page holds [`MAX_PAGE_BYTES`] at most (one message at least).
     pub(super) fn page(
         &mut self,
         now: Instant,
@@ -174,17 +172,27 @@ impl Histories {
         after: Option<u64>,
         limit: usize,
     ) -> Option<Value> {
-        let ring = self.ring(now, channel, limits?);
+        limits?;
+        let Some(ring) = self.rings.get_mut(channel) else {
+            return Some(json!({"channel": &**channel, "epoch": null, "offset": 0,
+                               "messages": [], "next": null}));
+        };
         let position = position_json(ring);
         let (entries, more) = ring.history.page(now, after, limit);
+        let mut bytes = 0;
+        let mut cut = false;
         let mut last = None;
-        let messages: Vec<Value> = entries
-            .map(|entry| {
-                last = Some(entry.offset);
-                serde_json::from_slice(&entry.message).unwrap_or(Value::Null)
-            })
-            .collect();
-        let next = if more { last } else { None };
+        let mut messages = Vec::new();
+        for entry in entries {
+            if !messages.is_empty() && bytes + entry.size > MAX_PAGE_BYTES {
+                cut = true;
+                break;
+            }
+            bytes += entry.size;
+            last = Some(entry.offset);
+            messages.push(serde_json::from_slice::<Value>(&entry.message).unwrap_or(Value::Null));
+        }
+        let next = if more || cut { last } else { None };
         Some(json!({"channel": &**channel, "epoch": position["epoch"],
                     "offset": position["offset"], "messages": messages, "next": next}))
     }
@@ -194,17 +202,19 @@ impl Histories {
         self.sweep_at
     }
 
-    /// Drops messages past their age; forgets the histories of channels
-    /// nobody is in whose last message expired [`FORGET_AFTER`] ago.
+    /// Drops messages past their age; forgets the histories that held no
+    /// message and had nobody in them (users in their leave grace count)
+    /// for [`FORGET_AFTER`].
     pub(super) fn sweep(&mut self, now: Instant, has_members: impl Fn(&str) -> bool) {
         if self.sweep_at.is_none_or(|at| at > now) {
             return;
         }
         self.rings.retain(|channel, ring| {
             ring.history.expire(now);
-            !ring.history.is_empty()
-                || has_members(channel)
-                || now.saturating_duration_since(ring.last_append) < FORGET_AFTER
+            if has_members(channel) {
+                ring.last_used = now;
+            }
+            !ring.history.is_empty() || now.saturating_duration_since(ring.last_used) < FORGET_AFTER
         });
         self.sweep_at = (!self.rings.is_empty()).then_some(now + SWEEP_EVERY);
     }
@@ -223,6 +233,40 @@ impl Histories {
             },
         )
     }
+}
+
+/// The messages after `since` in `ring`, into `missed`; or why they
+/// cannot all be given (the server's `recovery` reasons).
+fn recover(
+    ring: &mut Ring,
+    now: Instant,
+    since: &Since,
+    missed: &mut Vec<Bytes>,
+) -> Result<(), &'static str> {
+    // The epoch as the server wrote it, exactly.
+    if since.epoch != *ring.epoch {
+        return Err("epoch_changed");
+    }
+    let position = Position {
+        offset: since.offset,
+        epoch: ring.history.epoch(),
+    };
+    let entries = match ring.history.since(now, position) {
+        Recovery::Complete(entries) => entries,
+        Recovery::Impossible(Impossible::Ahead) => return Err("ahead"),
+        Recovery::Impossible(_) => return Err("too_old"),
+    };
+    let mut bytes = 0;
+    for entry in entries {
+        bytes += entry.size;
+        // More than one connection's queue should take at once: the client
+        // reloads instead of being closed as a slow consumer.
+        if bytes > MAX_RECOVERY_BYTES {
+            return Err("too_many");
+        }
+        missed.push(entry.message.clone());
+    }
+    Ok(())
 }
 
 /// `{"offset", "epoch"}`: where a client that received everything is.
@@ -258,6 +302,8 @@ impl State {
     /// Joining `channel`: the reply's history fields, and the messages
     /// missed since `since`, oldest first (the caller queues them after
     /// the reply, under the hub's lock, so nothing newer comes between).
+    /// The caller passes no `since` for a connection already in the
+    /// channel (a join that changes its meta): it missed nothing.
     pub(super) fn resume(
         &mut self,
         namespaces: &Namespaces,

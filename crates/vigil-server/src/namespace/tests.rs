@@ -34,6 +34,10 @@ fn the_first_matching_namespace_gives_a_channel_its_options() {
         history_size = 50
 
         [[namespace]]
+        channels = "now/*"
+        leave_grace = "0s"
+
+        [[namespace]]
         channels = "feed/*"
         history_size = 1000
         history_ttl = "10m"
@@ -41,7 +45,12 @@ fn the_first_matching_namespace_gives_a_channel_its_options() {
         "#,
     )
     .expect("valid");
-    assert_eq!(namespaces.declared(), 4);
+    assert_eq!(namespaces.declared(), 5);
+    assert_eq!(
+        namespaces.options("now/a").leave_grace,
+        Some(std::time::Duration::ZERO),
+        "no grace at all is allowed"
+    );
     assert_eq!(
         namespaces.options("room/a").history,
         Some(HistoryLimits {
@@ -153,7 +162,7 @@ fn every_mistake_is_reported_with_its_namespace() {
         r#"namespace 4 (channels = "bad channel*"): client_publish = "no" is not true or false"#,
         "namespace 5: channels = 7 is not a string",
         r#"namespace 5: leave_grace = "2 hours" "#,
-        r#"namespace 6 (channels = "feed/*"): history_ttl = "48h" is out of range; expected above 0 and at most 24h"#,
+        r#"namespace 6 (channels = "feed/*"): history_ttl = "48h" is out of range; expected above 0 to 24h"#,
         r#"namespace 6 (channels = "feed/*"): history_bytes bounds the history, which history_size turns on"#,
         r#"namespace 7 (channels = "log/*"): history_size = 0 is out of range; expected 1 to 100000"#,
     ] {

@@ -1,5 +1,6 @@
 //! Channels fed the server's messages as PROTOCOL.md writes them: joins
-//! that name the last message received, and what a re-join's reply says.
+//! that name the last message received only after a reconnect, what a
+//! re-join's reply says, duplicates, and replies that are not its joins'.
 
 use super::*;
 
@@ -7,8 +8,9 @@ fn parse(text: &str) -> Value {
     serde_json::from_str(text).expect("JSON")
 }
 
+/// The reply to this helper's join of `chat`, with `fields`.
 fn reply(fields: Value) -> Vec<u8> {
-    let mut reply = json!({"type": "reply", "id": null,
+    let mut reply = json!({"type": "reply", "id": "vigil-ws:join:chat",
                            "presence": {"channel": "chat", "version": 1, "members": []}});
     for (key, value) in fields.as_object().expect("fields") {
         reply[key] = value.clone();
@@ -23,35 +25,55 @@ fn message(offset: u64, epoch: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The requests `rejoin` would send, without a connection.
+fn rejoins(channels: &Channels) -> Vec<Value> {
+    let mut joined = channels.joined.lock();
+    joined
+        .iter_mut()
+        .map(|(channel, entry)| parse(&join_request(channel, entry, true)))
+        .collect()
+}
+
 #[test]
 fn a_rejoin_names_the_last_message_and_learns_whether_it_recovered() {
     let channels = Channels::new();
-    // The first join asks for nothing and learns where the channel is.
+    // A join asks for nothing and learns where the channel is.
     assert_eq!(
         parse(&channels.join("chat", Some(json!({"name": "Ann"})))),
-        json!({"op": "join", "channel": "chat", "meta": {"name": "Ann"}})
+        json!({"op": "join", "channel": "chat", "id": "vigil-ws:join:chat", "meta": {"name": "Ann"}})
     );
     let first = reply(json!({"history": {"offset": 40, "epoch": "e1"}}));
-    assert_eq!(channels.observe(&first), None);
-    assert_eq!(
-        channels.position("chat"),
-        Some(Position {
-            offset: 40,
-            epoch: "e1".into()
-        })
+    assert_eq!(channels.observe(&first), Observed::Other);
+    assert_eq!(channels.position("chat").map(|p| p.offset), Some(40));
+    assert_eq!(channels.observe(&message(41, "e1")), Observed::Other);
+    assert_eq!(channels.observe(&message(41, "e1")), Observed::Duplicate);
+    // A join on the open connection (new meta) asks for nothing either.
+    assert!(
+        parse(&channels.join("chat", Some(json!({"name": "Ann"}))))
+            .get("since")
+            .is_none()
     );
-    channels.observe(&message(41, "e1"));
-    // After a reconnect: the join carries the meta and the position.
+    // After a reconnect: the meta and the last message received.
     assert_eq!(
-        parse(&channels.join("chat", Some(json!({"name": "Ann"})))),
-        json!({"op": "join", "channel": "chat", "meta": {"name": "Ann"},
-               "since": {"offset": 41, "epoch": "e1"}})
+        rejoins(&channels),
+        [
+            json!({"op": "join", "channel": "chat", "id": "vigil-ws:join:chat",
+                "meta": {"name": "Ann"}, "since": {"offset": 41, "epoch": "e1"}})
+        ]
     );
+    // A reply to another request (a presence read) changes nothing.
+    let presence = json!({"type": "reply", "id": 7,
+                          "presence": {"channel": "chat", "version": 1, "members": []}});
+    assert_eq!(
+        channels.observe(presence.to_string().as_bytes()),
+        Observed::Other
+    );
+    assert_eq!(channels.position("chat").map(|p| p.offset), Some(41));
     let recovered = reply(json!({"recovered": true, "missed": 2,
                                  "history": {"offset": 43, "epoch": "e1"}}));
     assert_eq!(
         channels.observe(&recovered),
-        Some(Recovery {
+        Observed::Recovery(Recovery {
             channel: "chat".into(),
             recovered: true,
             missed: Some(2),
@@ -65,12 +87,12 @@ fn a_rejoin_names_the_last_message_and_learns_whether_it_recovered() {
     channels.observe(&message(43, "e1"));
     assert_eq!(channels.position("chat").map(|p| p.offset), Some(43));
     // A lost history: said plainly, and the new epoch is the start.
-    channels.join("chat", None);
+    rejoins(&channels);
     let lost = reply(json!({"recovered": false, "recovery": "epoch_changed",
                             "history": {"offset": 3, "epoch": "e2"}}));
     assert_eq!(
         channels.observe(&lost),
-        Some(Recovery {
+        Observed::Recovery(Recovery {
             channel: "chat".into(),
             recovered: false,
             missed: None,
@@ -87,5 +109,5 @@ fn a_rejoin_names_the_last_message_and_learns_whether_it_recovered() {
         json!({"op": "leave", "channel": "chat"})
     );
     assert_eq!(channels.position("chat"), None);
-    assert_eq!(channels.observe(b"not json"), None);
+    assert_eq!(channels.observe(b"not json"), Observed::Other);
 }

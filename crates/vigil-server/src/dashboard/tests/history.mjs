@@ -84,6 +84,20 @@ await flush();
 assert.deepEqual(seen.recovery.at(-1), { channel: "chat", recovered: false, missed: null, reason: "epoch_changed" });
 ws.deliver({ type: "message", channel: "chat", from: "bob", data: "e", offset: 4, epoch: "e2" });
 assert.deepEqual(seen.message.at(-1), { channel: "chat", from: "bob", data: "e", will: false, offset: 4, epoch: "e2" });
+// A join on an open connection (new meta) asks for nothing; its reply,
+// even one handled after newer messages, never moves the position back.
+const rejoined = client.join("chat", { status: "away" });
+const metaJoin = ws.last();
+assert.equal(metaJoin.since, undefined);
+ws.deliver({ type: "message", channel: "chat", from: "bob", data: "g", offset: 5, epoch: "e2" });
+ws.deliver({ type: "reply", id: metaJoin.id, presence: { channel: "chat", version: 2, members: [] }, history: { offset: 4, epoch: "e2" } });
+await rejoined;
+ws.serverClose(1006, "");
+ws = reconnected(5);
+assert.deepEqual(reply(ws, { recovered: true, missed: 0, history: { offset: 5, epoch: "e2" } }).since, {
+  offset: 5,
+  epoch: "e2",
+});
 // A channel without history: messages as before, no offsets.
 ws.deliver({ type: "message", channel: "lobby", from: "bob", data: "f" });
 assert.deepEqual(seen.message.at(-1), { channel: "lobby", from: "bob", data: "f", will: false });

@@ -100,6 +100,11 @@ fn a_recovery_that_cannot_be_whole_says_why() {
         "history_off"
     );
     assert_eq!(
+        why(&mut histories, since(4, &epoch), None, true),
+        "history_off",
+        "a channel without history says so in a cluster too"
+    );
+    assert_eq!(
         why(&mut histories, since(4, &epoch), Some(LIMITS), true),
         "cluster"
     );
@@ -135,15 +140,69 @@ fn pages_of_kept_messages_and_forgetting_an_empty_channel() {
     assert_eq!(last["next"], Value::Null);
     assert!(histories.page(t0, &chat, None, None, 2).is_none(), "off");
     assert_eq!(histories.totals().1, 3);
-    // Past their age the messages go; the empty history is kept while a
-    // member may still come back, then forgotten.
+    // Past their age the messages go; the empty history is kept while it
+    // has members, and an hour after it last had some, then forgotten.
     let later = t0 + Duration::from_secs(61);
     histories.sweep(later, |_| false);
     assert_eq!(histories.totals(), (1, 0, 0));
-    histories.sweep(later + FORGET_AFTER, |_| true);
+    let seen = later + FORGET_AFTER;
+    histories.sweep(seen, |_| true);
     assert_eq!(histories.totals().0, 1, "kept while it has members");
-    // (A sweep a second later: one sweep a second at most.)
-    histories.sweep(later + FORGET_AFTER + Duration::from_secs(1), |_| false);
+    let second = Duration::from_secs(1);
+    histories.sweep(seen + FORGET_AFTER - second, |_| false);
+    assert_eq!(
+        histories.totals().0,
+        1,
+        "kept an hour after its members left"
+    );
+    histories.sweep(seen + FORGET_AFTER + second, |_| false);
     assert_eq!(histories.totals().0, 0);
     assert_eq!(histories.poll_timeout(), None);
+    // A page of a channel that never had a message creates nothing.
+    let quiet: Arc<str> = Arc::from("quiet");
+    let page = histories
+        .page(later, &quiet, Some(LIMITS), None, 10)
+        .expect("keeps history");
+    assert_eq!(page["messages"], json!([]));
+    assert_eq!(page["epoch"], Value::Null);
+    assert_eq!(histories.totals().0, 0);
+}
+
+#[test]
+fn a_recovery_larger_than_a_queue_should_take_is_refused_whole() {
+    let t0 = Instant::now();
+    let mut histories = Histories::new();
+    let big: Arc<str> = Arc::from("big");
+    let limits = Limits {
+        max_messages: 1000,
+        max_bytes: 64 << 20,
+        max_age: Duration::from_secs(60),
+    };
+    let text = "x".repeat(64 << 10);
+    let mut epoch = Value::Null;
+    for _ in 0..20 {
+        let event = json!({"type": "message", "channel": "big", "from": null, "data": text});
+        let sent: Value = serde_json::from_slice(&histories.message(t0, &big, Some(limits), event))
+            .expect("JSON");
+        epoch = sent["epoch"].clone();
+    }
+    // 20 messages of 64 KiB: more than one recovery sends.
+    let (fields, missed) = histories.resume(t0, &big, Some(limits), Some(&since(0, &epoch)), false);
+    assert_eq!(
+        (fields["recovered"].clone(), fields["recovery"].clone()),
+        (json!(false), json!("too_many"))
+    );
+    assert!(missed.is_empty());
+    // The last ten are within it.
+    let (fields, missed) =
+        histories.resume(t0, &big, Some(limits), Some(&since(10, &epoch)), false);
+    assert_eq!(fields["recovered"], true);
+    assert_eq!(missed.len(), 10);
+    // A page stops at its byte bound and says where to go on.
+    let page = histories
+        .page(t0, &big, Some(limits), None, 100)
+        .expect("kept");
+    let held = page["messages"].as_array().expect("messages").len();
+    assert!((1..20).contains(&held), "{held}");
+    assert_eq!(page["next"], held as u64);
 }
