@@ -15,6 +15,7 @@ mod abuse;
 mod bigroom;
 mod cluster;
 mod plan;
+mod recover;
 mod redis;
 mod server;
 mod tls;
@@ -40,7 +41,7 @@ use crate::{
 };
 
 const USAGE: &str = "usage: cargo xtask loadtest \
-     idle|detect|starve|flood|publish|storm|restart|cluster|abuse|bigroom [--quick] [--shards N[,N...]] \
+     idle|detect|starve|flood|publish|storm|restart|cluster|abuse|bigroom|recover [--quick] [--shards N[,N...]] \
      [--tls] | --plot";
 
 #[derive(Debug, PartialEq, Eq)]
@@ -133,20 +134,23 @@ pub(crate) fn run(options: &Options) -> Result<()> {
         )?),
         false => None,
     };
-    // `bigroom` runs once per presence mode.
-    let modes: Vec<Option<RoomMode>> = match options.scenario {
-        Scenario::Bigroom => RoomMode::ALL.map(Some).to_vec(),
-        _ => vec![None],
+    // `bigroom` runs once per presence mode, `recover` with history off,
+    // then on.
+    let modes: Vec<(Option<RoomMode>, Option<bool>)> = match options.scenario {
+        Scenario::Bigroom => RoomMode::ALL.map(|mode| (Some(mode), None)).to_vec(),
+        Scenario::Recover => vec![(None, Some(false)), (None, Some(true))],
+        _ => vec![(None, None)],
     };
     let mut failures = Vec::new();
-    for (shards, room) in shard_counts
+    for (shards, (room, history)) in shard_counts
         .iter()
-        .flat_map(|&shards| modes.iter().map(move |&room| (shards, room)))
+        .flat_map(|&shards| modes.iter().map(move |&mode| (shards, mode)))
     {
         let plan = Plan {
             shards,
             tls: tls.clone(),
             room,
+            history,
             ..Plan::of(options.scenario, options.quick)
         };
         if let Err(error) = run_plan(&plan) {
@@ -187,6 +191,7 @@ fn run_plan(plan: &Plan) -> Result<()> {
         Scenario::Cluster => cluster::measure(plan)?,
         Scenario::Abuse => abuse::measure(plan)?,
         Scenario::Bigroom => bigroom::measure(plan)?,
+        Scenario::Recover => recover::measure(plan)?,
         _ => measure(plan)?,
     };
     let json_path = out_dir.join(format!("{}.json", plan.file_stem()));
@@ -319,7 +324,7 @@ fn restart(
     };
     let mut gone_at = old.is_none().then(|| started.elapsed());
     let restarted = Instant::now();
-    let expected = u64::from(plan.connections());
+    let expected = u64::from(plan.reconnecting());
     let mut all_connected = None;
     let mut presence_whole = None;
     loop {

@@ -57,6 +57,12 @@ const SUITES: &[Suite] = &[
     ("loadtest bigroom --quick", || {
         quick_loadtest(crate::loadtest::Scenario::Bigroom, false)
     }),
+    // Rooms with a publisher each, history off then on: every client
+    // drops and comes back, then the server restarts; no duplicate, no
+    // unannounced gap, every recovery complete (history on).
+    ("loadtest recover --quick", || {
+        quick_loadtest(crate::loadtest::Scenario::Recover, false)
+    }),
     ("doc", crate::ci::doc),
 ];
 

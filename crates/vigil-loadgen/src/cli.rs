@@ -97,6 +97,14 @@ OPTIONS:
                                pings_total)
     --handshake-timeout-ms MS  connect + upgrade deadline (default 10000)
 
+RECOVERY (--join channels with history, one process):
+    --offsets track            healthy clients follow the offsets of their
+                               channel's messages and re-join with the last one
+                               as `since` (report: recovery)
+    --drop-at-ms T             at T every healthy client drops its connection
+                               (no close frame) and comes back as after a
+                               server's end (needs --reconnect-max-ms)
+
 BIG ROOMS (one --join channel, one process):
     --view-phases-ms A,B,...   healthy clients track their view of the channel's
                                presence (users counted, or listed) and count the
@@ -266,6 +274,8 @@ pub(crate) struct Options {
     pub(crate) epoch_unix_us: Option<u64>,
     /// Big-room tracking, paging and churn.
     pub(crate) room: RoomOptions,
+    /// Offsets, `since`, and a drop of every client.
+    pub(crate) recover: RecoverOptions,
 }
 
 /// `--part P/N`: this child process runs the clients whose index is P
@@ -328,6 +338,7 @@ impl Options {
         let mut part = None;
         let mut epoch_unix_us = None;
         let mut room = RoomOptions::default();
+        let mut recover = RecoverOptions::default();
         let mut args = args.into_iter();
         while let Some(word) = args.next() {
             if word == "--help" || word == "-h" {
@@ -447,6 +458,7 @@ impl Options {
                     handshake_timeout = Duration::from_millis(ms);
                 }
                 _ if room.take(&flag, &value)? => {}
+                _ if recover.take(&flag, &value)? => {}
                 _ => bail!("unknown option `{flag}` (see --help)"),
             }
         }
@@ -512,6 +524,7 @@ impl Options {
             processes,
             reconnect_cap.is_some(),
         )?;
+        recover.check(join.is_some(), processes, reconnect_cap.is_some())?;
         Ok(Options {
             mix,
             ca_file,
@@ -540,6 +553,7 @@ impl Options {
             part,
             epoch_unix_us,
             room,
+            recover,
         })
     }
 
@@ -559,8 +573,10 @@ impl Options {
     }
 }
 
+mod recover;
 mod room;
 mod target;
+pub(crate) use recover::RecoverOptions;
 pub(crate) use room::{MAX_PHASES, RoomOptions};
 pub(crate) use target::Target;
 

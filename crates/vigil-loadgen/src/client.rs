@@ -21,7 +21,6 @@ use crate::{
     cli::Kind,
     handshake::{self, HandshakeError, Prefixed},
     report::{Reason, Slot},
-    room::View,
     run::Shared,
 };
 
@@ -87,7 +86,14 @@ async fn connect(
         Ok(Ok(ws)) => ws,
     };
     if let Some(channel) = shared.channel_of(index) {
-        let join = format!(r#"{{"op":"join","channel":"{channel}"}}"#);
+        let since = shared.recovery.as_ref().and_then(|r| r.since(index));
+        let join = match since {
+            // `--offsets track`: from the last message received.
+            Some((offset, epoch)) => format!(
+                r#"{{"op":"join","channel":"{channel}","since":{{"offset":{offset},"epoch":"{epoch}"}}}}"#
+            ),
+            None => format!(r#"{{"op":"join","channel":"{channel}"}}"#),
+        };
         ws.write_frame(Frame::text(Payload::Owned(join.into_bytes())))
             .await
             .map_err(|_| Reason::WriteError)?;
@@ -153,19 +159,26 @@ async fn reconnecting(
         .churn
         .and_then(|churn| churn.moment(index))
         .map(|moment| shared.start + moment);
+    // `--drop-at-ms`: every client at once, without a close frame.
+    let mut drop_at = shared.options.recover.drop_at.map(|at| shared.start + at);
     loop {
         ws.set_auto_pong(false);
-        let mut view = view_of(shared, local, index);
-        let pinging = answer_pings(&mut ws, slot, shared, view.as_mut());
-        let churned = match churn_at {
+        let mut observer = observer_of(shared, local, index);
+        let pinging = answer_pings(&mut ws, slot, shared, observer.as_deref_mut());
+        let leave_at = [churn_at, drop_at].into_iter().flatten().min();
+        let left = match leave_at {
             Some(at) => timeout_at(at, pinging).await.is_err(),
             None => {
                 pinging.await;
                 false
             }
         };
-        if let Some(view) = &mut view {
-            view.ended();
+        let churned = left && leave_at == churn_at;
+        if left && !churned {
+            drop_at = None;
+        }
+        if let Some(observer) = &mut observer {
+            observer.ended();
         }
         if churned {
             churn_at = None;
@@ -192,10 +205,29 @@ async fn reconnecting(
     }
 }
 
-/// The view of its channel client `local` keeps (`--view-phases-ms`).
-fn view_of(shared: &Shared, local: usize, index: usize) -> Option<View<'_>> {
+/// What a healthy client reports of what it receives beyond pings: the
+/// bytes of every frame, each text message (which may ask for a request to
+/// be sent), and the end of the connection.
+pub(crate) trait Observer {
+    fn received(&mut self, _payload_len: usize, _now_ms: u32) {}
+    fn on_text(&mut self, payload: &[u8], now_ms: u32) -> Option<String>;
+    fn ended(&mut self) {}
+}
+
+/// What client `local` (`index` in the run) watches on a new connection:
+/// its channel's presence (`--view-phases-ms`) or its messages' offsets
+/// (`--offsets track`).
+fn observer_of(
+    shared: &Shared,
+    local: usize,
+    index: usize,
+) -> Option<Box<dyn Observer + Send + '_>> {
     let channel = shared.options.join.as_deref()?;
-    Some(shared.room.as_ref()?.view(local, index, channel))
+    if let Some(room) = &shared.room {
+        return Some(Box::new(room.view(local, index, channel)));
+    }
+    let recovery = shared.recovery.as_ref()?;
+    Some(Box::new(recovery.tracker(index)))
 }
 
 /// Says goodbye (a close frame) and waits a little for the server's answer.
@@ -260,23 +292,23 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     ws.set_auto_pong(false);
-    let mut view = view_of(shared, local, index);
-    let reason = answer_pings(&mut ws, slot, shared, view.as_mut()).await;
-    if let Some(view) = &mut view {
-        view.ended();
+    let mut observer = observer_of(shared, local, index);
+    let reason = answer_pings(&mut ws, slot, shared, observer.as_deref_mut()).await;
+    if let Some(observer) = &mut observer {
+        observer.ended();
     }
     reason
 }
 
 /// The healthy loop on a borrowed socket: ends only when the connection
-/// does. With a `view`, every frame is counted and every presence message
-/// applied to it. Not cancel-safe (fastwebsockets' `read_frame` is not): a
+/// does. With an `observer`, every frame and every text message is shown
+/// to it. Not cancel-safe (fastwebsockets' `read_frame` is not): a
 /// caller that drops it mid-read must not read this socket again.
 async fn answer_pings<S>(
     ws: &mut WebSocket<S>,
     slot: &Slot,
     shared: &Shared,
-    mut view: Option<&mut View<'_>>,
+    mut observer: Option<&mut (dyn Observer + Send + '_)>,
 ) -> Reason
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -291,8 +323,8 @@ where
             Ok(frame) => frame,
             Err(error) => return Reason::of_read(&error),
         };
-        if let Some(view) = view.as_deref_mut() {
-            view.received(frame.payload.len(), ms_since(start));
+        if let Some(observer) = observer.as_deref_mut() {
+            observer.received(frame.payload.len(), ms_since(start));
         }
         let frame = match frame.opcode {
             OpCode::Text if !frame.fin => {
@@ -334,8 +366,8 @@ where
                     Frame::text(Payload::Owned(text.into_bytes()))
                 }
                 None => {
-                    if let Some(view) = view.as_deref_mut()
-                        && let Some(request) = view.on_text(&frame.payload, ms_since(start))
+                    if let Some(observer) = observer.as_deref_mut()
+                        && let Some(request) = observer.on_text(&frame.payload, ms_since(start))
                     {
                         let request = Frame::text(Payload::Owned(request.into_bytes()));
                         if ws.write_frame(request).await.is_err() {

@@ -11,6 +11,7 @@ mod cli;
 mod client;
 mod handshake;
 mod mix;
+mod recovery;
 mod report;
 mod room;
 mod run;

@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::{
     cli::{Kind, Options},
     handshake::HandshakeError,
+    recovery::RecoveryReport,
     room::RoomReport,
 };
 
@@ -438,6 +439,9 @@ pub(crate) struct Report {
     /// (`--view-phases-ms`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) room: Option<Box<RoomReport>>,
+    /// Offsets and recoveries (`--offsets track`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) recovery: Option<Box<RecoveryReport>>,
 }
 
 #[derive(Debug, Default, Serialize, PartialEq)]
@@ -475,6 +479,7 @@ pub(crate) struct Outcome<'a> {
     pub(crate) reconnect_failures: BTreeMap<&'static str, u32>,
     pub(crate) first_rejection: Option<String>,
     pub(crate) room: Option<Box<RoomReport>>,
+    pub(crate) recovery: Option<Box<RecoveryReport>>,
 }
 
 impl Report {
@@ -509,6 +514,7 @@ impl Report {
             abuse: outcome.abuse,
             reconnect_failures: outcome.reconnect_failures,
             room: outcome.room,
+            recovery: outcome.recovery,
         }
     }
 }

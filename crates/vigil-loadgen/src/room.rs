@@ -433,5 +433,19 @@ impl View<'_> {
     }
 }
 
+impl crate::client::Observer for View<'_> {
+    fn received(&mut self, payload_len: usize, now_ms: u32) {
+        View::received(self, payload_len, now_ms);
+    }
+
+    fn on_text(&mut self, payload: &[u8], now_ms: u32) -> Option<String> {
+        View::on_text(self, payload, now_ms)
+    }
+
+    fn ended(&mut self) {
+        View::ended(self);
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -21,6 +21,7 @@ use tokio::{
 use crate::{
     cli::{Kind, Options},
     client, handshake,
+    recovery::RecoveryTally,
     report::{
         AbuseTally, MessageLatency, Outcome, PartReport, ReconnectFailures, Report, Slot, Tally,
     },
@@ -57,6 +58,12 @@ pub(crate) struct Shared {
     /// Each client's view of its channel and the bytes it received
     /// (`--view-phases-ms`).
     pub(crate) room: Option<RoomTally>,
+    /// Each client's place in its channel's messages (`--offsets track`).
+    pub(crate) recovery: Option<RecoveryTally>,
+    /// With `--channels K`: the room of each publisher, by its rank among
+    /// the publishers (so that K publishers cover K rooms, wherever the mix
+    /// puts them).
+    pub(crate) publisher_rooms: std::collections::HashMap<usize, usize>,
 }
 
 impl Shared {
@@ -82,7 +89,12 @@ impl Shared {
         let name = self.options.join.as_ref()?;
         let channels = self.options.channels;
         Some(if channels > 1 {
-            format!("{name}-{}", index % channels as usize)
+            let room = self
+                .publisher_rooms
+                .get(&index)
+                .copied()
+                .unwrap_or(index % channels as usize);
+            format!("{name}-{room}")
         } else {
             name.clone()
         })
@@ -140,6 +152,17 @@ async fn control(options: Options) -> Result<Output> {
         request: handshake::request(&options.target),
         first_rejection: OnceLock::new(),
         room: RoomTally::of(&options, own.len()),
+        recovery: options
+            .recover
+            .track
+            .then(|| RecoveryTally::new(options.connections as usize)),
+        publisher_rooms: every_kind
+            .iter()
+            .enumerate()
+            .filter(|&(_, &kind)| kind == Kind::Publisher)
+            .enumerate()
+            .map(|(rank, (index, _))| (index, rank % options.channels.max(1) as usize))
+            .collect(),
         options: options.clone(),
     });
     if shared.room.is_some() {
@@ -257,6 +280,10 @@ async fn control(options: Options) -> Result<Output> {
                 .room
                 .as_ref()
                 .map(|room| Box::new(room.report(client::ms_since(start)))),
+            recovery: shared
+                .recovery
+                .as_ref()
+                .map(|recovery| Box::new(recovery.report())),
         },
     )))
 }

@@ -241,6 +241,7 @@ fn merge(options: &Options, parts: &[PartReport]) -> Result<Report> {
             first_rejection: parts.iter().find_map(|part| part.first_rejection.clone()),
             // Tracked in one process only (`--view-phases-ms` requires it).
             room: None,
+            recovery: None,
         },
     ))
 }

@@ -39,6 +39,11 @@ pub(crate) enum Scenario {
     /// coming back every second; how soon every client's view of the
     /// channel is whole again and how many bytes that cost each.
     Bigroom,
+    /// Clients in rooms of 100 with a publisher each (issue #16), once with
+    /// channel history off and once on: every client drops and comes back,
+    /// then the server is killed and restarted; what each re-join could
+    /// recover, messages lost, duplicates.
+    Recover,
 }
 
 impl Scenario {
@@ -54,6 +59,7 @@ impl Scenario {
             "cluster" => Some(Scenario::Cluster),
             "abuse" => Some(Scenario::Abuse),
             "bigroom" => Some(Scenario::Bigroom),
+            "recover" => Some(Scenario::Recover),
             _ => None,
         }
     }
@@ -70,6 +76,7 @@ impl Scenario {
             Scenario::Cluster => "cluster",
             Scenario::Abuse => "abuse",
             Scenario::Bigroom => "bigroom",
+            Scenario::Recover => "recover",
         }
     }
 }
@@ -181,6 +188,8 @@ pub(crate) struct Plan {
     /// by the harness) that gives it.
     pub(crate) room: Option<RoomMode>,
     pub(crate) config: Option<std::path::PathBuf>,
+    /// `recover`: whether the rooms keep history.
+    pub(crate) history: Option<bool>,
 }
 
 impl Plan {
@@ -220,6 +229,7 @@ impl Plan {
             abuse: None,
             room: None,
             config: None,
+            history: None,
         };
         let mut plan = match (scenario, quick) {
             (Scenario::Idle, true) => Plan {
@@ -292,6 +302,12 @@ impl Plan {
                 room: Some(RoomMode::Counts),
                 ..base
             },
+            (Scenario::Recover, quick) => Plan {
+                healthy: if quick { 490 } else { 9_900 },
+                publishers: if quick { 10 } else { 100 },
+                history: Some(true),
+                ..base
+            },
         };
         if scenario == Scenario::Cluster && !quick {
             // 45,000 clients take 22.5 s to arrive: a steady window of its
@@ -331,6 +347,7 @@ impl Plan {
             Scenario::Starve => plan.silent_after + plan.stall() + plan.bound() * 2,
             // The loadgen's hold starts after its ramp: past the abuse's end.
             Scenario::Abuse => plan.abuse_end().saturating_sub(ramp) + Duration::from_secs(3),
+            Scenario::Recover => plan.recover_timeline().end - ramp,
             // Through the churn, and the leave grace after it.
             Scenario::Bigroom => {
                 let timeline = plan.room_timeline();
@@ -340,7 +357,10 @@ impl Plan {
         if plan.restarts() {
             // Killed (SIGKILL, or SIGTERM for `restart`) and started again on the same port once the
             // window is measured.
-            plan.restart_after = Some(plan.window().end + Duration::from_secs(1));
+            plan.restart_after = Some(match scenario {
+                Scenario::Recover => plan.recover_timeline().kill_at,
+                _ => plan.window().end + Duration::from_secs(1),
+            });
         }
         if scenario == Scenario::Starve {
             // Stop just after the last client went quiet: the silent ones
@@ -359,7 +379,7 @@ impl Plan {
     pub(crate) fn restarts(&self) -> bool {
         matches!(
             self.scenario,
-            Scenario::Storm | Scenario::Restart | Scenario::Bigroom
+            Scenario::Storm | Scenario::Restart | Scenario::Bigroom | Scenario::Recover
         )
     }
 
@@ -406,7 +426,7 @@ impl Plan {
                 let start = self.ramp() + Duration::from_secs(2);
                 return start..start + STORM_STEADY;
             }
-            Scenario::Bigroom => {
+            Scenario::Bigroom | Scenario::Recover => {
                 let start = self.ramp() + Duration::from_secs(2);
                 return start..start + ROOM_STEADY;
             }
@@ -431,9 +451,12 @@ impl Plan {
     /// count when one was chosen (`flood-2-shards`).
     pub(crate) fn file_stem(&self) -> String {
         let tls = if self.tls.is_some() { "-tls" } else { "" };
-        let mode = self
-            .room
-            .map_or_else(String::new, |mode| format!("-{}", mode.name()));
+        let mode = match (self.room, self.history) {
+            (Some(mode), _) => format!("-{}", mode.name()),
+            (None, Some(true)) => "-history".to_owned(),
+            (None, Some(false)) => "-no-history".to_owned(),
+            (None, None) => String::new(),
+        };
         match self.shards {
             Some(shards) => format!("{}{mode}{tls}-{shards}-shards", self.name()),
             None => format!("{}{mode}{tls}", self.name()),
@@ -530,6 +553,7 @@ impl Plan {
 }
 
 mod args;
+mod recover;
 mod room;
 pub(crate) use room::RoomMode;
 

@@ -336,3 +336,33 @@ fn big_room_options_and_their_refusals() {
         assert!(error.contains(expected), "{extra:?}: {error}");
     }
 }
+
+#[test]
+fn recovery_options_and_their_refusals() {
+    let url = ["--url", "ws://127.0.0.1:9/ws"];
+    let with = |extra: &[&str]| parse(&[&url[..], extra].concat());
+    let options = with(&[
+        "--join",
+        "recover",
+        "--channels",
+        "10",
+        "--reconnect-max-ms",
+        "5000",
+        "--offsets",
+        "track",
+        "--drop-at-ms",
+        "3000",
+    ])
+    .expect("valid");
+    assert!(options.recover.track);
+    assert_eq!(options.recover.drop_at, Some(Duration::from_secs(3)));
+    for (extra, expected) in [
+        (&["--offsets", "yes"][..], "takes `track`"),
+        (&["--offsets", "track"], "add `--join CHANNEL`"),
+        (&["--drop-at-ms", "0"], "1..=21600000"),
+        (&["--drop-at-ms", "1000"], "add `--reconnect-max-ms"),
+    ] {
+        let error = format!("{:#}", with(extra).expect_err("refused"));
+        assert!(error.contains(expected), "{extra:?}: {error}");
+    }
+}

@@ -41,6 +41,7 @@ impl Plan {
             args.extend(["--shards".to_owned(), shards.to_string()]);
         }
         if let Some(config) = &self.config {
+            // `bigroom`'s and `recover`'s namespaces, written by the harness.
             args.extend(["--config".to_owned(), config.display().to_string()]);
         }
         args
@@ -48,14 +49,15 @@ impl Plan {
 
     /// Source addresses of the loadgen's clients. vigil lets one address
     /// hold a sixteenth of `--max-handshakes` in their HTTP phase (32 of
-    /// 512) and refuses the rest at once: `bigroom`'s crowd, all coming
-    /// back at once after the restart, comes from 4 times as many
+    /// 512) and refuses the rest at once: `bigroom`'s and `recover`'s
+    /// crowds, all coming back at once, come from 4 times as many
     /// addresses as take every place, as a real crowd would (from many
     /// more); 4 otherwise.
     fn sources(&self) -> usize {
-        match self.room {
-            Some(_) => 4 * HANDSHAKE_RESERVE.div_ceil(HANDSHAKE_RESERVE / 16),
-            None => 4,
+        if self.room.is_some() || self.scenario == Scenario::Recover {
+            4 * HANDSHAKE_RESERVE.div_ceil(HANDSHAKE_RESERVE / 16)
+        } else {
+            4
         }
     }
 
@@ -104,7 +106,9 @@ impl Plan {
                 self.connections().div_ceil(CLUSTER_ROOM).to_string(),
             ]);
         }
-        if let Some(mode) = self.room {
+        if self.scenario == Scenario::Recover {
+            args.extend(self.recover_args());
+        } else if let Some(mode) = self.room {
             let timeline = self.room_timeline();
             let ms = |at: Duration| at.as_millis().to_string();
             args.extend([
@@ -147,7 +151,7 @@ impl Plan {
             ]);
             args.extend(self.abuse_rooms());
         }
-        if self.publishers > 0 {
+        if self.publishers > 0 && self.scenario == Scenario::Publish {
             args.extend([
                 "--join".to_owned(),
                 CHANNEL.to_owned(),

@@ -108,14 +108,17 @@ impl Plan {
     }
 
     /// How long a restart waits for every client to be back: `bigroom`'s
-    /// storm phase (less a second), else [`STORM_PATIENCE`].
+    /// storm phase (less a second), `recover`'s last phase (less 2 s), else
+    /// [`STORM_PATIENCE`].
     pub(crate) fn storm_patience(&self) -> Duration {
-        match self.room {
-            Some(_) => {
-                let timeline = self.room_timeline();
-                timeline.churn_at - timeline.storm_at - MARK_AHEAD * 2
-            }
-            None => STORM_PATIENCE,
+        if self.room.is_some() {
+            let timeline = self.room_timeline();
+            return timeline.churn_at - timeline.storm_at - MARK_AHEAD * 2;
         }
+        if self.scenario == Scenario::Recover {
+            let timeline = self.recover_timeline();
+            return timeline.end - timeline.kill_at - Duration::from_secs(2);
+        }
+        STORM_PATIENCE
     }
 }

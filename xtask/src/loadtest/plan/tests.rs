@@ -15,6 +15,7 @@ fn every_plan_fits_its_loadgens_and_detects_within_its_hold() {
         Scenario::Cluster,
         Scenario::Abuse,
         Scenario::Bigroom,
+        Scenario::Recover,
     ] {
         for quick in [true, false] {
             let plan = Plan::of(scenario, quick);
@@ -137,4 +138,41 @@ fn bigroom_restarts_then_churns_within_the_hold() {
         RoomMode::CappedMembers.config(false),
         "[[namespace]]\nchannels = \"bigroom\"\npresence = \"members\"\npresence_cap = 1000\n"
     );
+}
+
+#[test]
+fn recover_drops_then_kills_within_the_hold_with_a_publisher_per_room() {
+    for quick in [true, false] {
+        let plan = Plan::of(Scenario::Recover, quick);
+        let timeline = plan.recover_timeline();
+        assert!(plan.ramp() < timeline.drop_at && timeline.drop_at < timeline.kill_at);
+        assert_eq!(plan.restart_after, Some(timeline.kill_at));
+        assert_eq!(plan.ramp() + plan.hold, timeline.end);
+        assert!(timeline.kill_at + plan.storm_patience() < timeline.end);
+        let args = plan.loadgen_args("127.0.0.1:9000".parse().expect("address"));
+        let flag = |name: &str| {
+            let at = args.iter().position(|arg| arg == name).expect(name);
+            args[at + 1].clone()
+        };
+        // One room per publisher; the publish flags of `publish` are not added.
+        assert_eq!(flag("--channels"), plan.publishers.to_string());
+        assert_eq!(args.iter().filter(|arg| *arg == "--join").count(), 1);
+        assert_eq!(flag("--offsets"), "track");
+        assert_eq!(
+            flag("--drop-at-ms"),
+            timeline.drop_at.as_millis().to_string()
+        );
+        let on = Plan {
+            history: Some(true),
+            ..plan.clone()
+        };
+        assert!(on.recover_config().contains("history_size"));
+        assert_eq!(on.file_stem(), "recover-history");
+        let off = Plan {
+            history: Some(false),
+            ..plan
+        };
+        assert_eq!(off.recover_config(), "");
+        assert_eq!(off.file_stem(), "recover-no-history");
+    }
 }
