@@ -378,3 +378,22 @@ fn the_rust_connector_rejoins_with_its_last_offset_and_misses_nothing() {
     });
     let _ = std::fs::remove_file(path);
 }
+
+#[test]
+fn the_embedded_default_keeps_history_for_demo_channels_only() {
+    let server = ServerProcess::start_heartbeating("2s", &[]);
+    let mut client = WsClient::connect(server.addr());
+    client.next_of("welcome");
+    for channel in ["demo", "lobby"] {
+        let reply = client.ask(&format!(
+            r#"{{"op":"join","channel":"{channel}","id":"{channel}"}}"#
+        ));
+        assert!(reply["presence"].is_object(), "{reply}");
+        assert_eq!(reply["history"].is_object(), channel == "demo", "{reply}");
+        client.send_json(&format!(
+            r#"{{"op":"publish","channel":"{channel}","data":1}}"#
+        ));
+        let message = &messages(&mut client, 1, Duration::from_secs(5))[0];
+        assert_eq!(message["offset"].is_u64(), channel == "demo", "{message}");
+    }
+}

@@ -74,14 +74,27 @@ pub(crate) struct Namespace {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Namespaces {
     list: Vec<Namespace>,
+    /// How many of `list` the config file declared (the rest: the
+    /// built-in [`DEMO_CHANNELS`] namespace).
+    declared: usize,
     default: ChannelOptions,
 }
 
+/// With no `[[namespace]]` in the config, channels matching this keep a
+/// small history (the last [`DEMO_HISTORY`] messages for 10 minutes), so
+/// that trying vigil out (the dashboard, a page on `demo`) shows recovery
+/// at work; every other channel keeps none.
+pub(crate) const DEMO_CHANNELS: &str = "demo*";
+const DEMO_HISTORY: usize = 100;
+const DEMO_HISTORY_TTL: Duration = Duration::from_secs(600);
+
 impl Namespaces {
-    /// The namespaces of a config file (none: every channel gets the
-    /// default), with the global meta limit as the default's.
+    /// The namespaces of a config file, with the global meta limit as the
+    /// default's. None: every channel gets the default, but for the
+    /// built-in [`DEMO_CHANNELS`] namespace.
     pub(crate) fn new(list: Vec<Namespace>, max_meta_bytes: usize) -> Self {
-        let list = list
+        let declared = list.len();
+        let mut list: Vec<Namespace> = list
             .into_iter()
             .map(|mut namespace| {
                 if namespace.options.max_meta_bytes == 0 {
@@ -90,17 +103,32 @@ impl Namespaces {
                 namespace
             })
             .collect();
+        let default = ChannelOptions {
+            presence: PresenceMode::Members,
+            presence_cap: None,
+            client_publish: true,
+            max_members: None,
+            max_meta_bytes,
+            leave_grace: None,
+            history: None,
+        };
+        if list.is_empty() {
+            list.push(Namespace {
+                pattern: glob::Pattern::new(DEMO_CHANNELS).expect("a valid glob"),
+                options: ChannelOptions {
+                    history: Some(HistoryLimits {
+                        max_messages: DEMO_HISTORY,
+                        max_bytes: HISTORY_BYTES,
+                        max_age: DEMO_HISTORY_TTL,
+                    }),
+                    ..default.clone()
+                },
+            });
+        }
         Self {
             list,
-            default: ChannelOptions {
-                presence: PresenceMode::Members,
-                presence_cap: None,
-                client_publish: true,
-                max_members: None,
-                max_meta_bytes,
-                leave_grace: None,
-                history: None,
-            },
+            declared,
+            default,
         }
     }
 
@@ -114,7 +142,7 @@ impl Namespaces {
 
     /// How many namespaces the config file declared.
     pub(crate) fn declared(&self) -> usize {
-        self.list.len()
+        self.declared
     }
 }
 

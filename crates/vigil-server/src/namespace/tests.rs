@@ -104,14 +104,17 @@ fn the_first_matching_namespace_gives_a_channel_its_options() {
 }
 
 #[test]
-fn no_namespaces_means_every_channel_behaves_as_before() {
-    let namespaces = namespaces("").expect("valid");
-    assert_eq!(namespaces.declared(), 0);
-    assert_eq!(
-        namespaces.options("anything").presence,
-        PresenceMode::Members
-    );
-    assert!(namespaces.options("anything").client_publish);
+fn no_namespaces_means_every_channel_behaves_as_before_but_demo_keeps_history() {
+    let none = namespaces("").expect("valid");
+    assert_eq!(none.declared(), 0);
+    assert_eq!(none.options("anything").presence, PresenceMode::Members);
+    assert!(none.options("anything").client_publish);
+    assert_eq!(none.options("anything").history, None);
+    let demo = none.options("demo-1").history.expect("demo history");
+    assert_eq!((demo.max_messages, demo.max_age.as_secs()), (100, 600));
+    // A config file's namespaces replace it.
+    let declared = namespaces("[[namespace]]\nchannels = \"room:*\"\n").expect("valid");
+    assert_eq!(declared.options("demo").history, None);
 }
 
 #[test]
