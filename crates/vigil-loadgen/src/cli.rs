@@ -62,7 +62,9 @@ OPTIONS:
                                its handshake; healthy ones then time each channel
                                message a publisher sent (report: messages)
     --channels K               with --join NAME: client i joins NAME-(i % K), K
-                               rooms instead of one channel (default 1: NAME)
+                               rooms instead of one channel (default 1: NAME);
+                               with publishers, each group (publishers, the
+                               others) is spread over the rooms by its rank
     --publish-ms MS            a publisher's pause between messages (default 100)
     --publish-after-ms MS      publishers start MS after the run starts (default
                                0), e.g. once every subscriber has joined
@@ -524,7 +526,12 @@ impl Options {
             processes,
             reconnect_cap.is_some(),
         )?;
-        recover.check(join.is_some(), processes, reconnect_cap.is_some())?;
+        recover.check(
+            join.is_some(),
+            processes,
+            reconnect_cap.is_some(),
+            room.phase_marks.is_some(),
+        )?;
         Ok(Options {
             mix,
             ca_file,

@@ -3,9 +3,12 @@
 //! received in its channel, re-joins with them as `since` after every
 //! reconnect, and counts what came: messages delivered, duplicates (an
 //! offset at or before the last one of its epoch), gaps (offsets skipped
-//! without a recovery saying so), re-joins that recovered and those that
-//! did not (by reason, with the messages that reason lost when the epoch
-//! still tells how many), and how long a complete recovery took to arrive.
+//! without a recovery saying so), messages lost by the publishers'
+//! sequence numbers (with history or without), re-joins that recovered
+//! (and the missed messages that arrived) and those that did not (by
+//! reason, with the messages that reason lost when the epoch still tells
+//! how many), re-joins that could name nothing, and how long a complete
+//! recovery took to arrive.
 
 use std::{
     collections::BTreeMap,
@@ -33,8 +36,18 @@ pub(crate) struct RecoveryTally {
     gap_messages: AtomicU64,
     rejoins: AtomicU64,
     recovered: AtomicU64,
-    /// Messages a complete recovery delivered.
+    /// Messages complete recoveries announced (`missed`), and those of
+    /// them that arrived.
     recovered_messages: AtomicU64,
+    replayed: AtomicU64,
+    /// Publisher sequence numbers skipped: messages lost, history or not.
+    lost_messages: AtomicU64,
+    /// Re-joins after an earlier connection that named no position (the
+    /// client never learned one: its drop went unchecked).
+    blind_rejoins: AtomicU64,
+    /// Messages of another epoch than the client's, with no reply saying
+    /// the history changed.
+    epoch_jumps: AtomicU64,
     /// Re-joins that could not recover, by the server's reason, and the
     /// messages they lost (known when the epoch is the same: `too_old`).
     not_recovered: Mutex<BTreeMap<String, u64>>,
@@ -48,6 +61,10 @@ pub(crate) struct RecoveryTally {
 struct ClientPosition {
     offset: AtomicU64,
     epoch: AtomicU64,
+    /// The last publisher sequence number received (0: none yet).
+    seq: AtomicU64,
+    /// Join replies received, over every connection.
+    joins: AtomicU64,
 }
 
 impl RecoveryTally {
@@ -107,6 +124,10 @@ impl RecoveryTally {
             rejoins: self.rejoins.load(Relaxed),
             recovered: self.recovered.load(Relaxed),
             recovered_messages: self.recovered_messages.load(Relaxed),
+            replayed: self.replayed.load(Relaxed),
+            lost_messages: self.lost_messages.load(Relaxed),
+            blind_rejoins: self.blind_rejoins.load(Relaxed),
+            epoch_jumps: self.epoch_jumps.load(Relaxed),
             not_recovered: self
                 .not_recovered
                 .lock()
@@ -128,6 +149,10 @@ pub(crate) struct RecoveryReport {
     pub(crate) rejoins: u64,
     pub(crate) recovered: u64,
     pub(crate) recovered_messages: u64,
+    pub(crate) replayed: u64,
+    pub(crate) lost_messages: u64,
+    pub(crate) blind_rejoins: u64,
+    pub(crate) epoch_jumps: u64,
     pub(crate) not_recovered: BTreeMap<String, u64>,
     pub(crate) lost_known: u64,
     pub(crate) recover_ms_p50: Option<u32>,
@@ -155,6 +180,18 @@ impl Tracker<'_> {
         let tally = self.tally;
         // Every channel message, with an offset or not (history off).
         tally.delivered.fetch_add(1, Relaxed);
+        if let (Some(seq), Some(client)) = (
+            message["data"]["seq"].as_u64(),
+            tally.positions.get(self.index),
+        ) {
+            let last = client.seq.load(Relaxed);
+            if last != 0 && seq > last + 1 {
+                tally.lost_messages.fetch_add(seq - last - 1, Relaxed);
+            }
+            if seq > last {
+                client.seq.store(seq, Relaxed);
+            }
+        }
         let (Some(offset), Some(epoch)) = (message["offset"].as_u64(), epoch_of(&message["epoch"]))
         else {
             return;
@@ -167,7 +204,15 @@ impl Tracker<'_> {
             Some((last, known)) if known == epoch && offset > last + 1 => {
                 tally.gap_messages.fetch_add(offset - last - 1, Relaxed);
             }
+            Some((_, known)) if known != epoch => {
+                tally.epoch_jumps.fetch_add(1, Relaxed);
+            }
             _ => {}
+        }
+        if let Some((until, _)) = self.awaiting
+            && offset <= until
+        {
+            tally.replayed.fetch_add(1, Relaxed);
         }
         tally.set_position(self.index, offset, epoch);
         if let Some((until, since_ms)) = self.awaiting
@@ -186,8 +231,16 @@ impl Tracker<'_> {
             reply["history"]["offset"].as_u64(),
             epoch_of(&reply["history"]["epoch"]),
         );
+        let earlier = tally
+            .positions
+            .get(self.index)
+            .map_or(0, |client| client.joins.fetch_add(1, Relaxed));
         let Some((since_offset, since_epoch)) = self.since.take() else {
-            // A first join: the channel's position now is the start.
+            // A join naming no position: the first, or (counted) one whose
+            // client never learned where it was.
+            if earlier > 0 {
+                tally.blind_rejoins.fetch_add(1, Relaxed);
+            }
             if let (Some(offset), Some(epoch)) = now {
                 tally.set_position(self.index, offset, epoch);
             }
@@ -198,13 +251,8 @@ impl Tracker<'_> {
             tally.recovered.fetch_add(1, Relaxed);
             let missed = reply["missed"].as_u64().unwrap_or(0);
             tally.recovered_messages.fetch_add(missed, Relaxed);
-            match now.0 {
-                Some(until) if missed > 0 => self.awaiting = Some((until, now_ms)),
-                _ => {
-                    if let Ok(mut times) = tally.recover_ms.lock() {
-                        times.push(0);
-                    }
-                }
+            if let (Some(until), true) = (now.0, missed > 0) {
+                self.awaiting = Some((until, now_ms));
             }
             return;
         }

@@ -60,10 +60,11 @@ pub(crate) struct Shared {
     pub(crate) room: Option<RoomTally>,
     /// Each client's place in its channel's messages (`--offsets track`).
     pub(crate) recovery: Option<RecoveryTally>,
-    /// With `--channels K`: the room of each publisher, by its rank among
-    /// the publishers (so that K publishers cover K rooms, wherever the mix
-    /// puts them).
-    pub(crate) publisher_rooms: std::collections::HashMap<usize, usize>,
+    /// With `--channels K` and publishers: each connection's room, by its
+    /// rank among its own group (publishers, or everyone else), so that K
+    /// publishers cover K rooms and the others spread evenly over them,
+    /// wherever the mix puts them. Empty: room `index % K`.
+    pub(crate) rooms: Box<[usize]>,
 }
 
 impl Shared {
@@ -90,8 +91,8 @@ impl Shared {
         let channels = self.options.channels;
         Some(if channels > 1 {
             let room = self
-                .publisher_rooms
-                .get(&index)
+                .rooms
+                .get(index)
                 .copied()
                 .unwrap_or(index % channels as usize);
             format!("{name}-{room}")
@@ -156,13 +157,7 @@ async fn control(options: Options) -> Result<Output> {
             .recover
             .track
             .then(|| RecoveryTally::new(options.connections as usize)),
-        publisher_rooms: every_kind
-            .iter()
-            .enumerate()
-            .filter(|&(_, &kind)| kind == Kind::Publisher)
-            .enumerate()
-            .map(|(rank, (index, _))| (index, rank % options.channels.max(1) as usize))
-            .collect(),
+        rooms: rooms_by_rank(&every_kind, options.channels),
         options: options.clone(),
     });
     if shared.room.is_some() {
@@ -286,6 +281,28 @@ async fn control(options: Options) -> Result<Output> {
                 .map(|recovery| Box::new(recovery.report())),
         },
     )))
+}
+
+/// Each connection's room (see [`Shared::rooms`]); empty without
+/// publishers, where room `index % channels` is the same.
+fn rooms_by_rank(kinds: &[Kind], channels: u32) -> Box<[usize]> {
+    let channels = channels.max(1) as usize;
+    if !kinds.contains(&Kind::Publisher) {
+        return Box::default();
+    }
+    let (mut publishers, mut others) = (0, 0);
+    kinds
+        .iter()
+        .map(|&kind| {
+            let rank = if kind == Kind::Publisher {
+                &mut publishers
+            } else {
+                &mut others
+            };
+            *rank += 1;
+            (*rank - 1) % channels
+        })
+        .collect()
 }
 
 /// Records the clients' views at each `--view-phases-ms` mark; ends with
@@ -412,4 +429,31 @@ fn tls_connector(path: &std::path::Path) -> Result<Arc<rustls::ClientConfig>> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mix::Mix;
+
+    #[test]
+    fn every_room_gets_one_publisher_and_an_even_share_of_the_others() {
+        let kinds = Mix::parse("healthy=99,publisher=1")
+            .expect("valid")
+            .assign(1_000);
+        let rooms = rooms_by_rank(&kinds, 10);
+        for room in 0..10 {
+            let members = |kind: Kind| {
+                kinds
+                    .iter()
+                    .zip(&rooms[..])
+                    .filter(|&(&k, &r)| k == kind && r == room)
+                    .count()
+            };
+            assert_eq!(members(Kind::Publisher), 1, "room {room}");
+            assert_eq!(members(Kind::Healthy), 99, "room {room}");
+        }
+        let without = Mix::only(Kind::Healthy).assign(10);
+        assert!(rooms_by_rank(&without, 4).is_empty(), "index % K then");
+    }
 }

@@ -117,20 +117,41 @@ fn judge(
         format!("{} duplicates", n("duplicates")),
     );
     check(
-        "no message goes missing unannounced",
-        n("gap_messages") == 0,
-        format!("{} skipped without a re-join saying so", n("gap_messages")),
+        "no offset is skipped and no epoch changes without a re-join saying so",
+        n("gap_messages") == 0 && n("epoch_jumps") == 0,
+        format!(
+            "{} offsets skipped, {} messages of an unannounced epoch",
+            n("gap_messages"),
+            n("epoch_jumps")
+        ),
     );
     if history {
+        check(
+            "every re-join after a connection knew where it was",
+            n("blind_rejoins") == 0,
+            format!("{} re-joins named no position", n("blind_rejoins")),
+        );
         check(
             "every client re-joins twice, naming its last message (the drop, the restart)",
             n("rejoins") == 2 * healthy,
             format!("{} re-joins of {healthy} clients", n("rejoins")),
         );
         check(
-            "after the drop, every re-join recovers",
-            n("recovered") == healthy,
-            format!("{} of {healthy}", n("recovered")),
+            "after the drop, every re-join recovers, and what it missed arrives",
+            n("recovered") == healthy
+                && n("recovered_messages") > 0
+                && n("replayed") == n("recovered_messages"),
+            format!(
+                "{} of {healthy}; {} missed messages announced, {} arrived",
+                n("recovered"),
+                n("recovered_messages"),
+                n("replayed")
+            ),
+        );
+        check(
+            "no published message is lost",
+            n("lost_messages") == 0,
+            format!("{} of the publishers' numbers skipped", n("lost_messages")),
         );
         check(
             "after the restart, every re-join is told the history is gone",
@@ -160,7 +181,7 @@ fn judge(
         (
             "history",
             if history {
-                "on: the last 1,000 messages of each room, for 1 minute".to_owned()
+                format!("on: {}", plan.recover_config().replace('\n', " "))
             } else {
                 "off".to_owned()
             },
@@ -182,7 +203,15 @@ fn judge(
             ),
         ),
         (
-            "messages lost, known (re-joins refused within an epoch)",
+            "messages lost: publishers' numbers a client skipped",
+            format!(
+                "{} ({:.1} per client)",
+                n("lost_messages"),
+                n("lost_messages") as f64 / healthy.max(1) as f64
+            ),
+        ),
+        (
+            "messages lost that a refused re-join could count (same epoch)",
             n("lost_known").to_string(),
         ),
         (

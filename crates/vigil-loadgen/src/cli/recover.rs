@@ -35,7 +35,16 @@ impl RecoverOptions {
     }
 
     /// The combinations that cannot work, once every flag is read.
-    pub(crate) fn check(&self, join: bool, processes: u32, reconnects: bool) -> Result<()> {
+    pub(crate) fn check(
+        &self,
+        join: bool,
+        processes: u32,
+        reconnects: bool,
+        views: bool,
+    ) -> Result<()> {
+        if self.track && views {
+            bail!("`--offsets track` and `--view-phases-ms` watch different things: one at a time");
+        }
         if self.track && (!join || processes != 1) {
             bail!(
                 "`--offsets track` follows the clients' channel in one process: add `--join \

@@ -1,5 +1,5 @@
 //! The publisher: healthy until `--publish-after-ms`, then sends
-//! `{"op":"publish","channel":C,"data":{"sent_us":T}}` every `--publish-ms`
+//! `{"op":"publish","channel":C,"data":{"sent_us":T,"seq":N}}` every `--publish-ms`
 //! on its own socket (its messages are its life), and reads and drops
 //! everything the server sends it. `T` is microseconds
 //! since the run started, so subscribers in the same process time each
@@ -48,12 +48,16 @@ pub(super) async fn publish(
     };
     let publishing = async {
         let mut next = Instant::now();
+        // Numbers its messages 1, 2, 3, ...: a subscriber that skips one
+        // lost it (`--offsets track` counts them).
+        let mut seq: u64 = 0;
         loop {
             next += shared.options.publish_every;
             sleep_until(next).await;
             let sent_us = shared.start.elapsed().as_micros();
+            seq += 1;
             let text = format!(
-                r#"{{"op":"publish","channel":"{channel}","data":{{"sent_us":{sent_us}}}}}"#
+                r#"{{"op":"publish","channel":"{channel}","data":{{"sent_us":{sent_us},"seq":{seq}}}}}"#
             );
             if writer
                 .write_all(&super::frames::masked_text_frame(text.as_bytes()))

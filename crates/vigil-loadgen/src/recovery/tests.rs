@@ -80,10 +80,52 @@ fn a_client_counts_its_messages_and_what_each_rejoin_recovered() {
             rejoins: 3,
             recovered: 1,
             recovered_messages: 3,
+            replayed: 3,
+            lost_messages: 0,
+            blind_rejoins: 0,
+            epoch_jumps: 0,
             not_recovered: [("epoch_changed".to_owned(), 1), ("too_old".to_owned(), 1)].into(),
             lost_known: 20,
             recover_ms_p50: Some(17),
             recover_ms_max: Some(17),
         }
     );
+}
+
+#[test]
+fn lost_messages_blind_rejoins_and_unannounced_epochs_are_counted() {
+    let tally = RecoveryTally::new(1);
+    // History off: no offsets, but the publisher's numbers show a loss.
+    let plain = |seq: u64| {
+        format!(
+            r#"{{"type":"message","channel":"r","from":"p","data":{{"sent_us":1,"seq":{seq}}}}}"#
+        )
+    };
+    let mut first = tally.tracker(0);
+    feed(
+        &mut first,
+        r#"{"type":"reply","id":null,"presence":{"channel":"r","version":1,"members":[]}}"#,
+        0,
+    );
+    feed(&mut first, &plain(7), 1); // joined mid-stream: nothing lost
+    feed(&mut first, &plain(8), 2);
+    feed(&mut first, &plain(12), 3); // 9, 10 and 11 lost
+    // Back without a position to name: a blind re-join.
+    let mut second = tally.tracker(0);
+    feed(
+        &mut second,
+        r#"{"type":"reply","id":null,"presence":{"channel":"r","version":1,"members":[]}}"#,
+        4,
+    );
+    // A message of an epoch no reply announced.
+    let jumps = RecoveryTally::new(1);
+    let mut tracker = jumps.tracker(0);
+    feed(&mut tracker, &join_reply("", 5, "00000000000000e1"), 5);
+    feed(&mut tracker, &message(1, "00000000000000e9"), 6);
+    let report = tally.report();
+    assert_eq!(
+        (report.delivered, report.lost_messages, report.blind_rejoins),
+        (3, 3, 1)
+    );
+    assert_eq!(jumps.report().epoch_jumps, 1);
 }
