@@ -137,7 +137,7 @@ const params = new URLSearchParams(location.hash.slice(1));
 const getToken = params.has("refresh") ? () => window.freshToken() : undefined;
 const client = new VigilClient({ token: params.get("token"), getToken });
 window.events = [];
-for (const type of ["open", "close", "reconnecting", "rtt", "presence", "count", "token", "error"]) {
+for (const type of ["open", "close", "reconnecting", "rtt", "presence", "count", "token", "error", "message", "recovery"]) {
   client.addEventListener(type, ({ detail }) => {
     const copy = type === "presence" ? { channel: detail.channel, joins: detail.joins, leaves: detail.leaves } : detail;
     window.events.push({ type, detail: copy });
@@ -184,6 +184,25 @@ async function tab(user, channel, meta) {
 }
 
 const events = (page, type) => page.evaluate((type) => window.events.filter((e) => e.type === type), type);
+
+/** A tab whose WebSockets the test can reach (`window.sockets`), to drop one. */
+async function tabWithSockets(user, channel, meta) {
+  const page = await context.newPage();
+  await page.addInitScript(() => {
+    const Native = window.WebSocket;
+    window.sockets = [];
+    window.WebSocket = class extends Native {
+      constructor(...args) {
+        super(...args);
+        window.sockets.push(this);
+      }
+    };
+  });
+  const hash = new URLSearchParams({ token: server.token(user), channel, meta: JSON.stringify(meta) });
+  await page.goto(`${server.base}/test/tab.html#${hash}`);
+  await eventually(`${user} is connected`, () => page.evaluate(() => window.events?.some((e) => e.type === "open")));
+  return page;
+}
 
 async function dashboard() {
   const page = await context.newPage();
@@ -267,6 +286,40 @@ test("two pages of one user: closing one keeps the user online, a reload announc
   await first.close();
   await eventually("ann leaves once her last page is gone", async () => (await leavesOfAnn()).length === 1);
   await observer.close();
+});
+
+test("in a channel with history a dropped page misses nothing, once, in order, and nobody sees it leave", async () => {
+  // The default server keeps the last 100 messages of `demo*` channels.
+  const channel = "demo-recovery";
+  const publisher = await tab("paul", channel, null);
+  const lena = await tabWithSockets("lena", channel, null);
+  await eventually("lena is in the channel", async () => (await server.members(channel)).has("lena"));
+  const received = async () => (await events(lena, "message")).map((e) => e.detail);
+  // Paced under the default publish rate (10 a second).
+  const publish = async (n) => {
+    await publisher.evaluate((n) => window.client.publish("demo-recovery", n), n);
+    await sleep(150);
+  };
+  for (let n = 0; n < 3; n++) await publish(n);
+  await eventually("lena has the first three", async () => (await received()).length === 3);
+  // Her connection is closed under her, as a network drop would; 20 more
+  // are published while she comes back by herself.
+  await lena.evaluate(() => window.sockets.at(-1).close(4000, "dropped by the test"));
+  for (let n = 3; n < 23; n++) await publish(n);
+  await eventually("lena has all 23", async () => (await received()).length >= 23);
+  await sleep(1000);
+  const got = await received();
+  assert.deepEqual(got.map((m) => m.data), [...Array(23).keys()], "each once, in order");
+  const offsets = got.map((m) => m.offset);
+  assert.deepEqual(offsets, offsets.map((_, i) => offsets[0] + i), "contiguous offsets");
+  const recoveries = (await events(lena, "recovery")).map((e) => e.detail);
+  assert.equal(recoveries.length, 1, JSON.stringify(recoveries));
+  assert.equal(recoveries[0].recovered, true, JSON.stringify(recoveries));
+  await sleep(LEAVE_GRACE_MS + 1000);
+  const leaves = (await events(publisher, "presence")).filter((e) => e.detail.leaves.includes("lena"));
+  assert.deepEqual(leaves, [], "nobody saw lena leave");
+  await lena.close();
+  await publisher.close();
 });
 
 test("a hidden tab with throttled timers stays connected longer than the timeout", async () => {
