@@ -243,14 +243,7 @@ fn measure(plan: &Plan) -> Result<(Verdict, serde_json::Value)> {
         storm = Some(restart(plan, &mut server, &mut loadgen, started)?);
     }
 
-    let Some(status) = loadgen.wait_timeout(plan.loadgen_lifetime())? else {
-        bail!("vigil-loadgen still running after its hold; killed it");
-    };
-    if !status.success() {
-        bail!("vigil-loadgen failed ({status}); see its stderr above");
-    }
-    let report: serde_json::Value =
-        serde_json::from_str(&loadgen.stdout()?).context("vigil-loadgen's report is not JSON")?;
+    let report = loadgen_report(plan, &mut loadgen)?;
     let end = server.sample()?;
     server.check_alive()?;
 
@@ -385,6 +378,29 @@ pub(crate) fn spawn_loadgen(plan: &Plan, addr: SocketAddr, extra: &[&OsStr]) -> 
             .args(extra)
             .stdout(Stdio::piped()),
     )
+}
+
+/// Waits (up to its lifetime) for the loadgen to end, and reads its JSON
+/// report from its stdout.
+pub(crate) fn loadgen_report(plan: &Plan, loadgen: &mut Child) -> Result<serde_json::Value> {
+    let Some(status) = loadgen.wait_timeout(plan.loadgen_lifetime())? else {
+        bail!("vigil-loadgen still running after its hold; killed it");
+    };
+    if !status.success() {
+        bail!("vigil-loadgen failed ({status}); see its stderr above");
+    }
+    serde_json::from_str(&loadgen.stdout()?).context("vigil-loadgen's report is not JSON")
+}
+
+/// `plan` with a config file holding `text` (a scenario's namespaces),
+/// written under `target/loadtest/` and named after the run.
+pub(crate) fn with_config(plan: &Plan, text: &str) -> Result<Plan> {
+    let config = project_root().join(format!("target/loadtest/{}.toml", plan.file_stem()));
+    fs::write(&config, text).with_context(|| format!("cannot write {}", config.display()))?;
+    Ok(Plan {
+        config: Some(config),
+        ..plan.clone()
+    })
 }
 
 /// Sleeps until `at`, failing early if either process died.

@@ -11,24 +11,22 @@
 
 use std::{
     fmt::Write as _,
-    fs,
     net::SocketAddr,
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use serde_json::Value;
 
 use super::{
-    Plan, ServerProcess, Storm,
+    Plan, ServerProcess, Storm, loadgen_report,
     plan::RoomMode,
     restart,
     server::series,
     spawn_loadgen,
     verdict::{Check, Verdict},
-    wait_until,
+    wait_until, with_config,
 };
-use crate::cmd::project_root;
 
 /// The targets: every view whole within 10 s of the new server
 /// listening, and in `"counts"` mode at most 256 KiB per client for the
@@ -70,13 +68,7 @@ pub(super) fn measure(plan: &Plan) -> Result<(Verdict, Value)> {
     let Some(mode) = plan.room else {
         bail!("bigroom needs a presence mode");
     };
-    let config = project_root().join(format!("target/loadtest/{}.toml", plan.file_stem()));
-    fs::write(&config, mode.config(plan.quick))
-        .with_context(|| format!("cannot write {}", config.display()))?;
-    let plan = &Plan {
-        config: Some(config),
-        ..plan.clone()
-    };
+    let plan = &with_config(plan, &mode.config(plan.quick))?;
     let timeline = plan.room_timeline();
     let listen: SocketAddr = "127.0.0.1:0".parse()?;
     let mut server = ServerProcess::start(plan, listen)?;
@@ -95,14 +87,7 @@ pub(super) fn measure(plan: &Plan) -> Result<(Verdict, Value)> {
     wait_until(started + settled, &mut server, &mut loadgen)?;
     let end = ServerAt::read(&server)?;
 
-    let Some(status) = loadgen.wait_timeout(plan.loadgen_lifetime())? else {
-        bail!("vigil-loadgen still running after its hold; killed it");
-    };
-    if !status.success() {
-        bail!("vigil-loadgen failed ({status}); see its stderr above");
-    }
-    let report: Value =
-        serde_json::from_str(&loadgen.stdout()?).context("vigil-loadgen's report is not JSON")?;
+    let report = loadgen_report(plan, &mut loadgen)?;
     server.check_alive()?;
     let servers = [
         ServerPhase {

@@ -15,11 +15,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use serde_json::Value;
 
 use super::{
-    Events, Plan, ServerProcess, redis::RedisServer, server::Sample, spawn_loadgen,
+    Events, Plan, ServerProcess, loadgen_report, redis::RedisServer, server::Sample, spawn_loadgen,
     verdict::Verdict, wait_until_all,
 };
 use crate::{bench_idle::field, cmd::project_root};
@@ -101,14 +101,7 @@ pub(crate) fn measure(plan: &Plan) -> Result<(Verdict, Value)> {
     wait_until_all(started + detected_at, &mut nodes, &mut loadgen)?;
     let detected = look(&nodes, &redis, &status_path)?;
 
-    let Some(status) = loadgen.wait_timeout(plan.loadgen_lifetime())? else {
-        bail!("vigil-loadgen still running after its hold; killed it");
-    };
-    if !status.success() {
-        bail!("vigil-loadgen failed ({status}); see its stderr above");
-    }
-    let report: Value =
-        serde_json::from_str(&loadgen.stdout()?).context("vigil-loadgen's report is not JSON")?;
+    let report = loadgen_report(plan, &mut loadgen)?;
     let last = look(&nodes, &redis, &status_path)?;
     for node in &mut nodes {
         node.check_alive()?;

@@ -7,19 +7,18 @@
 //! re-join could recover; the harness adds the server's history memory
 //! and CPU.
 
-use std::{fs, net::SocketAddr, time::Instant};
+use std::{net::SocketAddr, time::Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use serde_json::Value;
 
 use super::{
-    Plan, ServerProcess, Storm, restart,
+    Plan, ServerProcess, Storm, loadgen_report, restart,
     server::series,
     spawn_loadgen,
     verdict::{Check, Verdict},
-    wait_until,
+    wait_until, with_config,
 };
-use crate::cmd::project_root;
 
 /// One run of `plan` (history on or off): the verdict, and the loadgen's
 /// report.
@@ -27,13 +26,7 @@ pub(super) fn measure(plan: &Plan) -> Result<(Verdict, Value)> {
     let Some(history) = plan.history else {
         bail!("recover needs history on or off");
     };
-    let config = project_root().join(format!("target/loadtest/{}.toml", plan.file_stem()));
-    fs::write(&config, plan.recover_config())
-        .with_context(|| format!("cannot write {}", config.display()))?;
-    let plan = &Plan {
-        config: Some(config),
-        ..plan.clone()
-    };
+    let plan = &with_config(plan, &plan.recover_config())?;
     let timeline = plan.recover_timeline();
     let listen: SocketAddr = "127.0.0.1:0".parse()?;
     let mut server = ServerProcess::start(plan, listen)?;
@@ -49,14 +42,7 @@ pub(super) fn measure(plan: &Plan) -> Result<(Verdict, Value)> {
     let (cpu_before_kill, _) = server.cpu_and_rss()?;
     let storm = restart(plan, &mut server, &mut loadgen, started)?;
 
-    let Some(status) = loadgen.wait_timeout(plan.loadgen_lifetime())? else {
-        bail!("vigil-loadgen still running after its hold; killed it");
-    };
-    if !status.success() {
-        bail!("vigil-loadgen failed ({status}); see its stderr above");
-    }
-    let report: Value =
-        serde_json::from_str(&loadgen.stdout()?).context("vigil-loadgen's report is not JSON")?;
+    let report = loadgen_report(plan, &mut loadgen)?;
     server.check_alive()?;
     let verdict = judge(
         plan,
